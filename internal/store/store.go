@@ -1,0 +1,228 @@
+// Package store declares what mailroom's pipeline needs from storage: the
+// row types (requests, events, deliveries, attempts, and the catalog of
+// sources, destinations and connections), the [Store] interface that every
+// driver implements, and the sentinel errors callers branch on.
+//
+// Data flows one way: a request is ingested into an event, an event fans out
+// into deliveries, and each delivery collects attempts. Every step talks to
+// storage only through [Store]; no package outside cmd/mailroom imports a
+// driver. The shared conformance suite in package storetest holds each
+// driver to the guarantees documented here.
+//
+// Writes that must be atomic together are single methods
+// ([Store.RequestIngest], [Store.AttemptRecord]) rather than caller-driven
+// transactions, so that a driver can batch many of them into one commit
+// (group commit) without changing the promise to each caller: when the method
+// returns nil, its rows are durable.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage seam of mailroom. Implementations are safe for
+// concurrent use. Every method honours ctx for cancellation of waiting, but a
+// write that has been handed to the storage engine may still commit after
+// ctx is done; callers must treat an error as "unknown outcome" and rely on
+// idempotency (dedup keys, fencing) to retry safely.
+type Store interface {
+	// RequestIngest persists an accepted request, deduplicates it, and for a
+	// first occurrence creates its event and deliveries, all in one
+	// transaction. It returns only after that transaction is durable. When
+	// the dedup key is already held within its window the request is
+	// recorded as a duplicate of the earlier event and no deliveries are
+	// created. The store assigns the ids.
+	RequestIngest(ctx context.Context, p *RequestIngestParams) (*RequestIngestResult, error)
+	// RequestInsert records a request that was not accepted (for example a
+	// failed signature), with its reason. The store assigns the id.
+	RequestInsert(ctx context.Context, r *Request) (string, error)
+	// RequestGetByID returns a request with its headers and body, or
+	// [ErrNotFound].
+	RequestGetByID(ctx context.Context, id string) (*Request, error)
+	// RequestList returns requests newest first, without bodies.
+	RequestList(ctx context.Context, p *ListParams) ([]*Request, error)
+
+	// EventGetByID returns an event or [ErrNotFound].
+	EventGetByID(ctx context.Context, id string) (*Event, error)
+	// EventList returns events newest first.
+	EventList(ctx context.Context, p *ListParams) ([]*Event, error)
+
+	// DeliveryInsertMany creates pending deliveries due at their
+	// NextAttemptAt (or now when zero) and marks their events routed. The
+	// store assigns the ids.
+	DeliveryInsertMany(ctx context.Context, ds []*Delivery) error
+	// DeliveryGetByID returns a delivery or [ErrNotFound].
+	DeliveryGetByID(ctx context.Context, id string) (*Delivery, error)
+	// DeliveryList returns deliveries newest first.
+	DeliveryList(ctx context.Context, p *ListParams) ([]*Delivery, error)
+	// DeliveryClaimDue leases up to p.Limit pending deliveries of one
+	// destination whose NextAttemptAt is at or before p.Now, oldest due
+	// first. Each claimed delivery's Attempts is incremented (the returned
+	// value is the fencing token for [Store.AttemptRecord]) and its
+	// NextAttemptAt moved to p.LeaseUntil, so no other caller claims it
+	// until the lease expires. With p.Ordered it claims at most the oldest
+	// pending delivery of the destination, and only when that one is due.
+	DeliveryClaimDue(ctx context.Context, p *DeliveryClaimDueParams) ([]*Delivery, error)
+	// DeliveryRetry makes one delivery pending and due at now, whatever its
+	// status. A dead delivery so gets one more attempt.
+	DeliveryRetry(ctx context.Context, id string, now time.Time) (*Delivery, error)
+	// DeliveryRetryMany does what DeliveryRetry does for every delivery that
+	// matches p (Status defaults to dead) and returns how many it changed.
+	DeliveryRetryMany(ctx context.Context, p *ListParams, now time.Time) (int, error)
+	// DeliveryStats returns, per destination, the number of pending
+	// deliveries, the oldest one's creation time, and the count of dead ones.
+	DeliveryStats(ctx context.Context) ([]DestinationStats, error)
+
+	// AttemptRecord stores one attempt and moves its delivery to p.Status
+	// (pending with p.NextAttemptAt, succeeded or dead) in one transaction.
+	// The delivery moves only if its Attempts still equals p.Attempt.Number;
+	// otherwise the attempt is stored and [ErrLeaseLost] returned.
+	AttemptRecord(ctx context.Context, p *AttemptRecordParams) error
+	// AttemptList returns a delivery's attempts in order.
+	AttemptList(ctx context.Context, deliveryID string) ([]*Attempt, error)
+
+	// SourceUpsert creates or replaces a source by name.
+	SourceUpsert(ctx context.Context, s *Source) error
+	// SourceGet returns a source by name or [ErrNotFound].
+	SourceGet(ctx context.Context, name string) (*Source, error)
+	// SourceList returns all sources by name.
+	SourceList(ctx context.Context) ([]*Source, error)
+	// SourceDelete removes a source and its connections, or returns
+	// [ErrNotFound].
+	SourceDelete(ctx context.Context, name string) error
+
+	// DestinationUpsert creates or replaces a destination by name, keeping
+	// its paused state.
+	DestinationUpsert(ctx context.Context, d *Destination) error
+	// DestinationGet returns a destination or [ErrNotFound].
+	DestinationGet(ctx context.Context, name string) (*Destination, error)
+	// DestinationList returns all destinations by name.
+	DestinationList(ctx context.Context) ([]*Destination, error)
+	// DestinationDelete removes a destination and its connections, or
+	// returns [ErrNotFound]. Its deliveries stay for the record.
+	DestinationDelete(ctx context.Context, name string) error
+	// DestinationSetPaused pauses or resumes a destination.
+	DestinationSetPaused(ctx context.Context, name string, paused bool, reason string) error
+
+	// ConnectionUpsert creates or replaces a connection by ID; an empty ID
+	// becomes [ConnectionID] of its ends. The source and destination must
+	// exist, or it returns [ErrNotFound].
+	ConnectionUpsert(ctx context.Context, c *Connection) error
+	// ConnectionGet returns a connection or [ErrNotFound].
+	ConnectionGet(ctx context.Context, id string) (*Connection, error)
+	// ConnectionList returns all connections by id.
+	ConnectionList(ctx context.Context) ([]*Connection, error)
+	// ConnectionDelete removes a connection or returns [ErrNotFound].
+	ConnectionDelete(ctx context.Context, id string) error
+
+	// Subscribe returns a channel of change notifications until ctx ends.
+	// Notifications are hints for waking loops, not a log: a slow
+	// subscriber may miss some, so consumers also poll.
+	Subscribe(ctx context.Context) <-chan Notification
+	// Ping checks that storage can take writes.
+	Ping(ctx context.Context) error
+	// Close stops the driver and releases its resources. Calls after Close
+	// return [ErrClosed].
+	Close() error
+}
+
+// RequestIngestParams is the input of [Store.RequestIngest].
+type RequestIngestParams struct {
+	// Request is the accepted request. Status and ID are set by the store.
+	Request *Request
+	// Event carries the event's Type and DedupKey. An empty DedupKey means
+	// no deduplication.
+	Event *Event
+	// DedupWindow is how long the key is held. Zero means [DefaultDedupWindow].
+	DedupWindow time.Duration
+	// Deliveries to create when the event is new: Destination and
+	// ConnectionID set, the rest filled by the store.
+	Deliveries []*Delivery
+}
+
+// RequestIngestResult is the outcome of [Store.RequestIngest].
+type RequestIngestResult struct {
+	RequestID string
+	// EventID is the new event, or for a duplicate the original one.
+	EventID   string
+	Duplicate bool
+	// DeliveryIDs are the deliveries created, in the order given.
+	DeliveryIDs []string
+}
+
+// ListParams filters and pages a list. Zero fields do not filter.
+type ListParams struct {
+	Source      string
+	Destination string
+	Status      string
+	// Type filters events by event type.
+	Type string
+	// EventID filters deliveries by event.
+	EventID string
+	Since   time.Time
+	Until   time.Time
+	// Cursor is the id of the last row of the previous page; the list
+	// continues after it (older).
+	Cursor string
+	// Limit caps the rows returned. Zero means 50; at most 1000.
+	Limit int
+}
+
+// Normalized returns p with Limit defaulted and clamped.
+func (p ListParams) Normalized() ListParams {
+	if p.Limit <= 0 {
+		p.Limit = 50
+	}
+	if p.Limit > 1000 {
+		p.Limit = 1000
+	}
+	return p
+}
+
+// DeliveryClaimDueParams is the input of [Store.DeliveryClaimDue].
+type DeliveryClaimDueParams struct {
+	Destination string
+	Now         time.Time
+	LeaseUntil  time.Time
+	Limit       int
+	Ordered     bool
+}
+
+// AttemptRecordParams is the input of [Store.AttemptRecord].
+type AttemptRecordParams struct {
+	// Attempt is stored with a store-assigned ID; Number is the fencing
+	// token returned by the claim.
+	Attempt *Attempt
+	// Status is the delivery's next status.
+	Status string
+	// NextAttemptAt is when a pending delivery is next due.
+	NextAttemptAt time.Time
+	// Now stamps the update.
+	Now time.Time
+}
+
+// DestinationStats summarises a destination's queue.
+type DestinationStats struct {
+	Destination   string
+	Pending       int
+	OldestPending time.Time
+	Dead          int
+}
+
+// Notification kinds.
+const (
+	// NotifyDeliveryDue: deliveries for Destination became due.
+	NotifyDeliveryDue = "delivery.due"
+	// NotifyCatalogChanged: sources, destinations or connections changed.
+	NotifyCatalogChanged = "catalog.changed"
+	// NotifyEventCreated: an event ID was created.
+	NotifyEventCreated = "event.created"
+)
+
+// Notification is a hint that something changed.
+type Notification struct {
+	Kind        string
+	Destination string
+	ID          string
+}

@@ -1,0 +1,347 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Duration is a time.Duration that reads and writes as a Go duration string
+// ("5m", "1h30m") in YAML and JSON. A bare JSON number is taken as seconds.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+// UnmarshalJSON reads a duration string or a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var secs float64
+		if err2 := json.Unmarshal(b, &secs); err2 != nil {
+			return fmt.Errorf("duration must be a string like \"5m\" or a number of seconds")
+		}
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	return d.parse(s)
+}
+
+// UnmarshalYAML reads a duration string such as "30s".
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("duration must be a string like \"5m\"")
+	}
+	return d.parse(n.Value)
+}
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+func (d *Duration) parse(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		*d = 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h)", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("invalid duration %q: must not be negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// VerifyConfig says how a source proves that a request is genuine.
+// Type is one of the verify package's scheme names: "stripe", "github",
+// "shopify", "standard-webhooks", "hmac", "basic", "api-key" or "none".
+type VerifyConfig struct {
+	// Type names the scheme. Empty means "none".
+	Type string `yaml:"type" json:"type"`
+	// Secret is the signing secret. Secrets lists more for rotation; a
+	// request passes when any of them verifies it.
+	Secret  string   `yaml:"secret,omitempty" json:"secret,omitempty"`
+	Secrets []string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
+	// Tolerance bounds the age (and future skew) of a signed timestamp for
+	// schemes that sign one (stripe, standard-webhooks). Zero means 5m.
+	Tolerance Duration `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
+	// Header names the header that carries the signature (hmac) or the key
+	// (api-key).
+	Header string `yaml:"header,omitempty" json:"header,omitempty"`
+	// Algorithm is sha256 (default) or sha512, for hmac.
+	Algorithm string `yaml:"algorithm,omitempty" json:"algorithm,omitempty"`
+	// Encoding is hex (default) or base64, for hmac.
+	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitempty"`
+	// Prefix is stripped from the header value before decoding, for hmac
+	// (e.g. "sha256=").
+	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
+	// Username and Password are the credentials for basic.
+	Username string `yaml:"username,omitempty" json:"username,omitempty"`
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+}
+
+// AllSecrets returns Secret followed by Secrets, without empty entries.
+func (v VerifyConfig) AllSecrets() []string {
+	var out []string
+	if v.Secret != "" {
+		out = append(out, v.Secret)
+	}
+	for _, s := range v.Secrets {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Redacted returns a copy of v with secrets and passwords masked, for
+// display through the API.
+func (v VerifyConfig) Redacted() VerifyConfig {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "********"
+	}
+	v.Secret = mask(v.Secret)
+	if len(v.Secrets) > 0 {
+		ss := make([]string, len(v.Secrets))
+		for i, s := range v.Secrets {
+			ss[i] = mask(s)
+		}
+		v.Secrets = ss
+	}
+	v.Password = mask(v.Password)
+	return v
+}
+
+// DedupConfig says how a source recognises a provider's retry of an event
+// it has already accepted.
+type DedupConfig struct {
+	// Key is a CEL expression over {body, headers, query, path, source}
+	// that yields the deduplication key. Empty means the provider default
+	// (Stripe body.id, GitHub X-GitHub-Delivery, Shopify
+	// X-Shopify-Webhook-Id, Standard Webhooks webhook-id); a source with no
+	// default and no key is not deduplicated.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	// Window is how long a key is remembered. Zero means 7 days.
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
+	// Disabled turns deduplication off for the source.
+	Disabled bool `yaml:"disabled,omitempty" json:"disabled,omitempty"`
+}
+
+// DefaultDedupWindow is the dedup window when a source sets none.
+const DefaultDedupWindow = 7 * 24 * time.Hour
+
+// DefaultMaxBodyBytes is a source's body limit when it sets none.
+const DefaultMaxBodyBytes = 10 << 20
+
+// Source is a named ingest endpoint, POST /e/{name}.
+type Source struct {
+	Name   string       `yaml:"name" json:"name"`
+	Verify VerifyConfig `yaml:"verify,omitempty" json:"verify"`
+	Dedup  DedupConfig  `yaml:"dedup,omitempty" json:"dedup"`
+	// MaxBodyBytes caps the request body. Zero means [DefaultMaxBodyBytes].
+	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty" json:"max_body_bytes,omitempty"`
+	// Description is free text for operators.
+	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
+	CreatedAt   time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+}
+
+// RetryPolicy bounds a destination's automatic retries.
+type RetryPolicy struct {
+	// MaxAttempts is the total number of automatic attempts before a
+	// delivery is dead. Zero means 8.
+	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
+	// Initial is the first backoff ceiling. Zero means 1s.
+	Initial Duration `yaml:"initial,omitempty" json:"initial,omitempty"`
+	// Max caps the backoff and any Retry-After. Zero means 1h.
+	Max Duration `yaml:"max,omitempty" json:"max,omitempty"`
+	// RetryOn lists the non-2xx status codes that are retried. Empty means
+	// every non-2xx status except 410 (which pauses the destination).
+	RetryOn []int `yaml:"retry_on,omitempty" json:"retry_on,omitempty"`
+}
+
+// SignConfig says how mailroom signs what it delivers.
+type SignConfig struct {
+	// Type is "standard-webhooks" or empty for no signature.
+	Type   string `yaml:"type,omitempty" json:"type,omitempty"`
+	Secret string `yaml:"secret,omitempty" json:"secret,omitempty"`
+}
+
+// Destination is an HTTP endpoint that events are delivered to.
+type Destination struct {
+	Name string `yaml:"name" json:"name"`
+	URL  string `yaml:"url" json:"url"`
+	// Timeout bounds one attempt. Zero means 30s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxConcurrency bounds attempts in flight. Zero means 10.
+	MaxConcurrency int `yaml:"max_concurrency,omitempty" json:"max_concurrency,omitempty"`
+	// RateLimit is "N/s", "N/m" or "N/h"; empty means unlimited.
+	RateLimit string      `yaml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	Retry     RetryPolicy `yaml:"retry,omitempty" json:"retry"`
+	Sign      SignConfig  `yaml:"sign,omitempty" json:"sign"`
+	// Headers are added to every delivery.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Ordered delivers in order of receipt, one at a time; a failing head
+	// holds the rest until it succeeds or dies.
+	Ordered bool `yaml:"ordered,omitempty" json:"ordered,omitempty"`
+	// Paused is runtime state: a paused destination holds its deliveries.
+	// The config file never sets it.
+	Paused      bool      `yaml:"-" json:"paused"`
+	PausedAt    time.Time `yaml:"-" json:"paused_at,omitzero"`
+	PauseReason string    `yaml:"-" json:"pause_reason,omitempty"`
+	CreatedAt   time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+}
+
+// Connection routes a source's events to a destination, optionally through
+// a CEL filter over {body, headers, query, path, source}.
+type Connection struct {
+	// ID is "source->destination" unless set.
+	ID          string    `yaml:"id,omitempty" json:"id"`
+	Source      string    `yaml:"source" json:"source"`
+	Destination string    `yaml:"destination" json:"destination"`
+	Filter      string    `yaml:"filter,omitempty" json:"filter,omitempty"`
+	CreatedAt   time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+}
+
+// ConnectionID returns the default id of a connection from source to dest.
+func ConnectionID(source, dest string) string { return source + "->" + dest }
+
+// Request statuses.
+const (
+	RequestAccepted  = "accepted"  // verified and persisted with an event
+	RequestRejected  = "rejected"  // refused (bad signature, too large...), recorded with a reason
+	RequestDuplicate = "duplicate" // verified, but its dedup key was already seen
+)
+
+// Request is one inbound HTTP request as received, accepted or not.
+type Request struct {
+	ID         string      `json:"id"`
+	Source     string      `json:"source"`
+	ReceivedAt time.Time   `json:"received_at"`
+	Method     string      `json:"method"`
+	Path       string      `json:"path"`
+	Query      string      `json:"query,omitempty"`
+	Headers    http.Header `json:"headers"`
+	Body       []byte      `json:"body,omitempty"`
+	RemoteAddr string      `json:"remote_addr,omitempty"`
+	Status     string      `json:"status"`
+	// Reason explains a rejection ("signature mismatch", "body too large").
+	Reason string `json:"reason,omitempty"`
+	// HTTPStatus is the status mailroom answered with.
+	HTTPStatus int `json:"http_status"`
+	// EventID is the event this request created, or for a duplicate the
+	// event it duplicates.
+	EventID string `json:"event_id,omitempty"`
+}
+
+// Event statuses.
+const (
+	EventRouted  = "routed"  // one or more deliveries were created
+	EventIgnored = "ignored" // no connection matched
+)
+
+// Event is an accepted, deduplicated request that the pipeline acts on.
+type Event struct {
+	ID         string    `json:"id"`
+	Source     string    `json:"source"`
+	RequestID  string    `json:"request_id"`
+	ReceivedAt time.Time `json:"received_at"`
+	// Type is the provider's event type where it has one
+	// ("checkout.session.completed", "push", "orders/create").
+	Type     string `json:"type,omitempty"`
+	DedupKey string `json:"dedup_key,omitempty"`
+	Status   string `json:"status"`
+	// Deliveries counts the deliveries created for the event.
+	Deliveries int `json:"deliveries"`
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"   // waiting for its next attempt (or in flight under a lease)
+	DeliverySucceeded = "succeeded" // a 2xx was received
+	DeliveryDead      = "dead"      // out of attempts; retryable by hand
+)
+
+// Delivery is one event on its way to one destination.
+type Delivery struct {
+	ID           string `json:"id"`
+	EventID      string `json:"event_id"`
+	RequestID    string `json:"request_id"`
+	Source       string `json:"source"`
+	Destination  string `json:"destination"`
+	ConnectionID string `json:"connection_id"`
+	Status       string `json:"status"`
+	// Attempts counts attempts started. It is also the fencing token of a
+	// claim: an attempt is recorded only if Attempts has not moved on.
+	Attempts int `json:"attempts"`
+	// NextAttemptAt is when the delivery is next due; while an attempt is
+	// in flight it is the lease expiry.
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastStatus    int       `json:"last_status,omitempty"`
+}
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	ID              string      `json:"id"`
+	DeliveryID      string      `json:"delivery_id"`
+	EventID         string      `json:"event_id"`
+	Destination     string      `json:"destination"`
+	Number          int         `json:"number"`
+	StartedAt       time.Time   `json:"started_at"`
+	DurationMS      float64     `json:"duration_ms"`
+	StatusCode      int         `json:"status_code,omitempty"`
+	ResponseHeaders http.Header `json:"response_headers,omitempty"`
+	ResponseBody    []byte      `json:"response_body,omitempty"`
+	Error           string      `json:"error,omitempty"`
+	Success         bool        `json:"success"`
+}
+
+// ParseRate reads a rate limit written "N/s", "N/m" or "N/h" (N may be
+// fractional) and returns events per second. An empty string means no limit
+// and returns 0.
+func ParseRate(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	num, unit, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, fmt.Errorf("invalid rate %q (want e.g. 50/s, 600/m, 1000/h)", s)
+	}
+	n, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || n <= 0 || math.IsInf(n, 0) || math.IsNaN(n) {
+		return 0, fmt.Errorf("invalid rate %q: count must be a positive number", s)
+	}
+	switch strings.TrimSpace(unit) {
+	case "s", "sec", "second":
+		return n, nil
+	case "m", "min", "minute":
+		return n / 60, nil
+	case "h", "hour":
+		return n / 3600, nil
+	}
+	return 0, fmt.Errorf("invalid rate %q: unit must be s, m or h", s)
+}
