@@ -1,0 +1,50 @@
+package verify
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// GitHubHeader carries GitHub's SHA-256 signature.
+const GitHubHeader = "X-Hub-Signature-256"
+
+// GitHub verifies GitHub's X-Hub-Signature-256 header, "sha256=<hex>": an
+// HMAC-SHA256 of the body keyed with the webhook secret. The legacy SHA-1
+// X-Hub-Signature header is not accepted. Build one with [New].
+type GitHub struct {
+	secrets [][]byte
+}
+
+// Verify checks r's X-Hub-Signature-256 header.
+func (g *GitHub) Verify(r *Request) error {
+	h := r.Header.Get(GitHubHeader)
+	if h == "" {
+		if r.Header.Get("X-Hub-Signature") != "" {
+			return fmt.Errorf("%w: no %s header (the SHA-1 X-Hub-Signature is not accepted)", ErrMissingSignature, GitHubHeader)
+		}
+		return fmt.Errorf("%w: no %s header", ErrMissingSignature, GitHubHeader)
+	}
+	hexSig, ok := strings.CutPrefix(h, "sha256=")
+	if !ok {
+		return fmt.Errorf("%w: %s does not start with sha256=", ErrMalformedSignature, GitHubHeader)
+	}
+	sig, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not hex", ErrMalformedSignature, GitHubHeader)
+	}
+	for _, key := range g.secrets {
+		if hmac.Equal(bodyMAC(sha256.New, key, r.Body), sig) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s matches no secret", ErrSignatureMismatch, GitHubHeader)
+}
+
+// SignGitHub returns an X-Hub-Signature-256 header value for body signed
+// with secret: "sha256=<hex>".
+func SignGitHub(secret string, body []byte) string {
+	return "sha256=" + hex.EncodeToString(bodyMAC(sha256.New, []byte(secret), body))
+}

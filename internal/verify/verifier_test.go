@@ -1,0 +1,207 @@
+package verify_test
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// mustNew builds cfg's verifier or fails the test.
+func mustNew(tb testing.TB, cfg store.VerifyConfig) verify.Verifier {
+	tb.Helper()
+	v, err := verify.New(cfg)
+	if err != nil {
+		tb.Fatalf("New(%+v): %v", cfg, err)
+	}
+	return v
+}
+
+// checkErr fails unless err wraps want, or is nil when want is nil.
+func checkErr(tb testing.TB, err, want error) {
+	tb.Helper()
+	switch {
+	case want == nil && err != nil:
+		tb.Fatalf("Verify: unexpected error %v", err)
+	case want != nil && !errors.Is(err, want):
+		tb.Fatalf("Verify error = %v, want one wrapping %v", err, want)
+	}
+}
+
+func TestNewConfigErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		cfg   store.VerifyConfig
+		field string
+		want  string
+	}{
+		{"stripe without secret", store.VerifyConfig{Type: "stripe"}, "secret", `verify.secret: required for type "stripe"`},
+		{"github without secret", store.VerifyConfig{Type: "github", Secrets: []string{""}}, "secret", `verify.secret: required for type "github"`},
+		{"shopify without secret", store.VerifyConfig{Type: "shopify"}, "secret", `verify.secret: required for type "shopify"`},
+		{"standard-webhooks without secret", store.VerifyConfig{Type: "standard-webhooks"}, "secret", `verify.secret: required for type "standard-webhooks"`},
+		{"standard-webhooks secret not base64", store.VerifyConfig{Type: "standard-webhooks", Secret: "whsec_not*base64!"}, "secret", "verify.secret: standard-webhooks secret must be whsec_ followed by base64"},
+		{"standard-webhooks empty key", store.VerifyConfig{Type: "standard-webhooks", Secret: "whsec_"}, "secret", "verify.secret: standard-webhooks secret is empty"},
+		{"standard-webhooks bad rotated secret", store.VerifyConfig{Type: "standard-webhooks", Secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", Secrets: []string{"%%%"}}, "secret", "verify.secret: standard-webhooks secret must be"},
+		{"hmac without header", store.VerifyConfig{Type: "hmac", Secret: "s"}, "header", `verify.header: required for type "hmac"`},
+		{"hmac without secret", store.VerifyConfig{Type: "hmac", Header: "X-Sig"}, "secret", `verify.secret: required for type "hmac"`},
+		{"hmac bad algorithm", store.VerifyConfig{Type: "hmac", Header: "X-Sig", Secret: "s", Algorithm: "md5"}, "algorithm", `verify.algorithm: "md5" is not supported (want sha256 or sha512)`},
+		{"hmac bad encoding", store.VerifyConfig{Type: "hmac", Header: "X-Sig", Secret: "s", Encoding: "base32"}, "encoding", `verify.encoding: "base32" is not supported (want hex or base64)`},
+		{"basic without username", store.VerifyConfig{Type: "basic", Password: "p"}, "username", `verify.username: required for type "basic"`},
+		{"basic username with colon", store.VerifyConfig{Type: "basic", Username: "a:b", Password: "p"}, "username", "verify.username: must not contain a colon"},
+		{"basic without password", store.VerifyConfig{Type: "basic", Username: "u"}, "password", `verify.password: required for type "basic"`},
+		{"api-key without secret", store.VerifyConfig{Type: "api-key", Header: "X-Key"}, "secret", `verify.secret: required for type "api-key"`},
+		{"negative tolerance", store.VerifyConfig{Type: "stripe", Secret: "s", Tolerance: -1}, "tolerance", "verify.tolerance: must not be negative"},
+		{"unknown type", store.VerifyConfig{Type: "paypal"}, "type", `verify.type: unknown type "paypal" (valid: api-key, basic, github, hmac, none, shopify, standard-webhooks, stripe)`},
+		{"type is case-sensitive", store.VerifyConfig{Type: "Stripe", Secret: "s"}, "type", `verify.type: unknown type "Stripe"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			v, err := verify.New(tt.cfg)
+			if err == nil {
+				t.Fatalf("New(%+v) = %T, want an error", tt.cfg, v)
+			}
+			if !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("error = %q, want prefix %q", err, tt.want)
+			}
+			var ce *verify.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *ConfigError", err)
+			}
+			if ce.Field != tt.field {
+				t.Errorf("Field = %q, want %q", ce.Field, tt.field)
+			}
+		})
+	}
+}
+
+func TestNewValidConfigs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		cfg  store.VerifyConfig
+	}{
+		{"empty type", store.VerifyConfig{}},
+		{"none", store.VerifyConfig{Type: "none"}},
+		{"stripe rotation only", store.VerifyConfig{Type: "stripe", Secrets: []string{"a", "b"}}},
+		{"standard-webhooks without prefix", store.VerifyConfig{Type: "standard-webhooks", Secret: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		{"hmac upper-case names", store.VerifyConfig{Type: "hmac", Header: "X-Sig", Secret: "s", Algorithm: "SHA512", Encoding: "Base64"}},
+		{"api-key default header", store.VerifyConfig{Type: "api-key", Secret: "k"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			mustNew(t, tt.cfg)
+		})
+	}
+}
+
+func TestTypes(t *testing.T) {
+	t.Parallel()
+	types := verify.Types()
+	if !slices.IsSorted(types) {
+		t.Errorf("Types() = %v, not sorted", types)
+	}
+	for _, typ := range types {
+		cfg := sampleConfig(typ)
+		if _, err := verify.New(cfg); err != nil {
+			t.Errorf("New for listed type %q: %v", typ, err)
+		}
+	}
+	want := []string{"api-key", "basic", "github", "hmac", "none", "shopify", "standard-webhooks", "stripe"}
+	if !slices.Equal(types, want) {
+		t.Errorf("Types() = %v, want %v", types, want)
+	}
+}
+
+// sampleConfig returns a valid config of type typ.
+func sampleConfig(typ string) store.VerifyConfig {
+	cfg := store.VerifyConfig{Type: typ, Secret: "s3cr3t"}
+	switch typ {
+	case "standard-webhooks":
+		cfg.Secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	case "hmac":
+		cfg.Header, cfg.Prefix = "X-Signature", "sha256="
+	case "basic":
+		cfg.Secret, cfg.Username, cfg.Password = "", "alice", "wonderland"
+	}
+	return cfg
+}
+
+func TestNoneAcceptsAnything(t *testing.T) {
+	t.Parallel()
+	for _, typ := range []string{"", "none"} {
+		v := mustNew(t, store.VerifyConfig{Type: typ})
+		checkErr(t, v.Verify(&verify.Request{Header: http.Header{}}), nil)
+		checkErr(t, v.Verify(&verify.Request{}), nil)
+	}
+}
+
+// TestSignRoundTrip checks that what Sign sets passes New's verifier for
+// every type, and that the same headers fail with another body.
+func TestSignRoundTrip(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"id":"evt_1","object":"event"}`)
+	now := time.Unix(1_700_000_000, 0)
+	for _, typ := range verify.Types() {
+		t.Run(typ, func(t *testing.T) {
+			t.Parallel()
+			cfg := sampleConfig(typ)
+			h := http.Header{}
+			if err := verify.Sign(cfg, h, body, now); err != nil {
+				t.Fatalf("Sign: %v", err)
+			}
+			v := mustNew(t, cfg)
+			checkErr(t, v.Verify(&verify.Request{Header: h, Body: body, Now: now.Add(time.Minute)}), nil)
+			err := v.Verify(&verify.Request{Header: h, Body: append(body, ' '), Now: now})
+			switch typ {
+			case "none", "basic", "api-key":
+				checkErr(t, err, nil) // these do not sign the body
+			default:
+				checkErr(t, err, verify.ErrSignatureMismatch)
+			}
+		})
+	}
+}
+
+func TestSignRefusesBadConfig(t *testing.T) {
+	t.Parallel()
+	err := verify.Sign(store.VerifyConfig{Type: "hmac", Secret: "s"}, http.Header{}, nil, time.Now())
+	var ce *verify.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "header" {
+		t.Fatalf("Sign error = %v, want a ConfigError on header", err)
+	}
+}
+
+func TestRequestZeroNowIsWallClock(t *testing.T) {
+	t.Parallel()
+	v := mustNew(t, store.VerifyConfig{Type: "stripe", Secret: "s"})
+	body := []byte("{}")
+	fresh := http.Header{"Stripe-Signature": {verify.SignStripe("s", time.Now(), body)}}
+	checkErr(t, v.Verify(&verify.Request{Header: fresh, Body: body}), nil)
+	stale := http.Header{"Stripe-Signature": {verify.SignStripe("s", time.Now().Add(-time.Hour), body)}}
+	checkErr(t, v.Verify(&verify.Request{Header: stale, Body: body}), verify.ErrTimestampOutOfTolerance)
+}
+
+// TestZeroVerifiersRefuse checks that verifiers not built by New accept
+// nothing, even empty credentials.
+func TestZeroVerifiersRefuse(t *testing.T) {
+	t.Parallel()
+	h := http.Header{
+		"Authorization":         {"Basic Og=="},
+		"X-Api-Key":             {""},
+		"X-Hub-Signature-256":   {verify.SignGitHub("", nil)},
+		"X-Shopify-Hmac-Sha256": {verify.SignShopify("", nil)},
+	}
+	for _, v := range []verify.Verifier{&verify.Basic{}, &verify.APIKey{}, &verify.GitHub{}, &verify.Shopify{}, &verify.Stripe{}, &verify.StandardWebhooks{}, &verify.HMAC{}} {
+		if err := v.Verify(&verify.Request{Header: h}); err == nil {
+			t.Errorf("zero %T accepted a request", v)
+		}
+	}
+}
