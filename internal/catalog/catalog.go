@@ -1,0 +1,209 @@
+// Package catalog keeps the compiled, in-memory view of the sources,
+// destinations and connections held in the store: verifiers built, CEL
+// filters and dedup keys compiled once per change rather than once per
+// request. It owns no pipeline step; ingest reads its current [Snapshot].
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// DefaultRefresh is how often [Catalog.Run] reloads even without a
+// notification, to pick up changes another instance made.
+const DefaultRefresh = 30 * time.Second
+
+// Source is a source ready to serve: its verifier built and its
+// expressions compiled.
+type Source struct {
+	*store.Source
+	Verifier verify.Verifier
+	// DedupKey yields the dedup key; nil means no deduplication.
+	DedupKey *route.Program
+	// DedupWindow is the effective window.
+	DedupWindow time.Duration
+	// EventType yields the provider's event type; nil when the scheme has
+	// no known place for it.
+	EventType *route.Program
+	// MaxBodyBytes is the effective body limit.
+	MaxBodyBytes int64
+}
+
+// Snapshot is one immutable version of the catalog.
+type Snapshot struct {
+	Sources      map[string]*Source
+	Destinations map[string]*store.Destination
+	Connections  []*store.Connection
+	Router       *route.Router
+	LoadedAt     time.Time
+}
+
+// Options tunes a Catalog.
+type Options struct {
+	// Logger receives reload errors. If nil, they are discarded.
+	Logger *slog.Logger
+	// Refresh is the periodic reload interval. If zero, [DefaultRefresh].
+	Refresh time.Duration
+}
+
+// Catalog holds the current snapshot and reloads it when the store says the
+// catalog changed. It is safe for concurrent use.
+type Catalog struct {
+	store    store.Store
+	compiler *route.Compiler
+	log      *slog.Logger
+	refresh  time.Duration
+	cur      atomic.Pointer[Snapshot]
+}
+
+// New returns a catalog with an empty snapshot; call Load before serving.
+func New(s store.Store, c *route.Compiler, opts *Options) *Catalog {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultRefresh
+	}
+	cat := &Catalog{store: s, compiler: c, log: o.Logger, refresh: o.Refresh}
+	r, _ := route.NewRouter(c, nil)
+	cat.cur.Store(&Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, Router: r})
+	return cat
+}
+
+// Current returns the current snapshot. Never nil.
+func (c *Catalog) Current() *Snapshot { return c.cur.Load() }
+
+// Compiler returns the CEL compiler the catalog uses.
+func (c *Catalog) Compiler() *route.Compiler { return c.compiler }
+
+// Load reads the catalog from the store and swaps it in. A source or
+// connection that does not compile is left out and reported in the
+// returned error, while the rest is served.
+func (c *Catalog) Load(ctx context.Context) error {
+	srcs, err := c.store.SourceList(ctx)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	dsts, err := c.store.DestinationList(ctx)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	conns, err := c.store.ConnectionList(ctx)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	snap := &Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, LoadedAt: time.Now()}
+	var errs []error
+	for _, s := range srcs {
+		cs, err := CompileSource(c.compiler, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		snap.Sources[s.Name] = cs
+	}
+	for _, d := range dsts {
+		snap.Destinations[d.Name] = d
+	}
+	var good []*store.Connection
+	for _, conn := range conns {
+		if _, err := route.NewRouter(c.compiler, []*store.Connection{conn}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		good = append(good, conn)
+	}
+	snap.Connections = good
+	snap.Router, err = route.NewRouter(c.compiler, good)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	c.cur.Store(snap)
+	if len(errs) > 0 {
+		return fmt.Errorf("load catalog: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Run reloads on every catalog notification and every Refresh, until ctx
+// ends. It returns nil on a clean stop.
+func (c *Catalog) Run(ctx context.Context) error {
+	notes := c.store.Subscribe(ctx)
+	ticker := time.NewTicker(c.refresh)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case n, ok := <-notes:
+			if !ok {
+				return nil
+			}
+			if n.Kind != store.NotifyCatalogChanged {
+				continue
+			}
+		case <-ticker.C:
+		}
+		if err := c.Load(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("reload catalog", "err", err)
+		}
+	}
+}
+
+// providerDefaults are the dedup key and event type expressions of each
+// verification scheme, used when a source sets no dedup key of its own.
+var providerDefaults = map[string]struct{ dedup, eventType string }{
+	"stripe":            {`body.id`, `body.type`},
+	"github":            {`headers["x-github-delivery"]`, `headers["x-github-event"]`},
+	"shopify":           {`headers["x-shopify-webhook-id"]`, `headers["x-shopify-topic"]`},
+	"standard-webhooks": {`"webhook-id" in headers ? headers["webhook-id"] : headers["svix-id"]`, `body.type`},
+}
+
+// genericEventType is tried for schemes without a known place.
+const genericEventType = `has(body.type) ? body.type : ""`
+
+// CompileSource builds a source's verifier and compiles its expressions.
+// The error names the source and the field at fault.
+func CompileSource(c *route.Compiler, s *store.Source) (*Source, error) {
+	v, err := verify.New(s.Verify)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	cs := &Source{Source: s, Verifier: v, DedupWindow: s.Dedup.Window.D(), MaxBodyBytes: s.MaxBodyBytes}
+	if cs.DedupWindow <= 0 {
+		cs.DedupWindow = store.DefaultDedupWindow
+	}
+	if cs.MaxBodyBytes <= 0 {
+		cs.MaxBodyBytes = store.DefaultMaxBodyBytes
+	}
+	defaults, known := providerDefaults[s.Verify.Type]
+	keyExpr := s.Dedup.Key
+	if keyExpr == "" {
+		keyExpr = defaults.dedup
+	}
+	if keyExpr != "" && !s.Dedup.Disabled {
+		if cs.DedupKey, err = c.Compile(keyExpr); err != nil {
+			return nil, fmt.Errorf("source %s: dedup.key: %w", s.Name, err)
+		}
+	}
+	typeExpr := genericEventType
+	if known {
+		typeExpr = defaults.eventType
+	}
+	if cs.EventType, err = c.Compile(typeExpr); err != nil {
+		return nil, fmt.Errorf("source %s: event type: %w", s.Name, err)
+	}
+	return cs, nil
+}

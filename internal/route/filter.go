@@ -1,0 +1,217 @@
+// Package route decides where an event goes. It compiles CEL expressions
+// (connection filters and dedup keys) once, builds the input they see from a
+// request, and matches an event against a source's connections. It does not
+// write anything: ingest turns its matches into deliveries.
+//
+// Expressions see these variables:
+//
+//	body     the JSON body as maps and lists; a form body as a map of strings;
+//	         anything else as the raw string
+//	raw      the body as a string, always
+//	headers  map of lower-case header names to values (several joined by ", ")
+//	query    map of query parameter names to values (the first one)
+//	path     the request path after /e/{source} ("" when none)
+//	source   the source name
+//
+// A filter that fails at evaluation (say body.type on a body without type)
+// does not match; it never fails the request.
+package route
+
+import (
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+)
+
+// MaxCost bounds the evaluation cost of one expression, so that a filter
+// over a hostile body cannot spin.
+const MaxCost = 1_000_000
+
+// Compiler compiles expressions against mailroom's CEL environment. It is
+// safe for concurrent use; build one and share it, since building the
+// environment is the expensive part.
+type Compiler struct {
+	env *cel.Env
+}
+
+// NewCompiler builds the CEL environment.
+func NewCompiler() (*Compiler, error) {
+	env, err := cel.NewEnv(
+		cel.Variable("body", cel.DynType),
+		cel.Variable("raw", cel.StringType),
+		cel.Variable("headers", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("query", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("path", cel.StringType),
+		cel.Variable("source", cel.StringType),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("build cel environment: %w", err)
+	}
+	return &Compiler{env: env}, nil
+}
+
+// Program is a compiled expression. It is safe for concurrent use.
+type Program struct {
+	expr string
+	prg  cel.Program
+}
+
+// String returns the source expression.
+func (p *Program) String() string { return p.expr }
+
+// Compile parses and checks expr. The error says where in expr it fails.
+func (c *Compiler) Compile(expr string) (*Program, error) {
+	ast, iss := c.env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("compile %q: %w", expr, iss.Err())
+	}
+	prg, err := c.env.Program(ast, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100))
+	if err != nil {
+		return nil, fmt.Errorf("compile %q: %w", expr, err)
+	}
+	return &Program{expr: expr, prg: prg}, nil
+}
+
+// Check compiles expr and discards the program, for config validation.
+func (c *Compiler) Check(expr string) error {
+	_, err := c.Compile(expr)
+	return err
+}
+
+// CompileFilter compiles a filter, which must yield a bool.
+func (c *Compiler) CompileFilter(expr string) (*Program, error) {
+	ast, iss := c.env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, fmt.Errorf("compile filter %q: %w", expr, iss.Err())
+	}
+	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
+		return nil, fmt.Errorf("compile filter %q: yields %s, want bool", expr, t)
+	}
+	return c.Compile(expr)
+}
+
+// Match evaluates p as a filter: true only when it yields true.
+func (p *Program) Match(in *Input) bool {
+	v, _, err := p.prg.Eval(in.activation())
+	if err != nil {
+		return false
+	}
+	b, ok := v.(types.Bool)
+	return ok && bool(b)
+}
+
+// Eval evaluates p and returns its value.
+func (p *Program) Eval(in *Input) (ref.Val, error) {
+	v, _, err := p.prg.Eval(in.activation())
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %q: %w", p.expr, err)
+	}
+	return v, nil
+}
+
+// EvalString evaluates p and renders a scalar result as a string: the
+// form dedup keys take. Null or an empty string yields "".
+func (p *Program) EvalString(in *Input) (string, error) {
+	v, err := p.Eval(in)
+	if err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case types.String:
+		return string(x), nil
+	case types.Int:
+		return strconv.FormatInt(int64(x), 10), nil
+	case types.Uint:
+		return strconv.FormatUint(uint64(x), 10), nil
+	case types.Double:
+		return strconv.FormatFloat(float64(x), 'f', -1, 64), nil
+	case types.Bool:
+		return strconv.FormatBool(bool(x)), nil
+	case types.Null:
+		return "", nil
+	}
+	return "", fmt.Errorf("evaluate %q: yields %s, want a string or number", p.expr, v.Type().TypeName())
+}
+
+// Input is what expressions see of one request. Build it with [NewInput];
+// the body is parsed once, on first use.
+type Input struct {
+	Source  string
+	Path    string
+	Query   url.Values
+	Header  http.Header
+	Body    []byte
+	act     map[string]any
+	decoded any
+	parsed  bool
+}
+
+// NewInput returns the input for a request.
+func NewInput(source, path string, query url.Values, header http.Header, body []byte) *Input {
+	return &Input{Source: source, Path: path, Query: query, Header: header, Body: body}
+}
+
+// Decoded returns the body as expressions see it: JSON as maps and lists,
+// a form as a map of strings, anything else as a string.
+func (in *Input) Decoded() any {
+	if in.parsed {
+		return in.decoded
+	}
+	in.parsed = true
+	in.decoded = decodeBody(in.Header.Get("Content-Type"), in.Body)
+	return in.decoded
+}
+
+func decodeBody(contentType string, body []byte) any {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/x-www-form-urlencoded" {
+		if vals, err := url.ParseQuery(string(body)); err == nil {
+			return firstValues(vals)
+		}
+	}
+	trimmed := strings.TrimSpace(string(body))
+	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") || strings.HasSuffix(mt, "json") {
+		var v any
+		if err := json.Unmarshal(body, &v); err == nil {
+			return v
+		}
+	}
+	return string(body)
+}
+
+func firstValues(v url.Values) map[string]string {
+	out := make(map[string]string, len(v))
+	for k, vs := range v {
+		if len(vs) > 0 {
+			out[k] = vs[0]
+		}
+	}
+	return out
+}
+
+func (in *Input) activation() map[string]any {
+	if in.act != nil {
+		return in.act
+	}
+	headers := make(map[string]string, len(in.Header))
+	for k, vs := range in.Header {
+		headers[strings.ToLower(k)] = strings.Join(vs, ", ")
+	}
+	in.act = map[string]any{
+		"body":    in.Decoded(),
+		"raw":     string(in.Body),
+		"headers": headers,
+		"query":   firstValues(in.Query),
+		"path":    in.Path,
+		"source":  in.Source,
+	}
+	return in.act
+}
