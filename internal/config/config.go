@@ -1,0 +1,258 @@
+// Package config reads mailroom's YAML config file into one validated
+// [Config]. It owns the file format: the field names, their defaults,
+// ${VAR} expansion, the MAILROOM_* environment overrides and the checks
+// that run before anything starts listening. Every problem it finds is an
+// [*Error] naming the file, the line and the field.
+//
+// It does not act on the config. cmd/mailroom calls [Load], applies
+// [Config.ApplyEnv] and its flags, calls [Config.Validate] again, and hands
+// each package its own options; no other package reads files, flags or the
+// environment. Checks that need other packages (signature schemes, CEL
+// expressions) come in through [Options] hooks, so this package imports
+// only the store's row types.
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Defaults of the top-level settings.
+const (
+	// DefaultListen is the listen address when none is set: loopback only,
+	// so that a fresh install is not reachable from the network.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultStorage is the storage DSN when none is set: a SQLite file in
+	// the working directory.
+	DefaultStorage = "sqlite://./mailroom.db"
+	// DefaultLogLevel is the log level when none is set.
+	DefaultLogLevel = "info"
+	// DefaultLogFormat is the log format when none is set.
+	DefaultLogFormat = "text"
+	// DefaultShutdownGrace is how long a shutdown lets in-flight requests
+	// and deliveries finish when no grace is set.
+	DefaultShutdownGrace = 10 * time.Second
+)
+
+// Config is the whole of mailroom's configuration. The zero value is not
+// useful; start from [Default] or [Parse]. A Config is not safe for
+// concurrent modification.
+type Config struct {
+	// Listen is the host:port the HTTP server listens on. Empty means
+	// [DefaultListen].
+	Listen string `yaml:"listen"`
+	// Storage is the storage DSN, read by [ParseStorage]. Empty means
+	// [DefaultStorage].
+	Storage string `yaml:"storage"`
+	// API configures the admin API.
+	API APIConfig `yaml:"api"`
+	// Log configures logging.
+	Log LogConfig `yaml:"log"`
+	// Shutdown configures graceful shutdown.
+	Shutdown ShutdownConfig `yaml:"shutdown"`
+	// Sources are the ingest endpoints declared in the file.
+	Sources []store.Source `yaml:"sources"`
+	// Destinations are the delivery targets declared in the file.
+	Destinations []store.Destination `yaml:"destinations"`
+	// Connections route sources to destinations. Each names a source and
+	// a destination declared in the same file.
+	Connections []store.Connection `yaml:"connections"`
+
+	// src records where each field was read from; nil when the Config
+	// was not parsed from a file.
+	src *source
+	// env records the fields that environment variables overrode.
+	env map[string]envSet
+}
+
+// APIConfig configures the admin API.
+type APIConfig struct {
+	// Token is the bearer token the admin API requires. Empty means no
+	// authentication, which cmd/mailroom allows on a loopback listener
+	// only.
+	Token string `yaml:"token"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Empty means [DefaultLogLevel].
+	Level string `yaml:"level"`
+	// Format is text or json. Empty means [DefaultLogFormat].
+	Format string `yaml:"format"`
+}
+
+// ShutdownConfig configures graceful shutdown.
+type ShutdownConfig struct {
+	// Grace bounds how long a shutdown waits for in-flight HTTP requests
+	// and delivery attempts before cancelling them. Zero means
+	// [DefaultShutdownGrace].
+	Grace store.Duration `yaml:"grace"`
+}
+
+// Options are the hooks and inputs of [Parse], [Load] and
+// [Config.Validate]. A nil *Options is the same as a zero one.
+type Options struct {
+	// LookupEnv resolves ${VAR} references in the file. If nil,
+	// os.LookupEnv is used.
+	LookupEnv func(string) (string, bool)
+	// CheckVerify, if non-nil, is called with each source's verify block
+	// and returns an error if it is invalid; cmd/mailroom wires verify.New.
+	// It is also called with {Type: sign.type, Secret: sign.secret} for
+	// each destination that signs, since signing uses the same secret
+	// format as verifying. An error whose text starts "verify.KEY: " is
+	// reported on that key's line.
+	CheckVerify func(store.VerifyConfig) error
+	// CheckExpr, if non-nil, is called with each connection filter and
+	// each dedup key and returns an error if the expression does not
+	// compile; cmd/mailroom wires the CEL compiler.
+	CheckExpr func(expr string) error
+}
+
+// Default returns the configuration used when there is no config file:
+// the defaults of every setting and no sources, destinations or
+// connections. It passes [Config.Validate].
+func Default() *Config {
+	c := &Config{}
+	c.fillDefaults()
+	return c
+}
+
+// fillDefaults sets every empty top-level setting to its default.
+func (c *Config) fillDefaults() {
+	c.Listen = cmp.Or(c.Listen, DefaultListen)
+	c.Storage = cmp.Or(c.Storage, DefaultStorage)
+	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
+	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
+	c.Shutdown.Grace = cmp.Or(c.Shutdown.Grace, store.Duration(DefaultShutdownGrace))
+}
+
+// Load reads the file at path and parses it with [Parse]; errors name the
+// file as path.
+func Load(path string, opts *Options) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path, opts)
+}
+
+// Parse decodes a YAML config, expands ${VAR} references in its values,
+// fills in defaults and validates the result as [Config.Validate] does.
+// filename is used in error messages only.
+//
+// Unknown fields, duplicate keys, values of the wrong type, unset
+// variables and every validation problem are reported together, sorted by
+// line, as [*Error] values joined with [errors.Join]. On error the
+// returned Config is nil.
+//
+// Expansion happens after parsing and only inside scalar values, so a
+// variable's value can never add keys or list items: ${VAR} is replaced by
+// the variable's value (an error if it is unset), ${VAR:-default} by the
+// value or, if it is unset or empty, by default, and $$ by a single $. A $
+// not followed by { or $ is kept as is. A reference may stand unquoted in
+// a flow collection ({secret: ${SECRET}}): references are set aside while
+// the YAML is parsed, so their braces are not read as structure.
+//
+// Anchors, aliases and << merge keys work as in YAML. Top-level keys that
+// start with "x-" are ignored, as a place to keep anchors.
+func Parse(data []byte, filename string, opts *Options) (*Config, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	lookup := opts.LookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	c := &Config{src: newSource(filename)}
+	d := &decoder{file: filename, lookup: lookup, src: c.src, budget: maxNodes}
+	d.document(data, c)
+	c.fillDefaults()
+	c.src.snapshot(c)
+
+	v := &validator{c: c, opts: opts}
+	v.run()
+	errs := d.errs
+	for _, e := range v.errs {
+		if !d.failed(e.Field) {
+			errs = append(errs, e)
+		}
+	}
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Environment variables read by [Config.ApplyEnv].
+const (
+	EnvListen    = "MAILROOM_LISTEN"
+	EnvStorage   = "MAILROOM_STORAGE"
+	EnvDB        = "MAILROOM_DB" // alias of EnvStorage
+	EnvAPIToken  = "MAILROOM_API_TOKEN"
+	EnvLogLevel  = "MAILROOM_LOG_LEVEL"
+	EnvLogFormat = "MAILROOM_LOG_FORMAT"
+)
+
+// ApplyEnv overrides settings from the environment through lookup (if nil,
+// os.LookupEnv): MAILROOM_LISTEN sets Listen, MAILROOM_STORAGE (or its
+// alias MAILROOM_DB) sets Storage, MAILROOM_API_TOKEN sets API.Token, and
+// MAILROOM_LOG_LEVEL and MAILROOM_LOG_FORMAT set Log. A variable that is
+// unset or empty leaves the setting alone.
+//
+// It does not validate the values; call [Config.Validate] afterwards, whose
+// errors then name the variable instead of a line in the file. It returns
+// an error only if MAILROOM_STORAGE and MAILROOM_DB are both set and
+// disagree.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	get := func(name string) string {
+		v, _ := lookup(name)
+		return v
+	}
+	set := func(field, name string, dst *string) {
+		if v := get(name); v != "" {
+			*dst = v
+			if c.env == nil {
+				c.env = make(map[string]envSet)
+			}
+			c.env[field] = envSet{name: name, value: v}
+		}
+	}
+	storage, db := get(EnvStorage), get(EnvDB)
+	if storage != "" && db != "" && storage != db {
+		return &Error{Field: "storage", Err: errors.New(EnvStorage + " and " + EnvDB + " are both set and differ; set one")}
+	}
+	set("listen", EnvListen, &c.Listen)
+	set("storage", EnvDB, &c.Storage)
+	set("storage", EnvStorage, &c.Storage)
+	set("api.token", EnvAPIToken, &c.API.Token)
+	set("log.level", EnvLogLevel, &c.Log.Level)
+	set("log.format", EnvLogFormat, &c.Log.Format)
+	return nil
+}
+
+// envSet is a setting's override by an environment variable.
+type envSet struct{ name, value string }
+
+// Validate checks c as a whole and returns every problem as an [*Error],
+// joined with [errors.Join], or nil. It calls opts' hooks if set. Errors
+// about values read from a file carry its name and line; values changed
+// since (by [Config.ApplyEnv] or by hand) are reported without a line,
+// naming the environment variable when there is one.
+//
+// Validate does not modify c.
+func (c *Config) Validate(opts *Options) error {
+	if opts == nil {
+		opts = &Options{}
+	}
+	v := &validator{c: c, opts: opts}
+	v.run()
+	return joinErrors(v.errs)
+}

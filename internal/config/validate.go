@@ -1,0 +1,399 @@
+package config
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// nameRE is what a source or destination name looks like: it appears in
+// URLs (/e/{name}) and logs, so it is kept short and plain.
+var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+
+// connectionIDRE is what an explicit connection id looks like; the default
+// id "source->destination" matches it.
+var connectionIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.>-]{0,128}$`)
+
+// MaxRetryAttempts is the largest retry.max_attempts a destination may set.
+const MaxRetryAttempts = 1000
+
+// signStandardWebhooks is the one signing scheme destinations support.
+const signStandardWebhooks = "standard-webhooks"
+
+// validator checks a Config and collects every problem.
+type validator struct {
+	c    *Config
+	opts *Options
+	errs []*Error
+}
+
+// errf records a problem with field.
+func (v *validator) errf(field, format string, args ...any) {
+	v.add(field, fmt.Errorf(format, args...))
+}
+
+func (v *validator) add(field string, err error) {
+	e := &Error{Field: field, Err: err}
+	if name := v.envOrigin(field); name != "" {
+		e.Err = fmt.Errorf("%w (set by %s)", err, name)
+	} else {
+		e.File, e.Line = v.c.where(field)
+	}
+	v.errs = append(v.errs, e)
+}
+
+// envOrigin returns the environment variable that set field, if any.
+func (v *validator) envOrigin(field string) string {
+	cur := topValues(v.c)
+	for f, set := range v.c.env {
+		// Only while the value is still the one the variable set: a flag
+		// may have overridden it since.
+		if within(field, f) && cur[f] == set.value {
+			return set.name
+		}
+	}
+	return ""
+}
+
+// lineOf returns the line field was read from, for "first at line N".
+func (v *validator) lineOf(field string) string {
+	if file, line := v.c.where(field); file != "" && line > 0 {
+		return "line " + strconv.Itoa(line)
+	}
+	return field
+}
+
+func (v *validator) run() {
+	v.top()
+	sources := v.sources()
+	dests := v.destinations()
+	v.connections(sources, dests)
+}
+
+// top checks the top-level settings.
+func (v *validator) top() {
+	c := v.c
+	if err := checkListen(c.Listen); err != nil {
+		v.add("listen", err)
+	}
+	if _, _, err := ParseStorage(c.Storage); err != nil {
+		v.add("storage", err)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.errf("log.level", "unknown level %q (want debug, info, warn or error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.errf("log.format", "unknown format %q (want text or json)", c.Log.Format)
+	}
+	if c.Shutdown.Grace < 0 {
+		v.errf("shutdown.grace", "must not be negative")
+	}
+}
+
+// checkListen checks a host:port listen address.
+func checkListen(addr string) error {
+	if addr == "" {
+		return errors.New("required, e.g. 127.0.0.1:8080")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}
+
+// checkName checks a source or destination name.
+func (v *validator) checkName(field, name string) bool {
+	switch {
+	case name == "":
+		v.errf(field, "required")
+	case !nameRE.MatchString(name):
+		v.errf(field, "invalid name %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+	default:
+		return true
+	}
+	return false
+}
+
+// sources checks the sources and returns their names.
+func (v *validator) sources() map[string]bool {
+	names := make(map[string]bool)
+	first := make(map[string]string)
+	for i, s := range v.c.Sources {
+		p := "sources[" + strconv.Itoa(i) + "]"
+		if v.checkName(p+".name", s.Name) {
+			if f, dup := first[s.Name]; dup {
+				v.errf(p+".name", "duplicate source name %q (first at %s)", s.Name, v.lineOf(f))
+			} else {
+				first[s.Name] = p + ".name"
+			}
+		}
+		if s.Name != "" {
+			names[s.Name] = true
+		}
+		if v.opts.CheckVerify != nil {
+			if err := v.opts.CheckVerify(s.Verify); err != nil {
+				v.verifyError(p+".verify", err)
+			}
+		}
+		if s.Dedup.Window < 0 {
+			v.errf(p+".dedup.window", "must not be negative")
+		}
+		if s.Dedup.Key != "" && v.opts.CheckExpr != nil {
+			if err := v.opts.CheckExpr(s.Dedup.Key); err != nil {
+				v.add(p+".dedup.key", err)
+			}
+		}
+		if s.MaxBodyBytes < 0 {
+			v.errf(p+".max_body_bytes", "must not be negative")
+		}
+	}
+	return names
+}
+
+// verifyError reports an error from CheckVerify on block, or on the key
+// the error names when its text starts "verify.KEY: ".
+func (v *validator) verifyError(block string, err error) {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "verify."); ok {
+		if key, reason, ok := strings.Cut(rest, ": "); ok && key != "" && !strings.ContainsAny(key, " .") {
+			v.add(block+"."+key, &fieldError{msg: reason, err: err})
+			return
+		}
+	}
+	v.add(block, err)
+}
+
+// destinations checks the destinations and returns their names.
+func (v *validator) destinations() map[string]bool {
+	names := make(map[string]bool)
+	first := make(map[string]string)
+	for i, d := range v.c.Destinations {
+		p := "destinations[" + strconv.Itoa(i) + "]"
+		if v.checkName(p+".name", d.Name) {
+			if f, dup := first[d.Name]; dup {
+				v.errf(p+".name", "duplicate destination name %q (first at %s)", d.Name, v.lineOf(f))
+			} else {
+				first[d.Name] = p + ".name"
+			}
+		}
+		if d.Name != "" {
+			names[d.Name] = true
+		}
+		if err := checkURL(d.URL); err != nil {
+			v.add(p+".url", err)
+		}
+		if d.Timeout < 0 {
+			v.errf(p+".timeout", "must be positive")
+		}
+		if d.MaxConcurrency < 0 {
+			v.errf(p+".max_concurrency", "must not be negative")
+		}
+		if _, err := store.ParseRate(d.RateLimit); err != nil {
+			v.add(p+".rate_limit", err)
+		}
+		v.retry(p+".retry", d.Retry)
+		v.sign(p+".sign", d.Sign)
+		for _, name := range slices.Sorted(maps.Keys(d.Headers)) {
+			if !isToken(name) {
+				v.errf(p+".headers."+name, "invalid header name %q", name)
+			}
+			if strings.ContainsAny(d.Headers[name], "\r\n\x00") {
+				v.errf(p+".headers."+name, "header value must not contain CR, LF or NUL")
+			}
+		}
+	}
+	return names
+}
+
+// checkURL checks a destination URL.
+func checkURL(raw string) error {
+	if raw == "" {
+		return errors.New("required, e.g. https://example.com/hooks")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q must be an absolute http:// or https:// URL", raw)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", raw)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port must be a number from 1 to 65535", raw)
+		}
+	}
+	return nil
+}
+
+// retry checks a retry policy.
+func (v *validator) retry(p string, r store.RetryPolicy) {
+	if r.MaxAttempts < 0 || r.MaxAttempts > MaxRetryAttempts {
+		v.errf(p+".max_attempts", "%d is out of range (want 0 to %d; 0 means the default)", r.MaxAttempts, MaxRetryAttempts)
+	}
+	if r.Initial < 0 {
+		v.errf(p+".initial", "must not be negative")
+	}
+	if r.Max < 0 {
+		v.errf(p+".max", "must not be negative")
+	}
+	if r.Initial > 0 && r.Max > 0 && r.Initial > r.Max {
+		v.errf(p+".initial", "%s is longer than retry.max %s", r.Initial, r.Max)
+	}
+	for j, code := range r.RetryOn {
+		if code < 100 || code > 599 {
+			v.errf(p+".retry_on["+strconv.Itoa(j)+"]", "%d is not an HTTP status code (want 100 to 599)", code)
+		}
+	}
+}
+
+// sign checks a destination's signing config.
+func (v *validator) sign(p string, s store.SignConfig) {
+	switch s.Type {
+	case "":
+		return
+	case signStandardWebhooks:
+	default:
+		v.errf(p+".type", "unknown type %q (want %s, or leave it out for no signature)", s.Type, signStandardWebhooks)
+		return
+	}
+	if s.Secret == "" {
+		v.errf(p+".secret", "required for type %q", s.Type)
+		return
+	}
+	if v.opts.CheckVerify != nil {
+		if err := v.opts.CheckVerify(store.VerifyConfig{Type: s.Type, Secret: s.Secret}); err != nil {
+			v.verifyError(p, err)
+		}
+	}
+}
+
+// connections checks the connections against the sources and destinations
+// declared in the file.
+func (v *validator) connections(sources, dests map[string]bool) {
+	first := make(map[string]string)
+	for i, c := range v.c.Connections {
+		p := "connections[" + strconv.Itoa(i) + "]"
+		switch {
+		case c.Source == "":
+			v.errf(p+".source", "required")
+		case !sources[c.Source]:
+			v.errf(p+".source", "unknown source %q%s", c.Source, known("sources", sources))
+		}
+		switch {
+		case c.Destination == "":
+			v.errf(p+".destination", "required")
+		case !dests[c.Destination]:
+			v.errf(p+".destination", "unknown destination %q%s", c.Destination, known("destinations", dests))
+		}
+		if c.ID != "" && !connectionIDRE.MatchString(c.ID) {
+			v.errf(p+".id", "invalid id %q: use up to 129 letters, digits, '_', '.', '-' or '>', starting with a letter or digit", c.ID)
+		}
+		if id := cmp.Or(c.ID, store.ConnectionID(c.Source, c.Destination)); c.ID != "" || (c.Source != "" && c.Destination != "") {
+			if f, dup := first[id]; dup {
+				v.errf(p, "duplicate connection %q (first at %s); give one an id", id, v.lineOf(f))
+			} else {
+				first[id] = p
+			}
+		}
+		if c.Filter != "" && v.opts.CheckExpr != nil {
+			if err := v.opts.CheckExpr(c.Filter); err != nil {
+				v.add(p+".filter", err)
+			}
+		}
+	}
+}
+
+// known lists the declared names for an "unknown name" error.
+func known(what string, names map[string]bool) string {
+	if len(names) == 0 {
+		return " (no " + what + " are declared in this file)"
+	}
+	return " (" + what + " in this file: " + strings.Join(slices.Sorted(maps.Keys(names)), ", ") + ")"
+}
+
+// isToken reports whether s is an HTTP header name (an RFC 9110 token).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ParseStorage reads a storage DSN and returns the driver to open and what
+// to open it with:
+//
+//   - sqlite://PATH returns "sqlite" and PATH, a file path used as is:
+//     sqlite://./mailroom.db gives "./mailroom.db" (relative to the
+//     working directory) and sqlite:///var/lib/mailroom/mailroom.db gives
+//     "/var/lib/mailroom/mailroom.db".
+//   - postgres://... and postgresql://... return "postgres" and the DSN
+//     unchanged, for the driver to parse.
+//
+// Anything else is an error; a password in the DSN is never repeated in
+// it.
+func ParseStorage(dsn string) (driver, target string, err error) {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		hint := ""
+		if dsn != "" && !strings.ContainsAny(dsn, ":@ ") {
+			hint = fmt.Sprintf(" (for a SQLite file, write sqlite://%s)", dsn)
+		}
+		return "", "", fmt.Errorf("unsupported storage %q: want sqlite://PATH or postgres://...%s", redactDSN(dsn), hint)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite":
+		if rest == "" {
+			return "", "", errors.New("sqlite storage needs a file path, e.g. sqlite://./mailroom.db or sqlite:///var/lib/mailroom/mailroom.db")
+		}
+		if strings.ContainsRune(rest, 0) {
+			return "", "", errors.New("sqlite storage path contains a NUL byte")
+		}
+		return "sqlite", rest, nil
+	case "postgres", "postgresql":
+		if _, err := url.Parse(dsn); err != nil {
+			return "", "", fmt.Errorf("invalid postgres DSN %q", redactDSN(dsn))
+		}
+		return "postgres", dsn, nil
+	}
+	return "", "", fmt.Errorf("unsupported storage %q: want sqlite://PATH or postgres://...", redactDSN(dsn))
+}
+
+// redactDSN hides the password of a URL-shaped DSN.
+func redactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndexByte(dsn, '@'); i >= 0 {
+		return "***" + dsn[i:]
+	}
+	return dsn
+}
