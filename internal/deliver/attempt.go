@@ -1,0 +1,253 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// recordTimeout bounds the store writes that finish an attempt. They run
+// on a context detached from Run's, so that an attempt that completes
+// during the grace period is still recorded.
+const recordTimeout = 10 * time.Second
+
+// drainLimit is how much of a response body beyond MaxResponseBody is read
+// and discarded so that the connection can be reused.
+const drainLimit = 256 << 10
+
+// Delivery headers set by mailroom on every attempt, besides the
+// Standard Webhooks ones (webhook-id, webhook-timestamp and, when the
+// destination signs, webhook-signature).
+const (
+	HeaderEventID    = "X-Mailroom-Event-Id"
+	HeaderDeliveryID = "X-Mailroom-Delivery-Id"
+	HeaderAttempt    = "X-Mailroom-Attempt"
+)
+
+// attempt runs one claimed delivery through to its recorded outcome. It
+// returns when the delivery is next due if this attempt scheduled a retry,
+// or the zero time.
+func (w *worker) attempt(cfg *destConfig, dl *store.Delivery) time.Time {
+	d := w.d
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(w.r.hard), recordTimeout)
+	defer cancel()
+
+	req, err := d.loadRequest(w.r.hard, dl)
+	if err != nil {
+		if w.r.hard.Err() != nil {
+			return time.Time{} // stopping: the lease expires and it is claimed again
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			// Storage trouble, not the receiver's fault: leave the
+			// delivery to its lease rather than count it as failed.
+			d.log.Error("load request for delivery", "delivery", dl.ID, "destination", w.name, "err", err)
+			return time.Time{}
+		}
+		// The original request is gone (pruned): nothing to send, ever.
+		a := store.Attempt{
+			DeliveryID:  dl.ID,
+			EventID:     dl.EventID,
+			Destination: dl.Destination,
+			Number:      dl.Attempts,
+			StartedAt:   d.now(),
+			Error:       fmt.Sprintf("load original request: %v", err),
+		}
+		d.record(rctx, &a, store.DeliveryDead, time.Time{}, a.StartedAt, OutcomeDead)
+		return time.Time{}
+	}
+
+	a, retryAfter := d.send(w.r.hard, cfg, dl, req)
+	canceled := w.r.hard.Err() != nil && !a.Success
+	now := d.now()
+	status, next, outcome := d.decide(cfg, &a, retryAfter, canceled, now)
+	if outcome == OutcomePaused {
+		w.holdLocal()
+		reason := "410 Gone from " + redactURL(cfg.dest.URL)
+		if err := d.store.DestinationSetPaused(rctx, w.name, true, reason); err != nil {
+			d.log.Error("pause destination", "destination", w.name, "err", err)
+		} else {
+			d.log.Warn("destination paused", "destination", w.name, "reason", reason)
+		}
+		w.holdCommitted()
+	}
+	if !d.record(rctx, &a, status, next, now, outcome) || outcome != OutcomeRetry {
+		return time.Time{}
+	}
+	return next
+}
+
+// loadRequest returns the original request of dl, with headers and body.
+func (d *Dispatcher) loadRequest(ctx context.Context, dl *store.Delivery) (*store.Request, error) {
+	id := dl.RequestID
+	if id == "" {
+		ev, err := d.store.EventGetByID(ctx, dl.EventID)
+		if err != nil {
+			return nil, fmt.Errorf("get event of delivery %s: %w", dl.ID, err)
+		}
+		id = ev.RequestID
+	}
+	req, err := d.store.RequestGetByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get request of delivery %s: %w", dl.ID, err)
+	}
+	return req, nil
+}
+
+// record stores a and moves its delivery, logs what needs logging, calls
+// the OnAttempt hook, and reports whether the delivery moved.
+func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string, next, now time.Time, outcome string) bool {
+	err := d.store.AttemptRecord(ctx, &store.AttemptRecordParams{
+		Attempt:       a,
+		Status:        status,
+		NextAttemptAt: next,
+		Now:           now,
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrLeaseLost):
+		// Another claim took over after our lease expired; its outcome
+		// counts, ours is kept only as history.
+		d.log.Debug("attempt outcome dropped: lease lost", "delivery", a.DeliveryID, "attempt", a.Number)
+	default:
+		// The lease expires and the delivery is claimed again.
+		d.log.Error("record attempt", "delivery", a.DeliveryID, "attempt", a.Number, "err", err)
+	}
+	if d.opts.OnAttempt != nil {
+		d.opts.OnAttempt(*a, outcome)
+	}
+	return err == nil
+}
+
+// decide maps an attempt to its delivery's next status, next due time and
+// outcome.
+func (d *Dispatcher) decide(cfg *destConfig, a *store.Attempt, retryAfter time.Duration, canceled bool, now time.Time) (status string, next time.Time, outcome string) {
+	switch {
+	case a.Success:
+		return store.DeliverySucceeded, time.Time{}, OutcomeSucceeded
+	case canceled:
+		// Our stop, not the receiver's failure: due again at once.
+		return store.DeliveryPending, now, OutcomeCanceled
+	case a.StatusCode == http.StatusGone:
+		// The receiver says it is gone for good: stop sending to it
+		// until an operator resumes it, then deliver at once.
+		return store.DeliveryPending, now, OutcomePaused
+	case a.StatusCode != 0 && len(cfg.dest.Retry.RetryOn) > 0 && !slices.Contains(cfg.dest.Retry.RetryOn, a.StatusCode):
+		// A status the destination does not retry. Transport errors
+		// and timeouts carry no status and are always retried.
+		return store.DeliveryDead, time.Time{}, OutcomeDead
+	case a.Number >= cfg.maxAttempts:
+		return store.DeliveryDead, time.Time{}, OutcomeDead
+	}
+	delay := Backoff(a.Number, cfg.initial, cfg.max, retryAfter, d.rnd())
+	return store.DeliveryPending, now.Add(delay), OutcomeRetry
+}
+
+// send makes one HTTP try of dl and describes it as an attempt. It also
+// returns the Retry-After of a 429 or 503 response.
+func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration) {
+	a := store.Attempt{
+		DeliveryID:  dl.ID,
+		EventID:     dl.EventID,
+		Destination: dl.Destination,
+		Number:      dl.Attempts,
+		StartedAt:   d.now(),
+	}
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.dest.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		a.Error = fmt.Sprintf("build request: %v", err)
+		a.DurationMS = ms(time.Since(start))
+		return a, 0
+	}
+	h := hreq.Header
+	h.Set("User-Agent", d.opts.UserAgent)
+	for k, v := range cfg.dest.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			hreq.Host = v
+			continue
+		}
+		h.Set(k, v)
+	}
+	if ct := req.Headers.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	h.Set(verify.StandardWebhooksIDHeader, dl.EventID)
+	h.Set(verify.StandardWebhooksTimestampHeader, strconv.FormatInt(a.StartedAt.Unix(), 10))
+	if cfg.dest.Sign.Type == SignStandardWebhooksType {
+		sig, err := verify.SignStandardWebhooks(cfg.dest.Sign.Secret, dl.EventID, a.StartedAt, req.Body)
+		if err != nil {
+			// resolve checked the secret, so only an empty event id
+			// gets here.
+			a.Error = err.Error()
+			a.DurationMS = ms(time.Since(start))
+			return a, 0
+		}
+		h.Set(verify.StandardWebhooksSignatureHeader, sig)
+	}
+	h.Set(HeaderEventID, dl.EventID)
+	h.Set(HeaderDeliveryID, dl.ID)
+	h.Set(HeaderAttempt, strconv.Itoa(dl.Attempts))
+
+	resp, err := d.http.Do(hreq)
+	if err != nil {
+		a.Error = describeError(ctx, err, cfg.timeout)
+		a.DurationMS = ms(time.Since(start))
+		return a, 0
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, d.opts.MaxResponseBody))
+	if rerr == nil {
+		// Read on a little so the connection can go back to the pool.
+		io.CopyN(io.Discard, resp.Body, drainLimit)
+	}
+	resp.Body.Close()
+	a.DurationMS = ms(time.Since(start))
+	a.StatusCode = resp.StatusCode
+	a.ResponseHeaders = resp.Header
+	if len(body) > 0 {
+		a.ResponseBody = body
+	}
+	a.Success = resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if !a.Success && rerr != nil {
+		a.Error = "read response body: " + describeError(ctx, rerr, cfg.timeout)
+	}
+	var retryAfter time.Duration
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		retryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), d.now())
+	}
+	return a, retryAfter
+}
+
+// describeError turns a transport error into the text stored with the
+// attempt, naming a timeout as such.
+func describeError(ctx context.Context, err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Sprintf("timeout after %s: %v", timeout, err)
+	case ctx.Err() != nil:
+		return fmt.Sprintf("canceled, dispatcher stopping: %v", err)
+	}
+	return err.Error()
+}
+
+// redactURL hides a password in raw, for text that operators see.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,320 @@
+package deliver
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// SignStandardWebhooksType is the [store.SignConfig] Type that signs
+// deliveries the Standard Webhooks way.
+const SignStandardWebhooksType = "standard-webhooks"
+
+// destConfig is a destination with its defaults filled in.
+type destConfig struct {
+	dest        *store.Destination
+	timeout     time.Duration
+	maxConc     int
+	rate        float64 // events per second; 0 means unlimited
+	burst       int
+	maxAttempts int
+	initial     time.Duration
+	max         time.Duration
+	// err is set when the destination cannot be served as configured; its
+	// deliveries are held (not claimed) until the configuration is fixed,
+	// rather than sent unsigned or faster than intended.
+	err error
+}
+
+// resolve fills in dest's defaults.
+func resolve(dest *store.Destination) *destConfig {
+	c := &destConfig{
+		dest:        dest,
+		timeout:     cmpOr(dest.Timeout.D(), DefaultTimeout),
+		maxConc:     dest.MaxConcurrency,
+		maxAttempts: dest.Retry.MaxAttempts,
+		initial:     cmpOr(dest.Retry.Initial.D(), DefaultInitialBackoff),
+		max:         cmpOr(dest.Retry.Max.D(), DefaultMaxBackoff),
+	}
+	if c.maxConc <= 0 {
+		c.maxConc = DefaultMaxConcurrency
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = DefaultMaxAttempts
+	}
+	r, err := store.ParseRate(dest.RateLimit)
+	if err != nil {
+		c.err = fmt.Errorf("rate limit: %w", err)
+	}
+	c.rate = r
+	if r > 0 {
+		c.burst = max(1, int(math.Ceil(r)))
+	}
+	switch dest.Sign.Type {
+	case "":
+	case SignStandardWebhooksType:
+		// Sign a probe once so that a bad secret holds the destination
+		// instead of failing every attempt.
+		if _, err := verify.SignStandardWebhooks(dest.Sign.Secret, "probe", time.Unix(0, 0), nil); err != nil {
+			c.err = fmt.Errorf("sign: %w", err)
+		}
+	default:
+		c.err = fmt.Errorf("sign: unsupported type %q", dest.Sign.Type)
+	}
+	if dest.URL == "" {
+		c.err = fmt.Errorf("url is empty")
+	}
+	return c
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// worker claims and sends the deliveries of one destination. Its run loop
+// is the only goroutine that claims for the destination; each claimed
+// delivery is sent on its own goroutine, at most maxConc at a time
+// (one for an ordered destination).
+type worker struct {
+	r      *run
+	d      *Dispatcher
+	name   string
+	ctx    context.Context // ends claiming
+	cancel context.CancelFunc
+	cfg    atomic.Pointer[destConfig]
+	wakeC  chan struct{}
+
+	mu       sync.Mutex
+	inflight int
+	// next is the soonest retry that this worker's own attempts scheduled,
+	// so that it wakes for it without polling faster.
+	next time.Time
+	// hold pauses claiming right after a 410, before the store's paused
+	// flag has come back through a reload. holdSince is when the pause
+	// committed (zero while it is being written); a reload that listed the
+	// destinations after it carries the store's word and clears the hold.
+	hold      bool
+	holdSince time.Time
+
+	// Only the run goroutine touches the limiter.
+	lim *rate.Limiter
+}
+
+func newWorker(r *run, cfg *destConfig) *worker {
+	ctx, cancel := context.WithCancel(r.ctx)
+	w := &worker{
+		r:      r,
+		d:      r.d,
+		name:   cfg.dest.Name,
+		ctx:    ctx,
+		cancel: cancel,
+		wakeC:  make(chan struct{}, 1),
+	}
+	w.cfg.Store(cfg)
+	return w
+}
+
+// wake makes the run loop look for due deliveries now.
+func (w *worker) wake() {
+	select {
+	case w.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends claiming; attempts in flight go on.
+func (w *worker) stop() { w.cancel() }
+
+// update installs a reloaded configuration, read from a list that started
+// at listedAt.
+func (w *worker) update(cfg *destConfig, listedAt time.Time) {
+	w.cfg.Store(cfg)
+	w.mu.Lock()
+	if w.hold && !w.holdSince.IsZero() && listedAt.After(w.holdSince) {
+		w.hold = false
+	}
+	w.mu.Unlock()
+	w.wake()
+}
+
+// holdLocal stops claiming until the pause being written is confirmed.
+func (w *worker) holdLocal() {
+	w.mu.Lock()
+	w.hold, w.holdSince = true, time.Time{}
+	w.mu.Unlock()
+}
+
+// holdCommitted marks the pause as written (or failed: then the next
+// reload, which shows the destination unpaused, resumes claiming).
+func (w *worker) holdCommitted() {
+	w.mu.Lock()
+	w.holdSince = time.Now()
+	w.mu.Unlock()
+}
+
+// applyRate brings the limiter in line with cfg.
+func (w *worker) applyRate(cfg *destConfig) {
+	switch {
+	case cfg.rate <= 0:
+		w.lim = nil
+	case w.lim == nil:
+		w.lim = rate.NewLimiter(rate.Limit(cfg.rate), cfg.burst)
+	default:
+		if float64(w.lim.Limit()) != cfg.rate {
+			w.lim.SetLimit(rate.Limit(cfg.rate))
+		}
+		if w.lim.Burst() != cfg.burst {
+			w.lim.SetBurst(cfg.burst)
+		}
+	}
+}
+
+// capacity returns how many deliveries the worker may claim now, and
+// clears a scheduled wake-up that has come due (the claim about to happen
+// serves it).
+func (w *worker) capacity(cfg *destConfig) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.next.IsZero() && !w.next.After(w.d.now()) {
+		w.next = time.Time{}
+	}
+	if cfg.err != nil || cfg.dest.Paused || w.hold {
+		return 0
+	}
+	limit := cfg.maxConc
+	if cfg.dest.Ordered {
+		limit = 1
+	}
+	return max(0, limit-w.inflight)
+}
+
+// run is the worker's loop: claim what capacity and rate allow, start an
+// attempt for each, then sleep until woken (a notification for the
+// destination, a freed slot, a scheduled retry, a rate token) or the poll
+// interval passes.
+func (w *worker) run() {
+	var errDelay time.Duration
+	for {
+		if w.ctx.Err() != nil {
+			return
+		}
+		cfg := w.cfg.Load()
+		w.applyRate(cfg)
+		wait := w.d.opts.PollInterval
+		n := w.capacity(cfg)
+		if n > 0 && w.lim != nil {
+			tokens := w.lim.Tokens()
+			if tokens < 1 {
+				// Sleep until a token is due rather than claim
+				// deliveries that would sit under lease waiting for it.
+				need := time.Duration(math.Ceil((1 - tokens) / cfg.rate * float64(time.Second)))
+				wait = min(wait, need)
+				n = 0
+			} else {
+				n = min(n, int(tokens))
+			}
+		}
+		if n > 0 {
+			ds, err := w.claim(cfg, n)
+			if err != nil {
+				// The store is in trouble: back off, with no hot loop. A
+				// claim that did commit is not lost: its lease expires.
+				errDelay = nextStoreBackoff(errDelay)
+				w.d.log.Error("claim deliveries", "destination", w.name, "err", err, "retry_in", errDelay)
+				if !sleep(w.ctx, errDelay) {
+					return
+				}
+				continue
+			}
+			errDelay = 0
+			if w.lim != nil && len(ds) > 0 {
+				w.lim.AllowN(time.Now(), len(ds))
+			}
+			for _, dl := range ds {
+				w.start(cfg, dl)
+			}
+			if len(ds) == n {
+				// There may be more due; capacity decides.
+				continue
+			}
+		}
+		if !w.sleep(wait) {
+			return
+		}
+	}
+}
+
+// claimTimeout bounds one claim.
+const claimTimeout = 10 * time.Second
+
+// claim leases up to n due deliveries. The claim runs on a context
+// detached from the worker's: a claim that commits while the worker is
+// stopping must still hand its deliveries over, to be sent within the
+// grace period, rather than strand them until their leases expire.
+func (w *worker) claim(cfg *destConfig, n int) ([]*store.Delivery, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), claimTimeout)
+	defer cancel()
+	now := w.d.now()
+	return w.d.store.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{
+		Destination: w.name,
+		Now:         now,
+		LeaseUntil:  now.Add(cfg.timeout + w.d.opts.Lease),
+		Limit:       n,
+		Ordered:     cfg.dest.Ordered,
+	})
+}
+
+// sleep waits for a wake-up, at most wait, or until a scheduled retry is
+// due. It reports false when the worker is stopping.
+func (w *worker) sleep(wait time.Duration) bool {
+	w.mu.Lock()
+	if !w.next.IsZero() {
+		wait = max(0, min(wait, w.next.Sub(w.d.now())))
+	}
+	w.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-w.ctx.Done():
+		return false
+	case <-w.wakeC:
+	case <-t.C:
+	}
+	return true
+}
+
+// start sends dl on its own goroutine, which [Dispatcher.Run] waits for.
+func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
+	w.mu.Lock()
+	w.inflight++
+	w.mu.Unlock()
+	w.r.wg.Add(1)
+	go func() {
+		defer w.r.wg.Done()
+		next := w.attempt(cfg, dl)
+		w.finish(next)
+	}()
+}
+
+// finish frees the slot of an attempt that scheduled its delivery for next
+// (zero if it did not) and wakes the loop.
+func (w *worker) finish(next time.Time) {
+	w.mu.Lock()
+	w.inflight--
+	if !next.IsZero() && (w.next.IsZero() || next.Before(w.next)) {
+		w.next = next
+	}
+	w.mu.Unlock()
+	w.wake()
+}
