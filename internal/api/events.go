@@ -1,0 +1,218 @@
+package api
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// requestView is a request as the API shows it: the body as a JSON string
+// when it is valid UTF-8, else base64 in body_base64. Lists carry no body.
+type requestView struct {
+	*store.Request
+	Body       *string `json:"body,omitempty"`
+	BodyBase64 string  `json:"body_base64,omitempty"`
+}
+
+func viewRequest(r *store.Request, withBody bool) *requestView {
+	v := &requestView{Request: r}
+	if withBody {
+		v.Body, v.BodyBase64 = bodyFields(r.Body)
+	}
+	return v
+}
+
+// bodyFields renders b as a string when it is valid UTF-8, else as base64.
+func bodyFields(b []byte) (*string, string) {
+	if utf8.Valid(b) {
+		s := string(b)
+		return &s, ""
+	}
+	return nil, base64.StdEncoding.EncodeToString(b)
+}
+
+// eventDetail is an event with its request and deliveries. The
+// deliveries list replaces the event's delivery count, which moves to
+// delivery_count.
+type eventDetail struct {
+	*store.Event
+	DeliveryCount int               `json:"delivery_count"`
+	Deliveries    []*store.Delivery `json:"deliveries"`
+	// Request is null when retention has removed it.
+	Request *requestView `json:"request"`
+}
+
+// replayBody is the answer to a replay.
+type replayBody struct {
+	Deliveries []*store.Delivery `json:"deliveries"`
+}
+
+// page fetches one page of a newest-first list and the cursor of the next
+// one. It asks the store for one row more than the page to know whether
+// another page follows; at [MaxLimit], which the store will not exceed, it
+// probes for the next row instead.
+func page[T any](ctx context.Context, p store.ListParams, fetch func(context.Context, *store.ListParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
+	q := p
+	if p.Limit < MaxLimit {
+		q.Limit = p.Limit + 1
+	}
+	rows, err := fetch(ctx, &q)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rows) > p.Limit {
+		rows = rows[:p.Limit]
+		return rows, id(rows[len(rows)-1]), nil
+	}
+	if len(rows) == p.Limit && q.Limit == p.Limit && len(rows) > 0 {
+		probe := p
+		probe.Cursor, probe.Limit = id(rows[len(rows)-1]), 1
+		more, err := fetch(ctx, &probe)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(more) > 0 {
+			return rows, probe.Cursor, nil
+		}
+	}
+	return rows, "", nil
+}
+
+func (a *Server) requestList(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	p, err := parseListParams(q, requestsKind)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	rows, next, err := page(r.Context(), p, a.store.RequestList, func(r *store.Request) string { return r.ID })
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	out := list[*requestView]{Data: make([]*requestView, 0, len(rows)), NextCursor: next}
+	for _, row := range rows {
+		row.Body = nil
+		out.Data = append(out.Data, viewRequest(row, false))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *Server) requestGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	req, err := a.store.RequestGetByID(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("request %q not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, viewRequest(req, true))
+}
+
+func (a *Server) eventList(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	p, err := parseListParams(q, eventsKind)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	rows, next, err := page(r.Context(), p, a.store.EventList, func(e *store.Event) string { return e.ID })
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, list[*store.Event]{Data: nonNil(rows), NextCursor: next})
+}
+
+func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	ev, err := a.store.EventGetByID(ctx, id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
+		return
+	}
+	out := &eventDetail{Event: ev, DeliveryCount: ev.Deliveries}
+	ds, err := a.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: MaxLimit})
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	out.Deliveries = nonNil(ds)
+	req, err := a.store.RequestGetByID(ctx, ev.RequestID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		a.fail(w, r, err, "")
+		return
+	default:
+		out.Request = viewRequest(req, true)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// eventReplay routes the event's original request again through the
+// connections as they are now, and creates a new delivery for every match
+// whose destination exists. Earlier deliveries are left as they are.
+func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	if err := decode(w, r, &struct{}{}, true); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	ev, err := a.store.EventGetByID(ctx, id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
+		return
+	}
+	req, err := a.store.RequestGetByID(ctx, ev.RequestID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusConflict, fmt.Sprintf("event %s cannot be replayed: its request %s is no longer stored", ev.ID, ev.RequestID))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	query, _ := url.ParseQuery(req.Query) // keep what parses, as ingest did
+	in := route.NewInput(ev.Source, req.Path, query, req.Headers, req.Body)
+	snap := a.catalog.Current()
+	ds := []*store.Delivery{}
+	for _, conn := range snap.Router.Match(in) {
+		if _, ok := snap.Destinations[conn.Destination]; !ok {
+			continue
+		}
+		ds = append(ds, &store.Delivery{
+			EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source,
+			Destination: conn.Destination, ConnectionID: conn.ID,
+		})
+	}
+	if err := a.store.DeliveryInsertMany(ctx, ds); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, replayBody{Deliveries: ds})
+}
+
+// nonNil returns s, or an empty slice for nil, so that JSON shows [].
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

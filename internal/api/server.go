@@ -1,0 +1,333 @@
+// Package api serves mailroom's admin REST API under /api/v1: the catalog
+// (sources, destinations, connections) as resources to create, read,
+// replace and delete; the pipeline's records (requests, events, deliveries
+// and their attempts) as filtered, cursor-paged lists; and the operator's
+// actions (retry a delivery, retry many, replay an event, pause and resume a
+// destination).
+//
+// Every body in and out is JSON. Errors are {"error": "..."} with a status
+// that says whose fault it is: 400 for bad input (the message names the
+// field or parameter), 401 without the bearer token, 404 for a missing
+// resource, 405 for a method a path does not take, 409 for a conflict, 413
+// for an oversized body and 503 when storage fails (the cause is logged, not
+// shown).
+//
+// The API never shows a secret: verification secrets and passwords, signing
+// secrets and sensitive destination header values come back as "********".
+// Sending that mask back unchanged in a PUT keeps the stored value, so a
+// client may GET, edit and PUT a resource without knowing its secrets.
+//
+// The package reads and writes only through [store.Store]. After every
+// catalog change it reloads the [catalog.Catalog] it was given, so ingest on
+// this instance sees the change at once; other instances pick it up from the
+// store's change notification.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Prefix is the path under which [Server.Register] mounts the API.
+const Prefix = "/api/v1/"
+
+// MaxBodyBytes caps the size of a request body the API reads.
+const MaxBodyBytes = 1 << 20
+
+// reloadTimeout bounds the catalog reload that follows a change.
+const reloadTimeout = 10 * time.Second
+
+// Options tunes a Server.
+type Options struct {
+	// Token is the bearer token every request must carry in its
+	// Authorization header. If empty, the API asks for no authentication;
+	// cmd/mailroom allows that only on a loopback listener.
+	Token string
+	// Logger receives storage errors and failed catalog reloads. If nil,
+	// they are discarded.
+	Logger *slog.Logger
+	// Now is the clock used for retries and queue ages. If nil, time.Now.
+	Now func() time.Time
+}
+
+// Server is the admin API. Build it with [New] and mount it with
+// [Server.Register]. It is safe for concurrent use.
+type Server struct {
+	store   store.Store
+	catalog *catalog.Catalog
+	log     *slog.Logger
+	now     func() time.Time
+	// tokenSum is the SHA-256 of the token, so that comparing it takes the
+	// same time whatever the length of what a client sends; nil means no
+	// authentication.
+	tokenSum []byte
+	mux      *http.ServeMux
+	// catalogMu serialises catalog writes made through this server, so
+	// that a create's existence check and its write are not interleaved
+	// with another create of the same name. Writes from other instances
+	// are not covered.
+	catalogMu sync.Mutex
+}
+
+// New returns a Server that reads and writes s and reloads cat after every
+// catalog change. s and cat must not be nil.
+func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
+	if s == nil || cat == nil {
+		panic("api.New: nil store or catalog")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Server{store: s, catalog: cat, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
+	if o.Token != "" {
+		sum := sha256.Sum256([]byte(o.Token))
+		a.tokenSum = sum[:]
+	}
+	a.routes()
+	return a
+}
+
+// Register mounts the API on mux under [Prefix].
+func (a *Server) Register(mux *http.ServeMux) {
+	mux.Handle(Prefix, a)
+}
+
+func (a *Server) routes() {
+	for _, r := range []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"GET /api/v1/sources", a.sourceList},
+		{"POST /api/v1/sources", a.sourceCreate},
+		{"GET /api/v1/sources/{name}", a.sourceGet},
+		{"PUT /api/v1/sources/{name}", a.sourcePut},
+		{"DELETE /api/v1/sources/{name}", a.sourceDelete},
+
+		{"GET /api/v1/destinations", a.destinationList},
+		{"POST /api/v1/destinations", a.destinationCreate},
+		{"GET /api/v1/destinations/{name}", a.destinationGet},
+		{"PUT /api/v1/destinations/{name}", a.destinationPut},
+		{"DELETE /api/v1/destinations/{name}", a.destinationDelete},
+		{"POST /api/v1/destinations/{name}/pause", a.destinationPause},
+		{"POST /api/v1/destinations/{name}/resume", a.destinationResume},
+
+		{"GET /api/v1/connections", a.connectionList},
+		{"POST /api/v1/connections", a.connectionCreate},
+		{"GET /api/v1/connections/{id}", a.connectionGet},
+		{"PUT /api/v1/connections/{id}", a.connectionPut},
+		{"DELETE /api/v1/connections/{id}", a.connectionDelete},
+
+		{"GET /api/v1/requests", a.requestList},
+		{"GET /api/v1/requests/{id}", a.requestGet},
+
+		{"GET /api/v1/events", a.eventList},
+		{"GET /api/v1/events/{id}", a.eventGet},
+		{"POST /api/v1/events/{id}/replay", a.eventReplay},
+
+		{"GET /api/v1/deliveries", a.deliveryList},
+		{"POST /api/v1/deliveries/retry", a.deliveryRetryMany},
+		{"GET /api/v1/deliveries/{id}", a.deliveryGet},
+		{"GET /api/v1/deliveries/{id}/attempts", a.attemptList},
+		{"POST /api/v1/deliveries/{id}/retry", a.deliveryRetry},
+
+		{"GET /api/v1/stats", a.stats},
+	} {
+		a.mux.HandleFunc(r.pattern, r.h)
+	}
+}
+
+// ServeHTTP authenticates the request and dispatches it. Unknown paths and
+// methods get JSON errors like every other failure.
+func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mailroom"`)
+		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+		return
+	}
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		// No route: let the mux decide between 404, 405 and a redirect to
+		// the canonical path, then answer in JSON.
+		h, _ := a.mux.Handler(r)
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path))
+		case http.StatusMovedPermanently, http.StatusPermanentRedirect, http.StatusTemporaryRedirect, http.StatusFound:
+			w.Header().Set("Location", rec.header.Get("Location"))
+			writeError(w, rec.status, "see "+rec.header.Get("Location"))
+		default:
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		}
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// authorized reports whether r carries the token, comparing in constant
+// time.
+func (a *Server) authorized(r *http.Request) bool {
+	if a.tokenSum == nil {
+		return true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], a.tokenSum) == 1
+}
+
+// statusRecorder captures what the mux's own 404, 405 and redirect
+// handlers write, so that ServeHTTP can answer in JSON instead.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.status == 0 {
+		s.status = status
+	}
+}
+
+// errorBody is the JSON body of every error.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// list is the JSON body of every list.
+type list[T any] struct {
+	Data       []T    `json:"data"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// badRequest is an input error: its message is shown to the client with a
+// 400.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func badf(format string, args ...any) error {
+	return &badRequest{msg: fmt.Sprintf(format, args...)}
+}
+
+// fail answers for err: a [badRequest] is 400, [store.ErrNotFound] is 404
+// with notFound as its message, [store.ErrDuplicate] is 409, anything else
+// is logged and answered 503, since it is storage failing rather than the
+// client.
+func (a *Server) fail(w http.ResponseWriter, r *http.Request, err error, notFound string) {
+	var bad *badRequest
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &bad):
+		writeError(w, http.StatusBadRequest, bad.msg)
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, notFound)
+	case errors.Is(err, store.ErrDuplicate):
+		writeError(w, http.StatusConflict, "the resource already exists")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		writeError(w, http.StatusServiceUnavailable, "request canceled")
+	default:
+		a.log.Error("api: storage error", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "storage unavailable; retry later")
+	}
+}
+
+// decode reads r's JSON body into v: at most [MaxBodyBytes], one value, no
+// unknown fields. An empty body is an error unless optional is set, in which
+// case v is left alone.
+func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return badf("read request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if optional {
+			return nil
+		}
+		return badf("request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badf("invalid JSON body: %s", describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badf("invalid JSON body: unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// describeJSONError turns a decoding error into a message that names the
+// field at fault.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		if typeErr.Field != "" {
+			return fmt.Sprintf("field %s: cannot use a JSON %s as %s", typeErr.Field, typeErr.Value, typeErr.Type)
+		}
+		return fmt.Sprintf("cannot use a JSON %s here; want %s", typeErr.Value, typeErr.Type)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("syntax error at byte %d: %v", syntaxErr.Offset, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "unexpected end of JSON"
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
