@@ -1,0 +1,209 @@
+// Package ingest receives webhooks: POST /e/{source}[/any/suffix]. It
+// enforces the source's body limit, verifies the signature on the raw bytes,
+// computes the dedup key and the matching connections, and hands the request,
+// its event and its deliveries to the store in one write. It answers 200 only
+// once that write is durable, and records every request it refuses, with
+// the reason.
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// Options tunes a Handler.
+type Options struct {
+	// Logger receives errors. If nil, they are discarded.
+	Logger *slog.Logger
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
+	// OnRequest, if non-nil, is called after each request with the source,
+	// the outcome ("accepted", "duplicate", "rejected", "unavailable",
+	// "unknown_source", "too_large") and the handling time.
+	OnRequest func(source, outcome string, elapsed time.Duration)
+}
+
+// Handler serves the ingest endpoints. It is safe for concurrent use.
+type Handler struct {
+	store   store.Store
+	catalog *catalog.Catalog
+	log     *slog.Logger
+	now     func() time.Time
+	onReq   func(string, string, time.Duration)
+}
+
+// New returns a Handler that reads sources from cat and writes to s.
+func New(s store.Store, cat *catalog.Catalog, opts *Options) *Handler {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest}
+}
+
+// Register mounts the ingest routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("POST /e/{source}", h)
+	mux.Handle("POST /e/{source}/{rest...}", h)
+}
+
+// Response is the JSON body of a 200.
+type Response struct {
+	RequestID string `json:"request_id"`
+	EventID   string `json:"event_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// errorBody is the JSON body of a refusal.
+type errorBody struct {
+	Error     string `json:"error"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	name := r.PathValue("source")
+	rec := &store.Request{
+		Source:     name,
+		ReceivedAt: start,
+		Method:     r.Method,
+		Path:       suffix(r),
+		Query:      r.URL.RawQuery,
+		RemoteAddr: r.RemoteAddr,
+	}
+	outcome := h.serve(w, r, rec)
+	if h.onReq != nil {
+		h.onReq(name, outcome, h.now().Sub(start))
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Request) string {
+	ctx := r.Context()
+	src, ok := h.catalog.Current().Sources[rec.Source]
+	if !ok {
+		rec.Headers = redact(r.Header, "")
+		h.reject(w, r, rec, http.StatusNotFound, fmt.Sprintf("unknown source %q", rec.Source))
+		return "unknown_source"
+	}
+	rec.Headers = redact(r.Header, src.Verify)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.reject(w, r, rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the source's limit of %d bytes", src.MaxBodyBytes))
+			return "too_large"
+		}
+		// The client went away or stalled: nothing to answer.
+		rec.Reason = "read body: " + err.Error()
+		h.reject(w, r, rec, http.StatusBadRequest, rec.Reason)
+		return "rejected"
+	}
+	rec.Body = body
+	if err := src.Verifier.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query(), Now: rec.ReceivedAt}); err != nil {
+		h.reject(w, r, rec, http.StatusUnauthorized, "verification failed: "+err.Error())
+		return "rejected"
+	}
+
+	snap := h.catalog.Current()
+	in := route.NewInput(rec.Source, rec.Path, r.URL.Query(), r.Header, body)
+	ev := &store.Event{}
+	if src.DedupKey != nil {
+		key, err := src.DedupKey.EvalString(in)
+		if err != nil {
+			h.log.Debug("dedup key not found; accepting without dedup", "source", rec.Source, "err", err)
+		}
+		ev.DedupKey = key
+	}
+	if src.EventType != nil {
+		ev.Type, _ = src.EventType.EvalString(in)
+	}
+	var deliveries []*store.Delivery
+	for _, conn := range snap.Router.Match(in) {
+		if _, ok := snap.Destinations[conn.Destination]; !ok {
+			continue
+		}
+		deliveries = append(deliveries, &store.Delivery{Destination: conn.Destination, ConnectionID: conn.ID})
+	}
+	res, err := h.store.RequestIngest(ctx, &store.RequestIngestParams{
+		Request: rec, Event: ev, DedupWindow: src.DedupWindow, Deliveries: deliveries,
+	})
+	if err != nil {
+		h.log.Error("ingest: storage refused the request", "source", rec.Source, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage unavailable; the request was not stored, retry later"})
+		return "unavailable"
+	}
+	writeJSON(w, http.StatusOK, Response{RequestID: res.RequestID, EventID: res.EventID, Duplicate: res.Duplicate})
+	if res.Duplicate {
+		return "duplicate"
+	}
+	return "accepted"
+}
+
+// reject records a refused request and answers with status and reason.
+// A failure to record is logged but does not change the answer.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Request, status int, reason string) {
+	rec.Status, rec.Reason, rec.HTTPStatus = store.RequestRejected, reason, status
+	id, err := h.store.RequestInsert(r.Context(), rec)
+	if err != nil {
+		h.log.Warn("ingest: record rejected request", "source", rec.Source, "reason", reason, "err", err)
+	}
+	if status == http.StatusRequestEntityTooLarge {
+		w.Header().Set("Connection", "close")
+	}
+	writeJSON(w, status, errorBody{Error: reason, RequestID: id})
+}
+
+// suffix returns the path after /e/{source}, or "".
+func suffix(r *http.Request) string {
+	rest := r.PathValue("rest")
+	if rest == "" && !strings.HasSuffix(r.URL.Path, "/") {
+		return ""
+	}
+	return "/" + rest
+}
+
+// redact copies h, masking credentials that must not sit in storage: the
+// Authorization headers and a source's api-key header.
+func redact(h http.Header, v any) http.Header {
+	out := h.Clone()
+	for _, k := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		if _, ok := out[k]; ok {
+			out[k] = []string{"[redacted]"}
+		}
+	}
+	if vc, ok := v.(store.VerifyConfig); ok && vc.Type == "api-key" {
+		hk := vc.Header
+		if hk == "" {
+			hk = "X-API-Key"
+		}
+		if out.Get(hk) != "" {
+			out.Set(hk, "[redacted]")
+		}
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
