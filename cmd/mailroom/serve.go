@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/deliver"
+	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// serveFlags are the command-line overrides of the config file.
+type serveFlags struct {
+	configPath string
+	listen     string
+	db         string
+}
+
+func newServeCommand() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway: ingest, delivery, and the admin API on one listener",
+		Long: `Run the gateway: ingest endpoints (POST /e/{source}), the delivery
+dispatcher, the admin API (/api/v1) and health checks (/healthz, /readyz).
+
+Without --config it starts on the embedded default: SQLite in ./mailroom.db,
+listening on 127.0.0.1:8080, no sources yet (add them through the API).
+MAILROOM_* environment variables override the file; flags override both.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), f)
+		},
+	}
+	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "YAML config file (default: embedded default config)")
+	cmd.Flags().StringVar(&f.listen, "listen", "", "listen address, host:port (overrides the config)")
+	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH (overrides the config)")
+	return cmd
+}
+
+// loadConfig reads the file (or the default), applies the environment and
+// the flags, and validates the result.
+func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) {
+	opts := &config.Options{
+		CheckVerify: func(v store.VerifyConfig) error { _, err := verify.New(v); return err },
+		CheckExpr:   compiler.Check,
+	}
+	var cfg *config.Config
+	if f.configPath == "" {
+		cfg = config.Default()
+	} else {
+		var err error
+		if cfg, err = config.Load(f.configPath, opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if f.listen != "" {
+		cfg.Listen = f.listen
+	}
+	if f.db != "" {
+		cfg.Storage = f.db
+	}
+	if err := cfg.Validate(opts); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
+}
+
+// openStore opens the driver the DSN names.
+func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, error) {
+	driver, target, err := config.ParseStorage(dsn)
+	if err != nil {
+		return nil, err
+	}
+	switch driver {
+	case "sqlite":
+		return sqlite.Open(ctx, target, &sqlite.Options{Logger: log})
+	default:
+		return nil, fmt.Errorf("storage %q: driver %s is not available in this build", dsn, driver)
+	}
+}
+
+// seedCatalog writes the config file's sources, destinations and
+// connections into the store. Entities created through the API are kept.
+func seedCatalog(ctx context.Context, s store.Store, cfg *config.Config) error {
+	for i := range cfg.Sources {
+		if err := s.SourceUpsert(ctx, &cfg.Sources[i]); err != nil {
+			return err
+		}
+	}
+	for i := range cfg.Destinations {
+		if err := s.DestinationUpsert(ctx, &cfg.Destinations[i]); err != nil {
+			return err
+		}
+	}
+	for i := range cfg.Connections {
+		if err := s.ConnectionUpsert(ctx, &cfg.Connections[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func runServe(ctx context.Context, f serveFlags) error {
+	compiler, err := route.NewCompiler()
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(f, compiler)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+	source := "config file " + f.configPath
+	if f.configPath == "" {
+		source = "embedded default config (no --config given)"
+	}
+	log.Info("mailroom starting on "+source, "version", version, "listen", cfg.Listen, "storage", cfg.Storage,
+		"sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "connections", len(cfg.Connections))
+
+	st, err := openStore(ctx, cfg.Storage, log)
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close storage", "err", err)
+		}
+	}()
+	if err := seedCatalog(ctx, st, cfg); err != nil {
+		return fmt.Errorf("seed catalog from config: %w", err)
+	}
+	cat := catalog.New(st, compiler, &catalog.Options{Logger: log})
+	if err := cat.Load(ctx); err != nil {
+		log.Error("some catalog entries were left out", "err", err)
+	}
+
+	mux := http.NewServeMux()
+	ingest.New(st, cat, &ingest.Options{Logger: log}).Register(mux)
+	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
+		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"error":"admin API disabled: set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener"}`, http.StatusForbidden)
+		})
+	} else {
+		if cfg.API.Token == "" {
+			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
+		}
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log}).Register(mux)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := st.Ping(pctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+
+	grace := cfg.Shutdown.Grace.D()
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace}).Run(gctx)
+	})
+	g.Go(func() error { return cat.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+			// A second signal now ends the process at once.
+			signal.Reset(os.Interrupt, syscall.SIGTERM)
+			log.Info("shutting down", "grace", grace)
+		case <-gctx.Done():
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		cancelRun()
+		if err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
