@@ -11,6 +11,8 @@ var (
 	// ErrLeaseLost: the delivery was claimed again since this attempt
 	// started, so the attempt's outcome did not move it.
 	ErrLeaseLost = errors.New("delivery lease lost")
+	// ErrTaskTerminal: the task already reached a terminal status.
+	ErrTaskTerminal = errors.New("task is already terminal")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store closed")
 )

@@ -116,6 +116,27 @@ type Store interface {
 	// ConnectionDelete removes a connection or returns [ErrNotFound].
 	ConnectionDelete(ctx context.Context, id string) error
 
+	// TaskCreate stores a new task in t.Status (working when empty). The
+	// caller sets ID; the store stamps CreatedAt, UpdatedAt and ExpiresAt.
+	// An existing ID is [ErrDuplicate].
+	TaskCreate(ctx context.Context, t *Task) error
+	// TaskGet returns a task, or [ErrNotFound] when there is none or it
+	// expired before now.
+	TaskGet(ctx context.Context, id string, now time.Time) (*Task, error)
+	// TaskList returns tasks newest first.
+	TaskList(ctx context.Context, p *TaskListParams) ([]*Task, error)
+	// TaskUpdate changes a task that is not terminal and returns it. On a
+	// terminal task it changes nothing and returns the task with
+	// [ErrTaskTerminal], so of two racing completions exactly one wins.
+	// A missing or expired task is [ErrNotFound].
+	TaskUpdate(ctx context.Context, p *TaskUpdateParams) (*Task, error)
+	// TaskListWaiting returns every task that is not terminal, not expired
+	// at now, and has a Wait: the correlator's working set.
+	TaskListWaiting(ctx context.Context, now time.Time) ([]*Task, error)
+	// TaskDeleteExpired deletes up to limit tasks expired before now and
+	// returns how many it deleted.
+	TaskDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
+
 	// Subscribe returns a channel of change notifications until ctx ends.
 	// Notifications are hints for waking loops, not a log: a slow
 	// subscriber may miss some, so consumers also poll.
@@ -216,13 +237,17 @@ const (
 	NotifyDeliveryDue = "delivery.due"
 	// NotifyCatalogChanged: sources, destinations or connections changed.
 	NotifyCatalogChanged = "catalog.changed"
-	// NotifyEventCreated: an event ID was created.
+	// NotifyEventCreated: an event ID was created (Source set).
 	NotifyEventCreated = "event.created"
+	// NotifyTaskChanged: task ID was created or changed status.
+	NotifyTaskChanged = "task.changed"
 )
 
 // Notification is a hint that something changed.
 type Notification struct {
 	Kind        string
 	Destination string
-	ID          string
+	// Source is set on event.created.
+	Source string
+	ID     string
 }

@@ -150,7 +150,7 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 			res.DeliveryIDs = append(res.DeliveryIDs, id)
 			w.notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: id})
 		}
-		w.notify(store.Notification{Kind: store.NotifyEventCreated, ID: evID})
+		w.notify(store.Notification{Kind: store.NotifyEventCreated, Source: req.Source, ID: evID})
 		res.RequestID, res.EventID = reqID, evID
 		return nil
 	})
