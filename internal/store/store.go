@@ -181,8 +181,13 @@ type ListParams struct {
 	Type string
 	// EventID filters deliveries by event.
 	EventID string
-	Since   time.Time
-	Until   time.Time
+	// Query keeps only rows whose request body contains Query as a
+	// substring (for events and deliveries, the body of the request that
+	// created them). ASCII letters match regardless of case; every other
+	// character, including % and _, matches only itself.
+	Query string
+	Since time.Time
+	Until time.Time
 	// Cursor is the id of the last row of the previous page; the list
 	// continues after it (older).
 	Cursor string

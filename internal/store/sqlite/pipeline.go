@@ -211,6 +211,9 @@ func filterWhere(p store.ListParams, timeCol string, cols map[string]string) ([]
 			add(cols[f.key]+" = ?", f.val)
 		}
 	}
+	if p.Query != "" && cols["query"] != "" {
+		add(cols["query"], "%"+escapeLike(p.Query)+"%")
+	}
 	if !p.Since.IsZero() {
 		add(timeCol+" >= ?", micros(p.Since))
 	}
@@ -234,10 +237,20 @@ func listQuery(p store.ListParams, timeCol string, cols map[string]string) (stri
 	return q + " ORDER BY id DESC LIMIT ?", append(args, p.Limit)
 }
 
+// escapeLike escapes s for a LIKE pattern with ESCAPE '\', so that % and _
+// in a search match only themselves.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// bodyContains is the condition of [store.ListParams.Query] on a table with
+// a request_id column. SQLite's LIKE compares ASCII letters without case.
+const bodyContains = `request_id IN (SELECT id FROM requests WHERE CAST(body AS TEXT) LIKE ? ESCAPE '\')`
+
 var (
-	requestFilterCols  = map[string]string{"source": "source", "status": "status", "event_id": "event_id"}
-	eventFilterCols    = map[string]string{"source": "source", "status": "status", "type": "type"}
-	deliveryFilterCols = map[string]string{"source": "source", "destination": "destination", "status": "status", "event_id": "event_id"}
+	requestFilterCols  = map[string]string{"source": "source", "status": "status", "event_id": "event_id", "query": `CAST(body AS TEXT) LIKE ? ESCAPE '\'`}
+	eventFilterCols    = map[string]string{"source": "source", "status": "status", "type": "type", "query": bodyContains}
+	deliveryFilterCols = map[string]string{"source": "source", "destination": "destination", "status": "status", "event_id": "event_id", "query": bodyContains}
 )
 
 // RequestList implements [store.Store].

@@ -289,6 +289,50 @@ func testLists(t *testing.T, newStore NewStore) {
 			t.Errorf("requests by source: %d, %v", len(reqs), err)
 		}
 	})
+	t.Run("QueryMatchesBodySubstring", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		// Ingest's bodies are {"id":<key>}, so each key is the text to find.
+		Ingest(ctx, t, s, "a", "Payment plink_42 50% off", "x")
+		Ingest(ctx, t, s, "a", "payment plink_7 50 off", "x")
+		Ingest(ctx, t, s, "a", `back\slash`, "x")
+		if _, err := s.RequestInsert(ctx, &store.Request{
+			Source: "a", ReceivedAt: time.Now(), Method: "POST", Path: "/e/a",
+			Body: []byte(`{"id":"rejected plink_42"}`), Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			name                       string
+			query                      string
+			requests, events, delivers int
+		}{
+			{"substring", "plink_42", 2, 1, 1},
+			{"ascii case folded", "PAYMENT", 2, 2, 2},
+			{"percent is literal", "50%", 1, 1, 1},
+			{"underscore is literal", "k_7", 1, 1, 1},
+			{"underscore does not match any char", "plink_4_", 0, 0, 0},
+			{"backslash is literal", `back\\slash`, 1, 1, 1},
+			{"no match", "nothing like it", 0, 0, 0},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				p := &store.ListParams{Query: tt.query}
+				reqs, err := s.RequestList(ctx, p)
+				if err != nil || len(reqs) != tt.requests {
+					t.Errorf("requests: got %d (%v), want %d", len(reqs), err, tt.requests)
+				}
+				evs, err := s.EventList(ctx, p)
+				if err != nil || len(evs) != tt.events {
+					t.Errorf("events: got %d (%v), want %d", len(evs), err, tt.events)
+				}
+				ds, err := s.DeliveryList(ctx, p)
+				if err != nil || len(ds) != tt.delivers {
+					t.Errorf("deliveries: got %d (%v), want %d", len(ds), err, tt.delivers)
+				}
+			})
+		}
+	})
 }
 
 func claim(ctx context.Context, t testing.TB, s store.Store, dest string, now time.Time, limit int, ordered bool) []*store.Delivery {
