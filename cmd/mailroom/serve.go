@@ -20,6 +20,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
@@ -179,8 +180,10 @@ func runServe(ctx context.Context, f serveFlags) error {
 		log.Error("some catalog entries were left out", "err", err)
 	}
 
+	met := metrics.New(st, &metrics.Options{Logger: log})
 	mux := http.NewServeMux()
-	ingest.New(st, cat, &ingest.Options{Logger: log}).Register(mux)
+	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest}).Register(mux)
+	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
 		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +237,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return nil
 	})
 	g.Go(func() error {
-		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace}).Run(gctx)
+		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace,
+			OnAttempt: onAttempts(met.ObserveAttempt)}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
 	g.Go(func() error {

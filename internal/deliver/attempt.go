@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -122,10 +123,37 @@ func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string
 		// The lease expires and the delivery is claimed again.
 		d.log.Error("record attempt", "delivery", a.DeliveryID, "attempt", a.Number, "err", err)
 	}
+	if !a.Success && outcome != OutcomeCanceled {
+		d.logFailed(ctx, a, outcome, next)
+	}
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(*a, outcome)
 	}
 	return err == nil
+}
+
+// logFailed writes the one line of a failed attempt: a warning while the
+// delivery will be retried, an error when it is dead. The attempt's error
+// text is safe to show: the HTTP client strips passwords from URLs, and
+// the request's headers (which carry the signing secret's output) are not
+// logged.
+func (d *Dispatcher) logFailed(ctx context.Context, a *store.Attempt, outcome string, next time.Time) {
+	level := slog.LevelWarn
+	if outcome == OutcomeDead {
+		level = slog.LevelError
+	}
+	attrs := []any{"destination", a.Destination, "delivery", a.DeliveryID, "event", a.EventID,
+		"attempt", a.Number, "outcome", outcome}
+	if a.StatusCode != 0 {
+		attrs = append(attrs, "status", a.StatusCode)
+	}
+	if a.Error != "" {
+		attrs = append(attrs, "error", a.Error)
+	}
+	if outcome == OutcomeRetry && !next.IsZero() {
+		attrs = append(attrs, "next_retry", next)
+	}
+	d.log.Log(ctx, level, "delivery attempt failed", attrs...)
 }
 
 // decide maps an attempt to its delivery's next status, next due time and

@@ -28,11 +28,31 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
-	// OnRequest, if non-nil, is called after each request with the source,
-	// the outcome ("accepted", "duplicate", "rejected", "unavailable",
-	// "unknown_source", "too_large") and the handling time.
+	// OnRequest, if non-nil, is called after each request with the source
+	// name from the path, one of the Outcome constants and the handling
+	// time. It runs on the request's goroutine and must not block.
 	OnRequest func(source, outcome string, elapsed time.Duration)
 }
+
+// Outcomes passed to [Options.OnRequest]: what became of a request.
+const (
+	// OutcomeAccepted: verified and stored as a new event.
+	OutcomeAccepted = "accepted"
+	// OutcomeDuplicate: verified, but its dedup key was already held;
+	// recorded as a duplicate of the earlier event.
+	OutcomeDuplicate = "duplicate"
+	// OutcomeUnauthorized: verification failed (401).
+	OutcomeUnauthorized = "unauthorized"
+	// OutcomeTooLarge: the body exceeded the source's limit (413).
+	OutcomeTooLarge = "too_large"
+	// OutcomeUnknownSource: no source has the name in the path (404).
+	OutcomeUnknownSource = "unknown_source"
+	// OutcomeBadRequest: the body could not be read (400).
+	OutcomeBadRequest = "bad_request"
+	// OutcomeStorageError: storage refused the write (503); nothing was
+	// stored.
+	OutcomeStorageError = "storage_error"
+)
 
 // Handler serves the ingest endpoints. It is safe for concurrent use.
 type Handler struct {
@@ -101,7 +121,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	if !ok {
 		rec.Headers = redact(r.Header, "")
 		h.reject(w, r, rec, http.StatusNotFound, fmt.Sprintf("unknown source %q", rec.Source))
-		return "unknown_source"
+		return OutcomeUnknownSource
 	}
 	rec.Headers = redact(r.Header, src.Verify)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBodyBytes))
@@ -109,17 +129,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			h.reject(w, r, rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the source's limit of %d bytes", src.MaxBodyBytes))
-			return "too_large"
+			return OutcomeTooLarge
 		}
 		// The client went away or stalled: nothing to answer.
 		rec.Reason = "read body: " + err.Error()
 		h.reject(w, r, rec, http.StatusBadRequest, rec.Reason)
-		return "rejected"
+		return OutcomeBadRequest
 	}
 	rec.Body = body
 	if err := src.Verifier.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query(), Now: rec.ReceivedAt}); err != nil {
 		h.reject(w, r, rec, http.StatusUnauthorized, "verification failed: "+err.Error())
-		return "rejected"
+		return OutcomeUnauthorized
 	}
 
 	snap := h.catalog.Current()
@@ -149,23 +169,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 		h.log.Error("ingest: storage refused the request", "source", rec.Source, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage unavailable; the request was not stored, retry later"})
-		return "unavailable"
+		return OutcomeStorageError
 	}
 	writeJSON(w, http.StatusOK, Response{RequestID: res.RequestID, EventID: res.EventID, Duplicate: res.Duplicate})
 	if res.Duplicate {
-		return "duplicate"
+		return OutcomeDuplicate
 	}
-	return "accepted"
+	return OutcomeAccepted
 }
 
-// reject records a refused request and answers with status and reason.
-// A failure to record is logged but does not change the answer.
+// reject records a refused request, logs one line for it and answers with
+// status and reason. A failure to record is logged but does not change the
+// answer. The reason names what failed, never a secret or a signature.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Request, status int, reason string) {
 	rec.Status, rec.Reason, rec.HTTPStatus = store.RequestRejected, reason, status
 	id, err := h.store.RequestInsert(r.Context(), rec)
 	if err != nil {
 		h.log.Warn("ingest: record rejected request", "source", rec.Source, "reason", reason, "err", err)
 	}
+	h.log.Info("ingest: request rejected", "source", rec.Source, "reason", reason, "status", status,
+		"remote", rec.RemoteAddr, "request_id", id)
 	if status == http.StatusRequestEntityTooLarge {
 		w.Header().Set("Connection", "close")
 	}

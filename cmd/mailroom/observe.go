@@ -1,0 +1,47 @@
+package main
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// metricsHandler guards the /metrics handler h. On a loopback listener it
+// is open, as Prometheus scrapes usually are; otherwise it asks for the
+// API token as a bearer token, and without a token configured it is
+// refused, like the admin API.
+func metricsHandler(h http.Handler, token, listen string) http.Handler {
+	if isLoopback(listen) {
+		return h
+	}
+	if token == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "metrics disabled: set api.token (or MAILROOM_API_TOKEN) to serve /metrics on a non-loopback listener", http.StatusForbidden)
+		})
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="mailroom"`)
+			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// onAttempts calls every non-nil hook in turn, for deliver.Options.OnAttempt.
+func onAttempts(hooks ...func(store.Attempt, string)) func(store.Attempt, string) {
+	return func(a store.Attempt, outcome string) {
+		for _, h := range hooks {
+			if h != nil {
+				h(a, outcome)
+			}
+		}
+	}
+}
