@@ -1,0 +1,402 @@
+// Package mcpserver is mailroom's MCP server: tools over the event store,
+// durable Tasks that complete when a correlated webhook arrives (in both
+// the 2025-11-25 core form and the 2026-07-28 extension form), and
+// resources whose subscribers hear of each new event.
+//
+// It is built on the official go-sdk, which has no Tasks: the tasks/*
+// methods are custom methods, task creation happens in receiving
+// middleware, and the few pieces the SDK withholds (the legacy params.task,
+// custom notifications, listen with taskIds) live in the thin HTTP and
+// stdio layers of this package. Tasks live in the [store.Store], so they
+// survive restarts and are shared by every instance on one database.
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Version is reported as the server's implementation version.
+const Version = "0.1.0"
+
+// Options configures a [Server].
+type Options struct {
+	Logger *slog.Logger
+	// DefaultOwner is the identity of callers without a token (stdio, or a
+	// loopback listener without auth). Empty means "local".
+	DefaultOwner string
+	// SyncWait bounds how long wait_for_event blocks for a client without
+	// task support. Zero means 25s.
+	SyncWait time.Duration
+	// DefaultTimeout is wait_for_event's timeout when the call sets none.
+	// Zero means 1h.
+	DefaultTimeout time.Duration
+	// PollInterval is suggested to clients polling tasks. Zero means 1s.
+	PollInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is mailroom's MCP server. Build it with [New], serve it with
+// [Server.HTTPHandler] or [Server.RunStdio], and run [Server.Run] beside.
+type Server struct {
+	store      store.Store
+	catalog    *catalog.Catalog
+	mcp        *mcp.Server
+	correlator *Correlator
+	log        *slog.Logger
+	opts       Options
+	now        func() time.Time
+
+	// streams deliver custom notifications (task status) to clients.
+	streams *streamRegistry
+
+	mu sync.Mutex
+	// changed wakes tasks/result callers waiting on a task.
+	changed map[string][]chan struct{}
+	// sources are the per-source resources currently registered.
+	sources map[string]bool
+}
+
+// New builds the server over the store and catalog.
+func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
+	o := Options{}
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.DefaultOwner == "" {
+		o.DefaultOwner = "local"
+	}
+	if o.SyncWait <= 0 {
+		o.SyncWait = 25 * time.Second
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = time.Hour
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	srv := &Server{
+		store: s, catalog: cat, log: o.Logger, opts: o, now: o.Now,
+		streams: newStreamRegistry(), changed: map[string][]chan struct{}{}, sources: map[string]bool{},
+	}
+	srv.correlator = NewCorrelator(s, cat.Compiler(), &CorrelatorOptions{Logger: o.Logger, Now: o.Now})
+
+	caps := &mcp.ServerCapabilities{
+		Tools:     &mcp.ToolCapabilities{ListChanged: true},
+		Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
+		Logging:   &mcp.LoggingCapabilities{},
+	}
+	caps.AddExtension(TasksExtension, map[string]any{})
+	srv.mcp = mcp.NewServer(&mcp.Implementation{Name: "mailroom", Title: "mailroom event gateway", Version: Version}, &mcp.ServerOptions{
+		Instructions: "mailroom receives third-party webhooks (payments, deployments, fulfilments). " +
+			"Call wait_for_event right after starting an operation that finishes later: it returns a task that " +
+			"completes when the matching webhook arrives. Use list_events/get_event to see what arrived and where it was delivered.",
+		Logger:             o.Logger,
+		Capabilities:       caps,
+		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
+		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
+	})
+	srv.addTools()
+	srv.addResources()
+	if err := srv.registerTaskMethods(); err != nil {
+		return nil, err
+	}
+	srv.mcp.AddReceivingMiddleware(srv.middleware)
+	return srv, nil
+}
+
+// MCP returns the underlying SDK server.
+func (s *Server) MCP() *mcp.Server { return s.mcp }
+
+// Correlator returns the server's correlator.
+func (s *Server) Correlator() *Correlator { return s.correlator }
+
+// tasksCapability is the 2025-11-25 server capability for Tasks.
+var tasksCapability = map[string]any{
+	"list": map[string]any{}, "cancel": map[string]any{},
+	"requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}},
+}
+
+// middleware identifies the caller, patches the legacy handshake and tool
+// list for Tasks, and turns task-augmented wait_for_event calls into tasks.
+func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		ctx = context.WithValue(ctx, callerKey{}, s.identify(req))
+		switch method {
+		case "initialize":
+			res, err := next(ctx, method, req)
+			if err != nil {
+				return res, err
+			}
+			return patchInitialize(res), nil
+		case "tools/list":
+			res, err := next(ctx, method, req)
+			if err != nil || isModern(callerFrom(ctx).protocol) {
+				return res, err
+			}
+			return patchToolList(res), nil
+		case "tools/call":
+			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil && r.Params.Name == toolWaitForEvent {
+				if res, err, handled := s.maybeCreateTask(ctx, r); handled {
+					return res, err
+				}
+			}
+		}
+		return next(ctx, method, req)
+	}
+}
+
+// identify reads who is calling and in which protocol revision.
+func (s *Server) identify(req mcp.Request) caller {
+	c := caller{owner: s.opts.DefaultOwner}
+	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil && ex.TokenInfo.UserID != "" {
+		c.owner = ex.TokenInfo.UserID
+	}
+	var meta map[string]any
+	if p := req.GetParams(); p != nil {
+		meta = p.GetMeta()
+	}
+	if v := metaProtocol(meta); v != "" {
+		c.protocol = v
+		c.tasksExt = metaHasTasks(meta)
+	}
+	if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ss != nil {
+		c.session = ss.ID()
+		if c.protocol == "" {
+			if ip := ss.InitializeParams(); ip != nil {
+				c.protocol = ip.ProtocolVersion
+			}
+		}
+	}
+	if c.protocol == "" {
+		c.protocol = ProtocolLegacy
+	}
+	return c
+}
+
+// patchInitialize adds the 2025-11-25 tasks capability and drops the
+// extensions map, which that revision does not know.
+func patchInitialize(res mcp.Result) mcp.Result {
+	ir, ok := res.(*mcp.InitializeResult)
+	if !ok {
+		return res
+	}
+	body := objectOf(ir)
+	caps, _ := body["capabilities"].(map[string]any)
+	if caps == nil {
+		caps = map[string]any{}
+		body["capabilities"] = caps
+	}
+	delete(caps, "extensions")
+	caps["tasks"] = tasksCapability
+	out := &rawResult{body: body}
+	if m, ok := body["_meta"].(map[string]any); ok {
+		delete(body, "_meta")
+		out.Meta = m
+	}
+	return out
+}
+
+// patchToolList marks, for 2025-11-25 clients, which tools take tasks.
+func patchToolList(res mcp.Result) mcp.Result {
+	lr, ok := res.(*mcp.ListToolsResult)
+	if !ok {
+		return res
+	}
+	body := objectOf(lr)
+	tools, _ := body["tools"].([]any)
+	for _, t := range tools {
+		tm, _ := t.(map[string]any)
+		if tm == nil {
+			continue
+		}
+		support := "forbidden"
+		if tm["name"] == toolWaitForEvent {
+			support = "optional"
+		}
+		tm["execution"] = map[string]any{"taskSupport": support}
+	}
+	out := &rawResult{body: body}
+	if m, ok := body["_meta"].(map[string]any); ok {
+		delete(body, "_meta")
+		out.Meta = m
+	}
+	return out
+}
+
+// legacyTaskRequest is the params.task a 2025-11-25 client sends.
+type legacyTaskRequest struct {
+	TTL *int64 `json:"ttl"`
+}
+
+// maxTaskTTL caps the TTL a client may ask for.
+const maxTaskTTL = 7 * 24 * time.Hour
+
+// maybeCreateTask creates a task for a wait_for_event call when the wire
+// form asks for one (legacy params.task) or allows one (the extension
+// declared). handled is false when the call should run synchronously.
+func (s *Server) maybeCreateTask(ctx context.Context, r *mcp.CallToolRequest) (res mcp.Result, err error, handled bool) {
+	c := callerFrom(ctx)
+	meta := r.Params.GetMeta()
+	var ttl time.Duration
+	switch {
+	case !isModern(c.protocol) && meta != nil && meta[internalTaskKey] != nil:
+		var tr legacyTaskRequest
+		b, _ := json.Marshal(meta[internalTaskKey])
+		_ = json.Unmarshal(b, &tr)
+		if tr.TTL != nil && *tr.TTL > 0 {
+			ttl = time.Duration(*tr.TTL) * time.Millisecond
+		}
+		delete(meta, internalTaskKey)
+	case isModern(c.protocol) && c.tasksExt:
+	default:
+		return nil, nil, false
+	}
+	var args waitArgs
+	if len(r.Params.Arguments) > 0 {
+		if err := json.Unmarshal(r.Params.Arguments, &args); err != nil {
+			return nil, rpcError(jsonrpc.CodeInvalidParams, "wait_for_event arguments: %v", err), true
+		}
+	}
+	spec, timeout, err := s.checkWait(&args)
+	if err != nil {
+		return nil, rpcError(jsonrpc.CodeInvalidParams, "%v", err), true
+	}
+	if ttl <= 0 {
+		ttl = timeout + time.Hour
+	}
+	ttl = min(ttl, maxTaskTTL)
+	timeout = min(timeout, ttl)
+	now := s.now()
+	t := &store.Task{
+		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol,
+		Tool: toolWaitForEvent, Arguments: r.Params.Arguments, TTL: ttl, PollInterval: s.opts.PollInterval,
+		StatusMessage: fmt.Sprintf("waiting for a %s event", describeWait(spec)),
+		Wait:          &store.TaskWait{Source: spec.Source, Type: spec.Type, Filter: spec.Filter, Since: spec.Since, Deadline: now.Add(timeout)},
+	}
+	if err := s.store.TaskCreate(ctx, t); err != nil {
+		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err), true
+	}
+	if err := s.correlator.Watch(ctx, t); err != nil {
+		s.log.Warn("look back for task", "task", t.ID, "err", err)
+	}
+	s.log.Info("task created", "task", t.ID, "owner", t.Owner, "protocol", t.Protocol, "source", spec.Source, "type", spec.Type)
+	if isModern(c.protocol) {
+		return modernCreateResult(t), nil, true
+	}
+	return legacyCreateResult(t), nil, true
+}
+
+func describeWait(spec WaitSpec) string {
+	d := spec.Source
+	if spec.Type != "" {
+		d += " " + spec.Type
+	}
+	return d
+}
+
+// waitChange blocks until task id changes, poll passes, or ctx ends.
+func (s *Server) waitChange(ctx context.Context, id string, poll time.Duration) error {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.changed[id] = append(s.changed[id], ch)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		list := s.changed[id]
+		for i, c := range list {
+			if c == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(s.changed, id)
+		} else {
+			s.changed[id] = list
+		}
+	}()
+	if poll <= 0 || poll > 5*time.Second {
+		poll = 5 * time.Second
+	}
+	t := time.NewTimer(poll)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// taskChanged wakes waiters on the task and pushes its status to clients.
+func (s *Server) taskChanged(ctx context.Context, id string) {
+	s.mu.Lock()
+	for _, ch := range s.changed[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
+	if !s.streams.interested(id) {
+		return
+	}
+	t, err := s.store.TaskGet(ctx, id, s.now())
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("load changed task", "task", id, "err", err)
+		}
+		return
+	}
+	s.streams.publishTask(t)
+}
+
+// Run feeds the correlator and pushes notifications until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- s.correlator.Run(ctx) }()
+	notes := s.store.Subscribe(ctx)
+	s.syncSourceResources()
+	for {
+		select {
+		case <-ctx.Done():
+			return <-errc
+		case n, ok := <-notes:
+			if !ok {
+				return <-errc
+			}
+			switch n.Kind {
+			case store.NotifyTaskChanged:
+				s.taskChanged(ctx, n.ID)
+			case store.NotifyEventCreated:
+				s.eventCreated(ctx, n.Source, n.ID)
+			case store.NotifyCatalogChanged:
+				s.syncSourceResources()
+			}
+		}
+	}
+}

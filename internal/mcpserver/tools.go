@@ -1,0 +1,331 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+const toolWaitForEvent = "wait_for_event"
+
+// waitArgs is the input of wait_for_event.
+type waitArgs struct {
+	Source string         `json:"source" jsonschema:"the mailroom source the webhook arrives on, e.g. stripe"`
+	Type   string         `json:"type,omitempty" jsonschema:"the provider event type to wait for, e.g. checkout.session.completed"`
+	Match  map[string]any `json:"match,omitempty" jsonschema:"dotted body paths and the values they must equal, e.g. {\"data.object.payment_link\": \"plink_123\"}"`
+	Filter string         `json:"filter,omitempty" jsonschema:"a CEL expression over body, headers, query, path and source that must be true"`
+	Since  string         `json:"since,omitempty" jsonschema:"look back this far for an event that already arrived: a duration (10m, the default), an RFC 3339 time, or an event id"`
+	// Timeout is a duration string.
+	Timeout string `json:"timeout,omitempty" jsonschema:"how long to wait before the wait fails, e.g. 30m (default 1h)"`
+}
+
+// waitResult is the output of wait_for_event.
+type waitResult struct {
+	// Status is matched, waiting (a synchronous call ran out of time; call
+	// again with since) or timed_out.
+	Status  string     `json:"status" jsonschema:"matched, waiting or timed_out"`
+	Event   *EventView `json:"event,omitempty" jsonschema:"the matching event"`
+	Message string     `json:"message,omitempty"`
+	// Since is the look-back start to pass to a repeated call.
+	Since string `json:"since,omitempty"`
+}
+
+// eventToolResult is the tool result of a wait that an event satisfied.
+func eventToolResult(ev *EventView) *mcp.CallToolResult {
+	out := waitResult{Status: "matched", Event: ev, Message: fmt.Sprintf("event %s (%s) arrived on %s", ev.EventID, ev.Type, ev.Source)}
+	b, _ := json.Marshal(out)
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}, StructuredContent: out}
+}
+
+// checkWait validates wait_for_event's arguments and resolves since and
+// timeout. Errors name the argument.
+func (s *Server) checkWait(a *waitArgs) (WaitSpec, time.Duration, error) {
+	var spec WaitSpec
+	if a.Source == "" {
+		return spec, 0, errors.New("source is required")
+	}
+	if _, ok := s.catalog.Current().Sources[a.Source]; !ok {
+		return spec, 0, fmt.Errorf("source %q does not exist (see list_sources)", a.Source)
+	}
+	spec.Source, spec.Type, spec.Filter, spec.Match = a.Source, a.Type, a.Filter, matchStrings(a.Match)
+	if a.Filter != "" {
+		if err := s.catalog.Compiler().Check(a.Filter); err != nil {
+			return spec, 0, fmt.Errorf("filter: %w", err)
+		}
+	}
+	since, err := s.parseSince(a.Since)
+	if err != nil {
+		return spec, 0, err
+	}
+	spec.Since = since
+	timeout := s.opts.DefaultTimeout
+	if a.Timeout != "" {
+		d, err := time.ParseDuration(a.Timeout)
+		if err != nil || d <= 0 {
+			return spec, 0, fmt.Errorf("timeout %q: want a positive duration such as 30m", a.Timeout)
+		}
+		timeout = d
+	}
+	return spec, timeout, nil
+}
+
+// parseSince reads a duration, an RFC 3339 time, or an event id.
+func (s *Server) parseSince(v string) (time.Time, error) {
+	now := s.now()
+	switch {
+	case v == "":
+		return now.Add(-10 * time.Minute), nil
+	case strings.HasPrefix(v, "evt_"):
+		ev, err := s.store.EventGetByID(context.Background(), v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("since %q: %w", v, err)
+		}
+		return ev.ReceivedAt.Add(time.Microsecond), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("since %q: want a duration (10m), an RFC 3339 time or an event id", v)
+}
+
+// waitForEvent is the synchronous form, for clients without task support:
+// it waits up to SyncWait, with progress notifications, and then says it
+// is still waiting.
+func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a waitArgs) (*mcp.CallToolResult, waitResult, error) {
+	spec, timeout, err := s.checkWait(&a)
+	if err != nil {
+		return nil, waitResult{}, err
+	}
+	c := callerFrom(ctx)
+	limit := min(timeout, s.opts.SyncWait)
+	start := s.now()
+	deadline := start.Add(limit)
+	var ev *EventView
+	for step := 0; ; step++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		ev, err = s.correlator.WaitSync(ctx, newTaskID(), c.owner, spec, min(left, 5*time.Second))
+		if err != nil || ev != nil {
+			break
+		}
+		spec.Since = start.Add(-time.Second) // later steps need not look back far
+		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
+			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+				ProgressToken: tok, Progress: float64(step + 1),
+				Message: fmt.Sprintf("still waiting for a %s event (%s)", describeWait(spec), time.Since(start).Round(time.Second)),
+			})
+		}
+	}
+	if err != nil {
+		return nil, waitResult{}, err
+	}
+	if ev != nil {
+		r := eventToolResult(ev)
+		return r, r.StructuredContent.(waitResult), nil
+	}
+	if limit >= timeout {
+		out := waitResult{Status: "timed_out", Message: fmt.Sprintf("no matching %s event within %s", describeWait(spec), timeout)}
+		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: out.Message}}}, out, nil
+	}
+	out := waitResult{
+		Status: "waiting", Since: start.UTC().Format(time.RFC3339Nano),
+		Message: fmt.Sprintf("No matching %s event yet after %s. Call wait_for_event again with since=%q to keep waiting without missing one; clients with MCP Tasks get a task instead.",
+			describeWait(spec), limit.Round(time.Second), start.UTC().Format(time.RFC3339Nano)),
+	}
+	return nil, out, nil
+}
+
+// listEventsArgs is the input of list_events.
+type listEventsArgs struct {
+	Source string `json:"source,omitempty" jsonschema:"only events of this source"`
+	Type   string `json:"type,omitempty" jsonschema:"only events of this type"`
+	Status string `json:"status,omitempty" jsonschema:"routed or ignored"`
+	Since  string `json:"since,omitempty" jsonschema:"only events received in this past duration (e.g. 1h) or after this RFC 3339 time"`
+	Limit  int    `json:"limit,omitempty" jsonschema:"at most this many (default 20, max 200)"`
+	Cursor string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+}
+
+type eventList struct {
+	Events     []*store.Event `json:"events"`
+	NextCursor string         `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listEventsArgs) (*mcp.CallToolResult, eventList, error) {
+	p := &store.ListParams{Source: a.Source, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
+	if p.Limit <= 0 {
+		p.Limit = 20
+	}
+	p.Limit = min(p.Limit, 200)
+	if a.Since != "" {
+		since, err := s.parseSince(a.Since)
+		if err != nil {
+			return nil, eventList{}, err
+		}
+		p.Since = since
+	}
+	evs, err := s.store.EventList(ctx, p)
+	if err != nil {
+		return nil, eventList{}, fmt.Errorf("list events: %w", err)
+	}
+	out := eventList{Events: evs}
+	if out.Events == nil {
+		out.Events = []*store.Event{}
+	}
+	if len(evs) == p.Limit {
+		out.NextCursor = evs[len(evs)-1].ID
+	}
+	return nil, out, nil
+}
+
+type eventIDArgs struct {
+	EventID string `json:"event_id" jsonschema:"the event id (evt_...)"`
+}
+
+type deliveryWithAttempts struct {
+	*store.Delivery
+	AttemptLog []*store.Attempt `json:"attempt_log"`
+}
+
+type eventDetail struct {
+	Event      *EventView              `json:"event"`
+	Status     string                  `json:"status"`
+	RequestID  string                  `json:"request_id"`
+	Deliveries []*deliveryWithAttempts `json:"deliveries"`
+}
+
+func (s *Server) getEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, eventDetail, error) {
+	ev, err := s.store.EventGetByID(ctx, a.EventID)
+	if err != nil {
+		return nil, eventDetail{}, fmt.Errorf("event %q: %w", a.EventID, err)
+	}
+	view, _, err := s.correlator.load(ctx, ev)
+	if err != nil {
+		return nil, eventDetail{}, err
+	}
+	if view == nil {
+		view = &EventView{EventID: ev.ID, Source: ev.Source, Type: ev.Type, ReceivedAt: ev.ReceivedAt}
+	}
+	out := eventDetail{Event: view, Status: ev.Status, RequestID: ev.RequestID, Deliveries: []*deliveryWithAttempts{}}
+	ds, err := s.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: 1000})
+	if err != nil {
+		return nil, eventDetail{}, fmt.Errorf("deliveries of %s: %w", ev.ID, err)
+	}
+	for _, d := range ds {
+		as, err := s.store.AttemptList(ctx, d.ID)
+		if err != nil {
+			return nil, eventDetail{}, fmt.Errorf("attempts of %s: %w", d.ID, err)
+		}
+		out.Deliveries = append(out.Deliveries, &deliveryWithAttempts{Delivery: d, AttemptLog: as})
+	}
+	return nil, out, nil
+}
+
+type sourceView struct {
+	Name        string `json:"name"`
+	Verify      string `json:"verify"`
+	IngestPath  string `json:"ingest_path"`
+	Description string `json:"description,omitempty"`
+}
+
+type sourceList struct {
+	Sources []sourceView `json:"sources"`
+}
+
+func (s *Server) listSources(ctx context.Context, _ *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, sourceList, error) {
+	srcs, err := s.store.SourceList(ctx)
+	if err != nil {
+		return nil, sourceList{}, fmt.Errorf("list sources: %w", err)
+	}
+	out := sourceList{Sources: []sourceView{}}
+	for _, src := range srcs {
+		out.Sources = append(out.Sources, sourceView{Name: src.Name, Verify: src.Verify.Type, IngestPath: "/e/" + url.PathEscape(src.Name), Description: src.Description})
+	}
+	return nil, out, nil
+}
+
+type deliveryIDArgs struct {
+	DeliveryID string `json:"delivery_id" jsonschema:"the delivery id (dlv_...)"`
+}
+
+func (s *Server) retryDelivery(ctx context.Context, _ *mcp.CallToolRequest, a deliveryIDArgs) (*mcp.CallToolResult, *store.Delivery, error) {
+	d, err := s.store.DeliveryRetry(ctx, a.DeliveryID, s.now())
+	if err != nil {
+		return nil, nil, fmt.Errorf("retry delivery %q: %w", a.DeliveryID, err)
+	}
+	return nil, d, nil
+}
+
+type replayResult struct {
+	Deliveries []*store.Delivery `json:"deliveries"`
+}
+
+func (s *Server) replayEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
+	ds, err := api.ReplayEvent(ctx, s.store, s.catalog, a.EventID)
+	if err != nil {
+		return nil, replayResult{}, err
+	}
+	return nil, replayResult{Deliveries: ds}, nil
+}
+
+type deadArgs struct {
+	Destination string `json:"destination,omitempty" jsonschema:"only deliveries to this destination"`
+	Limit       int    `json:"limit,omitempty" jsonschema:"at most this many (default 20, max 200)"`
+	Cursor      string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+}
+
+type deliveryList struct {
+	Deliveries []*store.Delivery `json:"deliveries"`
+	NextCursor string            `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) listDeadDeliveries(ctx context.Context, _ *mcp.CallToolRequest, a deadArgs) (*mcp.CallToolResult, deliveryList, error) {
+	p := &store.ListParams{Destination: a.Destination, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
+	if p.Limit <= 0 {
+		p.Limit = 20
+	}
+	p.Limit = min(p.Limit, 200)
+	ds, err := s.store.DeliveryList(ctx, p)
+	if err != nil {
+		return nil, deliveryList{}, fmt.Errorf("list dead deliveries: %w", err)
+	}
+	out := deliveryList{Deliveries: ds}
+	if out.Deliveries == nil {
+		out.Deliveries = []*store.Delivery{}
+	}
+	if len(ds) == p.Limit {
+		out.NextCursor = ds[len(ds)-1].ID
+	}
+	return nil, out, nil
+}
+
+func (s *Server) addTools() {
+	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true}
+	mcp.AddTool(s.mcp, &mcp.Tool{
+		Name:  toolWaitForEvent,
+		Title: "Wait for a webhook event",
+		Description: "Wait for the first webhook event of a source that matches (type, match pairs on body paths, CEL filter). " +
+			"Looks back over events since `since` (default 10m) first, so an event that arrived just before the call is not missed. " +
+			"With MCP Tasks the call returns a task at once that completes with the event; without, it waits up to a bounded time.",
+		Annotations: readOnly,
+	}, s.waitForEvent)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_events", Title: "List webhook events", Description: "List received events, newest first, with filters and cursor paging.", Annotations: readOnly}, s.listEvents)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "get_event", Title: "Show one event", Description: "An event with its headers, body, and each delivery with its attempts.", Annotations: readOnly}, s.getEvent)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_sources", Title: "List sources", Description: "The webhook sources mailroom receives on, with their ingest paths.", Annotations: readOnly}, s.listSources)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "retry_delivery", Title: "Retry a delivery", Description: "Make a delivery (dead or pending) due again at once."}, s.retryDelivery)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "replay_event", Title: "Replay an event", Description: "Route an event again: one new delivery per matching connection."}, s.replayEvent)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_dead_deliveries", Title: "List dead deliveries", Description: "Deliveries that ran out of attempts, newest first.", Annotations: readOnly}, s.listDeadDeliveries)
+}
