@@ -1,0 +1,380 @@
+// Package postgres is the [store.Store] driver for PostgreSQL, on
+// github.com/jackc/pgx/v5 (pgxpool). It is the driver for running several
+// mailroom instances against one database.
+//
+// Schema: the same tables and columns as the SQLite driver, created by
+// versioned migrations embedded in the binary and recorded in
+// schema_migrations. [Open] applies the missing ones under a PostgreSQL
+// advisory lock, so instances that start together do not race. The tables
+// live in the first schema of the connection's search_path, which may be
+// set in the DSN (postgres://host/db?search_path=mailroom); Open creates
+// that schema when it does not exist.
+//
+// Writes: a few writer goroutines ([Options.Writers]), each with its own
+// connection from the pool, take the write operations queued by callers and
+// run every operation that queued while their previous commit was in
+// flight in one transaction (group commit). A method returns only after the
+// transaction holding its rows has committed (with the server's
+// synchronous_commit, on by default: durable). When one operation of a batch
+// fails, the batch is rolled back and each of its operations is run again in
+// a transaction of its own, so a failing operation never fails its
+// neighbours; a failed commit fails the whole batch, and each caller gets
+// the error. Group commit matters here because of notifications (below):
+// PostgreSQL serialises the commits of notifying transactions, so one
+// NOTIFY per batch rather than per request keeps ingest parallel.
+//
+// Work sharing: deliveries are claimed with SELECT ... FOR UPDATE SKIP
+// LOCKED, so instances never claim the same delivery while its lease holds,
+// and never wait on each other's claims. Ordered destinations claim their
+// head with FOR UPDATE (no SKIP LOCKED), so a second instance waits for the
+// first's claim and then sees the head leased, rather than skipping ahead.
+// Attempt outcomes are fenced on the delivery's attempt count; task updates
+// are conditional on the task not being terminal, so of racing completions
+// on any number of instances exactly one wins. Deduplication rests on the
+// primary key of the dedup table.
+//
+// Notifications: every write transaction that changes something a loop
+// waits for sends pg_notify on the store's channel before it commits, so
+// other instances hear of it exactly when it is committed (never before).
+// Within one transaction, delivery.due notifications are coalesced to one
+// per destination. A dedicated listener connection (re)subscribes with
+// backoff and feeds what other instances send into the same [store.Hub]
+// that this instance's own commits publish to, so [Store.Subscribe] sees
+// local and remote changes alike. After the listener reconnects it
+// publishes a catalog.changed and a delivery.due for every destination,
+// since notifications sent while it was away are lost.
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationsFS embed.FS
+
+// Defaults for zero [Options] fields.
+const (
+	// DefaultWriters is the number of writer goroutines (and connections).
+	DefaultWriters = 4
+	// DefaultMaxBatch is the most write operations one transaction takes.
+	DefaultMaxBatch = 128
+	// DefaultMaxConns is the pool size, writers included.
+	DefaultMaxConns = 16
+	// DefaultWriteTimeout bounds one batch transaction.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultChannel is the notification channel when the DSN sets no
+	// search_path. With a search_path it is "mailroom." + search_path, so
+	// that stores in different schemas of one database do not hear each
+	// other.
+	DefaultChannel = "mailroom"
+)
+
+// Options tunes the driver. The zero value is ready to use.
+type Options struct {
+	// Logger receives driver errors that have no caller to return to
+	// (listener reconnects). If nil, they are discarded.
+	Logger *slog.Logger
+	// Writers is the number of writer goroutines, each committing batches
+	// on its own connection. If zero, [DefaultWriters].
+	Writers int
+	// MaxBatch caps the operations per transaction. If zero,
+	// [DefaultMaxBatch].
+	MaxBatch int
+	// MaxConns sizes the connection pool (writers and reads; the listener
+	// has its own connection). If zero, the DSN's pool_max_conns or
+	// [DefaultMaxConns]; at least Writers+2.
+	MaxConns int
+	// WriteTimeout bounds one batch transaction, so a hung server fails
+	// the callers instead of holding them. If zero, [DefaultWriteTimeout].
+	WriteTimeout time.Duration
+	// Channel is the LISTEN/NOTIFY channel. If empty, see [DefaultChannel].
+	// Every instance sharing one schema must use the same channel.
+	Channel string
+}
+
+// Store is the PostgreSQL driver. It is safe for concurrent use; Close
+// releases its pool, writers and listener.
+type Store struct {
+	opts    Options
+	log     *slog.Logger
+	pool    *pgxpool.Pool
+	hub     store.Hub
+	ids     *store.IDGenerator
+	channel string
+	origin  string // this Store's id in notification payloads
+
+	ops     chan *writeOp
+	life    context.Context // ends when the writers and listener must stop
+	stop    context.CancelFunc
+	closeMu sync.Once
+	closed  chan struct{} // closed when Close starts
+	writers sync.WaitGroup
+	done    chan struct{} // closed when every writer has exited
+	lwg     sync.WaitGroup
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database the DSN names (a postgres:// or
+// postgresql:// URL or a key=value string, as pgx reads them), creates the
+// search_path schema if needed, applies migrations and starts the writers
+// and the listener. The caller must Close it.
+func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Writers = cmp.Or(max(o.Writers, 0), DefaultWriters)
+	o.MaxBatch = cmp.Or(max(o.MaxBatch, 0), DefaultMaxBatch)
+	o.WriteTimeout = cmp.Or(max(o.WriteTimeout, 0), DefaultWriteTimeout)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: parse dsn: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = int32(o.MaxConns)
+	} else if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	cfg.MaxConns = max(cfg.MaxConns, int32(o.Writers+2))
+	searchPath := cfg.ConnConfig.RuntimeParams["search_path"]
+	channel := o.Channel
+	if channel == "" {
+		channel = DefaultChannel
+		if searchPath != "" {
+			channel += "." + searchPath
+		}
+	}
+	if len(channel) > 63 {
+		return nil, fmt.Errorf("open postgres: notification channel %q longer than 63 bytes; set Options.Channel", channel)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, searchPath); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrate postgres: %w", err)
+	}
+	var origin [8]byte
+	rand.Read(origin[:])
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s := &Store{
+		opts:    o,
+		log:     log,
+		pool:    pool,
+		ids:     store.NewIDGenerator(),
+		channel: channel,
+		origin:  hex.EncodeToString(origin[:]),
+		ops:     make(chan *writeOp, o.MaxBatch*o.Writers*2),
+		life:    life,
+		stop:    stop,
+		closed:  make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	l := newListener(s, cfg.ConnConfig.Copy())
+	if err := l.connect(ctx); err != nil {
+		stop()
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: listen on %s: %w", channel, err)
+	}
+	s.lwg.Add(1)
+	go func() {
+		defer s.lwg.Done()
+		l.run(life)
+	}()
+	for range o.Writers {
+		s.writers.Add(1)
+		go func() {
+			defer s.writers.Done()
+			s.runWriter()
+		}()
+	}
+	go func() {
+		s.writers.Wait()
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// migrationLockClass is the first key of the advisory lock that serialises
+// migrations; the second is a hash of the search_path.
+const migrationLockClass = 0x6d726d67 // "mrmg"
+
+// migrate creates the search_path's schema if missing and applies the
+// embedded migrations that schema_migrations does not list, each in its own
+// transaction, in file-name order, all under an advisory lock so that
+// instances starting together apply each migration once.
+func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	h := fnv.New32a()
+	h.Write([]byte(searchPath))
+	key := int32(h.Sum32())
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, migrationLockClass, key); err != nil {
+		return fmt.Errorf("take migration lock: %w", err)
+	}
+	defer func() {
+		// A connection whose unlock failed must not go back to the pool
+		// still holding the lock.
+		if _, err := conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1, $2)`, migrationLockClass, key); err != nil {
+			conn.Conn().Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if schema := firstSchema(searchPath); schema != "" {
+		if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("create schema %s: %w", schema, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(migrationsFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := path.Base(name)
+		num, _, _ := strings.Cut(base, "_")
+		version, err := strconv.Atoi(num)
+		if err != nil {
+			return fmt.Errorf("migration %s: name must start with a number", base)
+		}
+		var applied bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&applied); err != nil {
+			return fmt.Errorf("read schema_migrations: %w", err)
+		}
+		if applied {
+			continue
+		}
+		body, err := migrationsFS.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("apply %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// firstSchema returns the first schema named in a search_path setting,
+// skipping "$user", or "" when there is none.
+func firstSchema(searchPath string) string {
+	for part := range strings.SplitSeq(searchPath, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" || part == `"$user"` || part == "$user" {
+			continue
+		}
+		if len(part) >= 2 && part[0] == '"' && part[len(part)-1] == '"' {
+			return strings.ReplaceAll(part[1:len(part)-1], `""`, `"`)
+		}
+		return strings.ToLower(part)
+	}
+	return ""
+}
+
+// Close stops accepting writes, lets the writers finish what is queued,
+// stops the listener and closes the pool. It is safe to call more than
+// once.
+func (s *Store) Close() error {
+	s.closeMu.Do(func() {
+		close(s.closed)
+		<-s.done
+		s.stop()
+		s.lwg.Wait()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// Subscribe implements [store.Store]. It sees this instance's commits and,
+// through LISTEN, every other instance's on the same channel.
+func (s *Store) Subscribe(ctx context.Context) <-chan store.Notification {
+	return s.hub.Subscribe(ctx)
+}
+
+// Ping checks that the server answers and is not a read-only standby.
+func (s *Store) Ping(ctx context.Context) error {
+	select {
+	case <-s.closed:
+		return store.ErrClosed
+	default:
+	}
+	var standby bool
+	if err := s.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
+		return fmt.Errorf("ping postgres: %w", interpretError(err))
+	}
+	if standby {
+		return errors.New("ping postgres: server is a read-only standby (in recovery)")
+	}
+	return nil
+}
+
+// micros converts t to the stored form; the zero time is 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts a stored time back; 0 is the zero time.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// interpretError maps pgx errors onto the store's sentinels.
+func interpretError(err error) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return store.ErrNotFound
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return fmt.Errorf("%w: %v", store.ErrDuplicate, err)
+	case strings.Contains(err.Error(), "closed pool"):
+		return store.ErrClosed
+	}
+	return err
+}

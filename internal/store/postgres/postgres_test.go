@@ -1,0 +1,193 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"os/user"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/postgres"
+	"github.com/mailroomhq/mailroom/internal/store/storetest"
+)
+
+var _ store.Store = (*postgres.Store)(nil)
+
+// EnvDSN names the variable that points the tests at another server. The
+// default is the local server on 127.0.0.1:5432, database test.
+const EnvDSN = "MAILROOM_TEST_POSTGRES"
+
+// baseDSN returns the server's DSN, or skips the test (fails it when
+// CI=true) if the server does not answer.
+func baseDSN(t testing.TB) string {
+	t.Helper()
+	dsn := os.Getenv(EnvDSN)
+	if dsn == "" {
+		name := "postgres"
+		if u, err := user.Current(); err == nil && u.Username == "root" {
+			// The local server trusts both; root is the CI user.
+			name = "root"
+		}
+		dsn = "postgres://" + name + "@127.0.0.1:5432/test?sslmode=disable&connect_timeout=5"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		msg := "PostgreSQL not reachable at " + redacted(dsn) + " (set " + EnvDSN + " to point elsewhere): " + err.Error()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	conn.Close(ctx)
+	return dsn
+}
+
+func redacted(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil {
+		return u.Redacted()
+	}
+	return "(unparseable DSN)"
+}
+
+// NewSchema creates a fresh schema on the test server, drops it when t
+// ends, and returns a DSN whose search_path is that schema.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	dsn := baseDSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "mailroom_test_" + hex.EncodeToString(b[:])
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return dsn + "&search_path=" + schema
+}
+
+func open(t testing.TB, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, &postgres.Options{MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func newStore(t testing.TB) store.Store {
+	t.Helper()
+	return open(t, newSchema(t))
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, newStore)
+}
+
+// TestNotificationsCrossInstances writes through one Store and waits for
+// the notifications on another Store of the same schema, as two mailroom
+// instances behind a load balancer would.
+func TestNotificationsCrossInstances(t *testing.T) {
+	t.Parallel()
+	dsn := newSchema(t)
+	a, b := open(t, dsn), open(t, dsn)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	ch := b.Subscribe(ctx)
+
+	res := storetest.Ingest(ctx, t, a, "github", "k1", "billing")
+	task := &store.Task{ID: "task_x", Owner: "alice", Tool: "wait_for_event", TTL: time.Hour}
+	if err := a.TaskCreate(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SourceUpsert(ctx, &store.Source{Name: "github"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"event": false, "due": false, "task": false, "catalog": false}
+	for !want["event"] || !want["due"] || !want["task"] || !want["catalog"] {
+		select {
+		case n := <-ch:
+			switch {
+			case n.Kind == store.NotifyEventCreated && n.ID == res.EventID && n.Source == "github":
+				want["event"] = true
+			case n.Kind == store.NotifyDeliveryDue && n.Destination == "billing":
+				want["due"] = true
+			case n.Kind == store.NotifyTaskChanged && n.ID == "task_x":
+				want["task"] = true
+			case n.Kind == store.NotifyCatalogChanged:
+				want["catalog"] = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("notifications seen on the other instance: %v", want)
+		}
+	}
+	// The task written through a is the same task through b.
+	got, err := b.TaskGet(ctx, "task_x", time.Time{})
+	if err != nil || got.Owner != "alice" {
+		t.Fatalf("task through b: %+v %v", got, err)
+	}
+}
+
+// TestMigrationsConcurrent opens several stores on one fresh schema at
+// once: the advisory lock lets exactly one apply each migration.
+func TestMigrationsConcurrent(t *testing.T) {
+	t.Parallel()
+	dsn := newSchema(t)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			s, err := postgres.Open(context.Background(), dsn, nil)
+			if err == nil {
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOpenCreatesSchema opens a DSN whose search_path names a schema that
+// does not exist yet.
+func TestOpenCreatesSchema(t *testing.T) {
+	t.Parallel()
+	dsn := baseDSN(t)
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "mailroom_test_new_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(context.Background(), dsn)
+		if err == nil {
+			conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			conn.Close(context.Background())
+		}
+	})
+	s := open(t, dsn+"&search_path="+schema)
+	storetest.Ingest(context.Background(), t, s, "s", "k", "d")
+}

@@ -1,0 +1,184 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// writeOp is one caller's write. fn runs inside a batch transaction (and,
+// if the batch fails, again in a transaction of its own), so it must reset
+// whatever it reports back at its start. notes are published after the
+// commit succeeds.
+type writeOp struct {
+	fn    func(w *wtx) error
+	err   error
+	notes []store.Notification
+	done  chan struct{}
+}
+
+// wtx is what a writeOp's fn sees: the transaction and its op.
+type wtx struct {
+	ctx context.Context
+	tx  pgx.Tx
+	op  *writeOp
+}
+
+// notify queues a notification to send (to other instances) and publish
+// (locally) if this op commits.
+func (w *wtx) notify(n store.Notification) { w.op.notes = append(w.op.notes, n) }
+
+func (w *wtx) exec(q string, args ...any) (int64, error) {
+	tag, err := w.tx.Exec(w.ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (w *wtx) query(q string, args ...any) (pgx.Rows, error) { return w.tx.Query(w.ctx, q, args...) }
+
+func (w *wtx) queryRow(q string, args ...any) pgx.Row { return w.tx.QueryRow(w.ctx, q, args...) }
+
+// write hands fn to the writers and waits until its transaction has
+// committed (or failed). If ctx ends first it returns ctx's error, but fn
+// may still run and commit.
+func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	op := &writeOp{fn: fn, done: make(chan struct{})}
+	select {
+	case <-s.closed:
+		return store.ErrClosed
+	default:
+	}
+	select {
+	case s.ops <- op:
+	case <-s.closed:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-s.done:
+		// Every writer exited; one may have taken op just before.
+		select {
+		case <-op.done:
+			return op.err
+		default:
+			return store.ErrClosed
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runWriter is one writer goroutine: it batches queued operations into
+// transactions until Close, then drains what is left and exits.
+func (s *Store) runWriter() {
+	batch := make([]*writeOp, 0, s.opts.MaxBatch)
+	for {
+		var first *writeOp
+		select {
+		case first = <-s.ops:
+		case <-s.closed:
+			for {
+				select {
+				case op := <-s.ops:
+					s.runBatch(append(batch[:0], op))
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.opts.MaxBatch {
+			select {
+			case op := <-s.ops:
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		s.runBatch(batch)
+	}
+}
+
+// errOp marks a batch that failed because one of its operations did, as
+// opposed to the transaction itself.
+var errOp = errors.New("operation failed")
+
+// runBatch runs ops in one transaction. If an operation fails, the batch is
+// rolled back and every op runs again alone, so each gets its own outcome.
+// A failure of the transaction itself (begin, notify, commit) fails them
+// all: after a failed commit the outcome is unknown, and running them again
+// could apply them twice.
+func (s *Store) runBatch(ops []*writeOp) {
+	err := s.runTx(ops)
+	if errors.Is(err, errOp) {
+		if len(ops) == 1 {
+			// The op's own error is already set.
+			ops[0].notes = nil
+			close(ops[0].done)
+			return
+		}
+		for _, op := range ops {
+			op.err = nil
+			if err := s.runTx([]*writeOp{op}); err != nil && !errors.Is(err, errOp) {
+				op.err = err
+			}
+			if op.err != nil {
+				op.notes = nil
+			}
+			close(op.done)
+		}
+		return
+	}
+	for _, op := range ops {
+		if err != nil {
+			op.err, op.notes = err, nil
+		}
+		close(op.done)
+	}
+}
+
+// runTx runs ops in one transaction and, after the commit, publishes their
+// notifications locally. On an op's failure it sets that op's err and
+// returns errOp.
+func (s *Store) runTx(ops []*writeOp) error {
+	ctx, cancel := context.WithTimeout(s.life, s.opts.WriteTimeout)
+	defer cancel()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", interpretError(err))
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	w := &wtx{ctx: ctx, tx: tx}
+	var notes []store.Notification
+	for _, op := range ops {
+		op.notes = op.notes[:0]
+		w.op = op
+		if err := op.fn(w); err != nil {
+			op.err = interpretError(err)
+			return errOp
+		}
+		notes = append(notes, op.notes...)
+	}
+	if payloads := s.payloads(notes); len(payloads) > 0 {
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads); err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, op := range ops {
+		s.hub.Publish(op.notes...)
+	}
+	return nil
+}
