@@ -23,6 +23,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/postgres"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
@@ -52,7 +53,7 @@ MAILROOM_* environment variables override the file; flags override both.`,
 	}
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "YAML config file (default: embedded default config)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "listen address, host:port (overrides the config)")
-	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH (overrides the config)")
+	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH or postgres://... (overrides the config)")
 	return cmd
 }
 
@@ -108,6 +109,8 @@ func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, 
 	switch driver {
 	case "sqlite":
 		return sqlite.Open(ctx, target, &sqlite.Options{Logger: log})
+	case "postgres":
+		return postgres.Open(ctx, target, &postgres.Options{Logger: log})
 	default:
 		return nil, fmt.Errorf("storage %q: driver %s is not available in this build", dsn, driver)
 	}
