@@ -21,7 +21,7 @@ func main() {
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "mailroom:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -33,6 +33,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
+	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand())
+	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand())
 	return root
 }

@@ -151,6 +151,9 @@ func (a *Server) routes() {
 		{"POST /api/v1/deliveries/{id}/retry", a.deliveryRetry},
 
 		{"GET /api/v1/stats", a.stats},
+
+		{"GET /api/v1/tasks", a.taskList},
+		{"GET /api/v1/tasks/{id}", a.taskGet},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
 	}

@@ -1,0 +1,124 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// taskStatuses are the statuses GET /tasks filters on.
+var taskStatuses = []string{store.TaskWorking, store.TaskInputRequired, store.TaskCompleted, store.TaskFailed, store.TaskCancelled}
+
+// parseTaskListParams reads the query of GET /tasks: owner, status, open,
+// cursor and limit. Like the other lists, an unknown, repeated or malformed
+// parameter is a 400 naming it.
+func parseTaskListParams(raw string) (store.TaskListParams, error) {
+	p := store.TaskListParams{Limit: DefaultLimit}
+	q, err := parseQuery(raw)
+	if err != nil {
+		return p, err
+	}
+	for key, vals := range q {
+		if len(vals) > 1 {
+			return p, badf("parameter %s is given %d times; give it once", key, len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "owner":
+			if err := checkText(key, v); err != nil {
+				return p, err
+			}
+			p.Owner = v
+		case "status":
+			if v != "" && !slices.Contains(taskStatuses, v) {
+				return p, badf("parameter status: %q is not a task status (want one of %s)", v, strings.Join(taskStatuses, ", "))
+			}
+			p.Status = v
+		case "open":
+			if v == "" {
+				continue
+			}
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return p, badf("parameter open: %q is not true or false", v)
+			}
+			p.Open = b
+		case "cursor":
+			if err := checkTaskCursor(v); err != nil {
+				return p, err
+			}
+			p.Cursor = v
+		case "limit":
+			if v == "" {
+				continue
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxLimit {
+				return p, badf("parameter limit: %q is not a whole number from 1 to %d", v, MaxLimit)
+			}
+			p.Limit = n
+		default:
+			return p, badf("unknown parameter %q for tasks (accepted: owner, status, open, cursor, limit)", key)
+		}
+	}
+	return p, nil
+}
+
+// checkTaskCursor accepts a task id handed out as next_cursor. Task ids
+// are chosen by the MCP server, so they are checked as text rather than
+// as row ids.
+func checkTaskCursor(v string) error {
+	if len(v) > 256 || !validText(v) {
+		return badf("parameter cursor is not a cursor from next_cursor")
+	}
+	return nil
+}
+
+// taskList answers GET /tasks: every owner's tasks, newest first, one page
+// at a time. This is the operator's view; the MCP server shows each
+// identity only its own.
+func (a *Server) taskList(w http.ResponseWriter, r *http.Request) {
+	p, err := parseTaskListParams(r.URL.RawQuery)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	p.Now = a.now()
+	want := p.Limit
+	if want < MaxLimit {
+		p.Limit = want + 1
+	}
+	ts, err := a.store.TaskList(r.Context(), &p)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	out := list[*store.Task]{Data: ts}
+	if len(ts) > want {
+		out.Data = ts[:want]
+		out.NextCursor = out.Data[want-1].ID
+	} else if len(ts) == MaxLimit {
+		// At the store's cap the extra row cannot be asked for: hand out
+		// a cursor, and the next page may come back empty.
+		out.NextCursor = ts[len(ts)-1].ID
+	}
+	if out.Data == nil {
+		out.Data = []*store.Task{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// taskGet answers GET /tasks/{id}, whatever its owner.
+func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	t, err := a.store.TaskGet(r.Context(), id, a.now())
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("task %q not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
