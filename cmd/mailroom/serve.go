@@ -198,6 +198,12 @@ func runServe(ctx context.Context, f serveFlags) error {
 		}
 		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log}).Register(mux)
 	}
+	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer endStreams()
+	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx)
+	if err != nil {
+		return err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)
@@ -227,6 +233,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	srv.RegisterOnShutdown(endStreams) // long-lived MCP streams end on shutdown
 	log.Info("listening", "addr", ln.Addr().String())
 
 	grace := cfg.Shutdown.Grace.D()
@@ -244,6 +251,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 			OnAttempt: onAttempts(met.ObserveAttempt)}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
+	if mcpSrv != nil {
+		g.Go(func() error { return mcpSrv.Run(gctx) })
+	}
 	g.Go(func() error {
 		select {
 		case <-ctx.Done():

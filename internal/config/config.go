@@ -51,6 +51,8 @@ type Config struct {
 	Storage string `yaml:"storage"`
 	// API configures the admin API.
 	API APIConfig `yaml:"api"`
+	// MCP configures the MCP server at /mcp.
+	MCP MCPConfig `yaml:"mcp"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 	// Shutdown configures graceful shutdown.
@@ -68,6 +70,25 @@ type Config struct {
 	src *source
 	// env records the fields that environment variables overrode.
 	env map[string]envSet
+}
+
+// MCPConfig configures the MCP server.
+type MCPConfig struct {
+	// Disabled turns /mcp off.
+	Disabled bool `yaml:"disabled"`
+	// Tokens are per-client bearer tokens for /mcp, besides api.token
+	// (whose identity is "api"). Each name is the identity its tasks
+	// belong to.
+	Tokens []MCPToken `yaml:"tokens"`
+	// AllowedOrigins are browser origins allowed besides the server's own
+	// host and localhost.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// MCPToken is one MCP client's bearer token.
+type MCPToken struct {
+	Name  string `yaml:"name"`
+	Token string `yaml:"token"`
 }
 
 // APIConfig configures the admin API.

@@ -101,6 +101,30 @@ func (v *validator) top() {
 	if c.Shutdown.Grace < 0 {
 		v.errf("shutdown.grace", "must not be negative")
 	}
+	v.mcp()
+}
+
+// mcp checks the MCP section: named, distinct, non-empty tokens.
+func (v *validator) mcp() {
+	seen := map[string]bool{}
+	for i, t := range v.c.MCP.Tokens {
+		field := fmt.Sprintf("mcp.tokens[%d]", i)
+		if t.Name == "" || t.Name == "api" {
+			v.errf(field+".name", "must be set and not %q (the identity of api.token)", "api")
+		}
+		if len(t.Token) < 16 {
+			v.errf(field+".token", "must be at least 16 characters")
+		}
+		if seen[t.Token] || (t.Token != "" && t.Token == v.c.API.Token) {
+			v.errf(field+".token", "is used twice; each client needs its own token")
+		}
+		seen[t.Token] = true
+	}
+	for i, o := range v.c.MCP.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" {
+			v.errf(fmt.Sprintf("mcp.allowed_origins[%d]", i), "%q is not an origin (want scheme://host[:port])", o)
+		}
+	}
 }
 
 // checkListen checks a host:port listen address.

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -171,7 +172,7 @@ func (s *Server) identify(req mcp.Request) caller {
 		c.owner = ex.TokenInfo.UserID
 	}
 	var meta map[string]any
-	if p := req.GetParams(); p != nil {
+	if p := req.GetParams(); p != nil && !reflect.ValueOf(p).IsNil() { // typed nil when a client sends no params
 		meta = p.GetMeta()
 	}
 	if v := metaProtocol(meta); v != "" {

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/mcpserver"
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// mountMCP serves the MCP server at /mcp, unless the config disables it.
+// With no token configured it serves only on a loopback listener, like
+// the admin API. Streams end when streamsCtx does, so that shutdown does
+// not wait on idle SSE connections.
+func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *config.Config, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
+	if cfg.MCP.Disabled {
+		return nil, nil
+	}
+	tokens := map[string]string{}
+	if cfg.API.Token != "" {
+		tokens[cfg.API.Token] = "api"
+	}
+	for _, t := range cfg.MCP.Tokens {
+		tokens[t.Token] = t.Name
+	}
+	if len(tokens) == 0 && !isLoopback(cfg.Listen) {
+		log.Warn("no api.token or mcp.tokens set and the listener is not loopback: /mcp is disabled")
+		mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "MCP disabled: set api.token or mcp.tokens to serve /mcp on a non-loopback listener", http.StatusForbidden)
+		})
+		return nil, nil
+	}
+	srv, err := mcpserver.New(st, cat, &mcpserver.Options{Logger: log.With("component", "mcp")})
+	if err != nil {
+		return nil, err
+	}
+	h := srv.HTTPHandler(&mcpserver.HTTPOptions{Tokens: tokens, AllowedOrigins: cfg.MCP.AllowedOrigins})
+	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// SSE streams outlive the server's write timeout.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(streamsCtx, cancel)()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	return srv, nil
+}

@@ -1,0 +1,114 @@
+package mcpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/mcpserver"
+)
+
+// TestGoSDKClient drives the server with the official go-sdk client on
+// both protocol revisions: tools, a resource subscription notified by a
+// webhook, and wait_for_event without task support (synchronous).
+func TestGoSDKClient(t *testing.T) {
+	for _, version := range []string{mcpserver.ProtocolLegacy, mcpserver.ProtocolModern} {
+		t.Run(version, func(t *testing.T) {
+			e := newEnv(t, "", nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			updated := make(chan string, 10)
+			client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-test", Version: "1"}, &mcp.ClientOptions{
+				ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) { updated <- r.Params.URI },
+			})
+			cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp"}, &mcp.ClientSessionOptions{ProtocolVersion: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cs.Close()
+			tools, err := cs.ListTools(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			names := map[string]bool{}
+			for _, tl := range tools.Tools {
+				names[tl.Name] = true
+				if tl.OutputSchema == nil {
+					t.Errorf("tool %s has no output schema", tl.Name)
+				}
+			}
+			for _, want := range []string{"wait_for_event", "list_events", "get_event", "list_sources", "retry_delivery", "replay_event", "list_dead_deliveries"} {
+				if !names[want] {
+					t.Errorf("missing tool %s", want)
+				}
+			}
+			uri := "mailroom://sources/stripe/events"
+			if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // let a 2026 listen stream settle
+
+			// A synchronous wait: the webhook lands while the call blocks.
+			type callResult struct {
+				res *mcp.CallToolResult
+				err error
+			}
+			done := make(chan callResult, 1)
+			go func() {
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "wait_for_event", Arguments: map[string]any{
+					"source": "stripe", "type": "checkout.session.completed", "match": map[string]any{"data.object.payment_link": "plink_sync"},
+				}})
+				done <- callResult{res, err}
+			}()
+			time.Sleep(200 * time.Millisecond)
+			evID := e.sendStripe("evt_sync_"+version, "checkout.session.completed", "plink_sync")
+			r := <-done
+			if r.err != nil || r.res.IsError {
+				t.Fatalf("wait_for_event: %v %+v", r.err, r.res)
+			}
+			var out struct {
+				Status string `json:"status"`
+				Event  struct {
+					EventID string `json:"event_id"`
+				} `json:"event"`
+			}
+			b, _ := json.Marshal(r.res.StructuredContent)
+			json.Unmarshal(b, &out)
+			if out.Status != "matched" || out.Event.EventID != evID {
+				t.Errorf("wait_for_event result: %s", b)
+			}
+			select {
+			case got := <-updated:
+				if got != uri {
+					t.Errorf("updated %s", got)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no notifications/resources/updated")
+			}
+			res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "mailroom://events/" + evID})
+			if err != nil || len(res.Contents) != 1 {
+				t.Fatalf("read event resource: %v %+v", err, res)
+			}
+			// No event within the bounded synchronous wait: a clear
+			// "still waiting" result the agent can act on.
+			res2, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "wait_for_event", Arguments: map[string]any{"source": "stripe", "type": "never.happens"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ = json.Marshal(res2.StructuredContent)
+			var waiting struct{ Status, Since, Message string }
+			json.Unmarshal(b, &waiting)
+			if waiting.Status != "waiting" || waiting.Since == "" || waiting.Message == "" {
+				t.Errorf("still-waiting result: %s", b)
+			}
+			// Bad input is a tool error that names the argument.
+			res3, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "wait_for_event", Arguments: map[string]any{"source": "nope"}})
+			if err == nil && (res3 == nil || !res3.IsError) {
+				t.Errorf("unknown source accepted: %+v", res3)
+			}
+		})
+	}
+}
