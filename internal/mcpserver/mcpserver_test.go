@@ -29,7 +29,7 @@ const stripeSecret = "whsec_mcp_test"
 
 // env is a real mailroom on loopback: SQLite, ingest at /e/, MCP at /mcp.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store store.Store
 	url   string
 	mcp   *mcpserver.Server
@@ -37,7 +37,7 @@ type env struct {
 	stop func()
 }
 
-func newEnv(t *testing.T, dbPath string, httpOpts *mcpserver.HTTPOptions) *env {
+func newEnv(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if dbPath == "" {
@@ -107,7 +107,7 @@ func (e *env) sendStripe(id, typ, link string) string {
 
 // rpcClient speaks raw JSON-RPC over Streamable HTTP, so tests see the wire.
 type rpcClient struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	modern  bool
 	session string
@@ -194,7 +194,7 @@ func (c *rpcClient) post(ctx context.Context, method string, params map[string]a
 	return resp, readMessages(c.t, resp)
 }
 
-func readMessages(t *testing.T, resp *http.Response) []rpcResponse {
+func readMessages(t testing.TB, resp *http.Response) []rpcResponse {
 	t.Helper()
 	var out []rpcResponse
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -289,7 +289,7 @@ func sseMessages(resp *http.Response) <-chan rpcResponse {
 }
 
 // waitFor returns the first message on ch for which ok is true.
-func waitFor(t *testing.T, ch <-chan rpcResponse, what string, ok func(rpcResponse) bool) rpcResponse {
+func waitFor(t testing.TB, ch <-chan rpcResponse, what string, ok func(rpcResponse) bool) rpcResponse {
 	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
@@ -311,7 +311,7 @@ func waitArgs(link string) map[string]any {
 	return map[string]any{"source": "stripe", "type": "checkout.session.completed", "match": map[string]any{"data.object.payment_link": link}}
 }
 
-func structuredEventID(t *testing.T, result map[string]any) string {
+func structuredEventID(t testing.TB, result map[string]any) string {
 	t.Helper()
 	sc, _ := result["structuredContent"].(map[string]any)
 	ev, _ := sc["event"].(map[string]any)
@@ -463,7 +463,7 @@ func TestEventBeforeWait(t *testing.T) {
 	}
 }
 
-func pollDone(t *testing.T, c *rpcClient, taskID string) rpcResponse {
+func pollDone(t testing.TB, c *rpcClient, taskID string) rpcResponse {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
