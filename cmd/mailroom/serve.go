@@ -26,6 +26,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store/postgres"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/verify"
+	"github.com/mailroomhq/mailroom/internal/web"
 )
 
 // serveFlags are the command-line overrides of the config file.
@@ -187,16 +188,23 @@ func runServe(ctx context.Context, f serveFlags) error {
 	mux := http.NewServeMux()
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
+	closeDashboard := func() {}
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
 		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"error":"admin API disabled: set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener"}`, http.StatusForbidden)
+		})
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "dashboard disabled: set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener", http.StatusForbidden)
 		})
 	} else {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
 		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log}).Register(mux)
+		dash := web.New(st, cat, &web.Options{Token: cfg.API.Token, Logger: log})
+		dash.Register(mux)
+		closeDashboard = dash.Close
 	}
 	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer endStreams()
@@ -234,6 +242,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	srv.RegisterOnShutdown(endStreams) // long-lived MCP streams end on shutdown
+	srv.RegisterOnShutdown(closeDashboard)
 	log.Info("listening", "addr", ln.Addr().String())
 
 	grace := cfg.Shutdown.Grace.D()

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"unicode/utf8"
 
+	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -169,29 +170,49 @@ func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {
 // connections as they are now, and creates a new delivery for every match
 // whose destination exists. Earlier deliveries are left as they are.
 func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	id := r.PathValue("id")
 	if err := decode(w, r, &struct{}{}, true); err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
-	ev, err := a.store.EventGetByID(ctx, id)
+	ds, err := ReplayEvent(r.Context(), a.store, a.catalog, id)
+	if errors.Is(err, ErrRequestGone) {
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
 		return
 	}
-	req, err := a.store.RequestGetByID(ctx, ev.RequestID)
+	writeJSON(w, http.StatusOK, replayBody{Deliveries: ds})
+}
+
+// ErrRequestGone is returned by [ReplayEvent] when retention has removed
+// the event's request, so there is nothing to route again.
+var ErrRequestGone = errors.New("no longer stored")
+
+// ReplayEvent routes event id's original request again through the
+// connections of cat's current snapshot and creates a pending delivery for
+// every match whose destination exists; earlier deliveries are left as they
+// are. It returns the new deliveries (empty, not nil, when nothing
+// matches), an error wrapping [store.ErrNotFound] for an unknown event, or
+// one wrapping [ErrRequestGone]. The admin API and the dashboard both
+// replay through it.
+func ReplayEvent(ctx context.Context, st store.Store, cat *catalog.Catalog, id string) ([]*store.Delivery, error) {
+	ev, err := st.EventGetByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("replay event %s: %w", id, err)
+	}
+	req, err := st.RequestGetByID(ctx, ev.RequestID)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusConflict, fmt.Sprintf("event %s cannot be replayed: its request %s is no longer stored", ev.ID, ev.RequestID))
-		return
+		return nil, fmt.Errorf("event %s cannot be replayed: its request %s is %w", ev.ID, ev.RequestID, ErrRequestGone)
 	}
 	if err != nil {
-		a.fail(w, r, err, "")
-		return
+		return nil, fmt.Errorf("replay event %s: %w", id, err)
 	}
 	query, _ := url.ParseQuery(req.Query) // keep what parses, as ingest did
 	in := route.NewInput(ev.Source, req.Path, query, req.Headers, req.Body)
-	snap := a.catalog.Current()
+	snap := cat.Current()
 	ds := []*store.Delivery{}
 	for _, conn := range snap.Router.Match(in) {
 		if _, ok := snap.Destinations[conn.Destination]; !ok {
@@ -202,11 +223,10 @@ func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
 			Destination: conn.Destination, ConnectionID: conn.ID,
 		})
 	}
-	if err := a.store.DeliveryInsertMany(ctx, ds); err != nil {
-		a.fail(w, r, err, "")
-		return
+	if err := st.DeliveryInsertMany(ctx, ds); err != nil {
+		return nil, fmt.Errorf("replay event %s: %w", id, err)
 	}
-	writeJSON(w, http.StatusOK, replayBody{Deliveries: ds})
+	return ds, nil
 }
 
 // nonNil returns s, or an empty slice for nil, so that JSON shows [].
