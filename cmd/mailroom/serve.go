@@ -167,6 +167,21 @@ func runServe(ctx context.Context, f serveFlags) error {
 	log.Info("mailroom starting on "+source, "version", version, "listen", cfg.Listen, "storage", cfg.Storage,
 		"sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "connections", len(cfg.Connections))
 
+	tp, flushTraces, err := newTracerProvider(ctx, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := flushTraces(fctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP/HTTP (OTEL_* environment)")
+	}
+
 	st, err := openStore(ctx, cfg.Storage, log)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
@@ -186,7 +201,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 
 	met := metrics.New(st, &metrics.Options{Logger: log})
 	mux := http.NewServeMux()
-	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest}).Register(mux)
+	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, TracerProvider: tp}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
 	closeDashboard := func() {}
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
@@ -257,7 +272,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	})
 	g.Go(func() error {
 		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace,
-			OnAttempt: onAttempts(met.ObserveAttempt)}).Run(gctx)
+			OnAttempt: onAttempts(met.ObserveAttempt), TracerProvider: tp}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
 	if mcpSrv != nil {

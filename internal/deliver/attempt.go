@@ -13,6 +13,11 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
@@ -180,9 +185,47 @@ func (d *Dispatcher) decide(cfg *destConfig, a *store.Attempt, retryAfter time.D
 	return store.DeliveryPending, now.Add(delay), OutcomeRetry
 }
 
+// tracerName names the instrumentation scope of attempt spans.
+const tracerName = "github.com/mailroomhq/mailroom/internal/deliver"
+
 // send makes one HTTP try of dl and describes it as an attempt. It also
-// returns the Retry-After of a 429 or 503 response.
+// returns the Retry-After of a 429 or 503 response. With tracing on, the
+// try is one client span, a child of the original request's traceparent
+// when it had one.
 func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration) {
+	if d.tracer == nil {
+		return d.sendHTTP(ctx, cfg, dl, req)
+	}
+	if req.Headers.Get("Traceparent") != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(req.Headers))
+	}
+	ctx, span := d.tracer.Start(ctx, "deliver "+dl.Destination, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("mailroom.destination", dl.Destination),
+			attribute.String("mailroom.delivery_id", dl.ID),
+			attribute.String("mailroom.event_id", dl.EventID),
+			attribute.String("mailroom.source", dl.Source),
+			attribute.Int("mailroom.attempt", dl.Attempts),
+			attribute.String("http.request.method", http.MethodPost),
+		))
+	defer span.End()
+	a, retryAfter := d.sendHTTP(ctx, cfg, dl, req)
+	if a.StatusCode != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", a.StatusCode))
+	}
+	if !a.Success {
+		msg := a.Error
+		if msg == "" {
+			msg = fmt.Sprintf("HTTP %d", a.StatusCode)
+		}
+		span.SetStatus(codes.Error, msg)
+	}
+	return a, retryAfter
+}
+
+// sendHTTP is send without its span. It sends the traceparent of the span
+// in ctx, if any.
+func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration) {
 	a := store.Attempt{
 		DeliveryID:  dl.ID,
 		EventID:     dl.EventID,
@@ -227,6 +270,9 @@ func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delive
 	h.Set(HeaderEventID, dl.EventID)
 	h.Set(HeaderDeliveryID, dl.ID)
 	h.Set(HeaderAttempt, strconv.Itoa(dl.Attempts))
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && d.tracer != nil {
+		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 
 	resp, err := d.http.Do(hreq)
 	if err != nil {

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -105,6 +107,13 @@ type Options struct {
 	// as recorded and one of the Outcome constants. It runs on the
 	// attempt's goroutine and must not block for long.
 	OnAttempt func(a store.Attempt, outcome string)
+	// TracerProvider, if non-nil, traces each attempt with one client span
+	// (destination, delivery, event, attempt number, status code) and sends
+	// its W3C traceparent header to the destination. The span continues
+	// the trace of the original request's traceparent when it carried one,
+	// and starts a new trace otherwise. If nil, nothing is traced and no
+	// traceparent is sent.
+	TracerProvider trace.TracerProvider
 }
 
 // Dispatcher delivers due deliveries. Create it with [New] and start it
@@ -116,6 +125,8 @@ type Dispatcher struct {
 	now   func() time.Time
 	rnd   func() float64
 	http  *http.Client
+	// tracer is nil when tracing is off.
+	tracer trace.Tracer
 }
 
 // New returns a Dispatcher that takes its work from s. opts may be nil;
@@ -158,6 +169,9 @@ func New(s store.Store, opts *Options) *Dispatcher {
 	}
 	if d.http == nil {
 		d.http = newHTTPClient()
+	}
+	if o.TracerProvider != nil {
+		d.tracer = o.TracerProvider.Tracer(tracerName)
 	}
 	return d
 }

@@ -16,6 +16,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -32,6 +37,11 @@ type Options struct {
 	// name from the path, one of the Outcome constants and the handling
 	// time. It runs on the request's goroutine and must not block.
 	OnRequest func(source, outcome string, elapsed time.Duration)
+	// TracerProvider, if non-nil, traces each request with one server span
+	// (source, outcome, request and event ids), continuing the caller's
+	// trace when the request carries a W3C traceparent header. If nil,
+	// nothing is traced.
+	TracerProvider trace.TracerProvider
 }
 
 // Outcomes passed to [Options.OnRequest]: what became of a request.
@@ -61,6 +71,7 @@ type Handler struct {
 	log     *slog.Logger
 	now     func() time.Time
 	onReq   func(string, string, time.Duration)
+	tracer  trace.Tracer // nil: no tracing
 }
 
 // New returns a Handler that reads sources from cat and writes to s.
@@ -75,7 +86,11 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest}
+	h := &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest}
+	if o.TracerProvider != nil {
+		h.tracer = o.TracerProvider.Tracer(tracerName)
+	}
+	return h
 }
 
 // Register mounts the ingest routes on mux.
@@ -97,10 +112,30 @@ type errorBody struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// tracerName names the instrumentation scope of ingest spans.
+const tracerName = "github.com/mailroomhq/mailroom/internal/ingest"
+
+// Span attribute keys set by ingest and deliver.
+const (
+	attrSource    = attribute.Key("mailroom.source")
+	attrOutcome   = attribute.Key("mailroom.outcome")
+	attrEventID   = attribute.Key("mailroom.event_id")
+	attrRequestID = attribute.Key("mailroom.request_id")
+	attrDuplicate = attribute.Key("mailroom.duplicate")
+	attrStatus    = attribute.Key("http.response.status_code")
+)
+
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	name := r.PathValue("source")
+	if h.tracer != nil {
+		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := h.tracer.Start(ctx, "POST /e/{source}", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attrSource.String(name)))
+		defer span.End()
+		r = r.WithContext(ctx)
+	}
 	rec := &store.Request{
 		Source:     name,
 		ReceivedAt: start,
@@ -110,6 +145,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RemoteAddr: r.RemoteAddr,
 	}
 	outcome := h.serve(w, r, rec)
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attrOutcome.String(outcome))
+		if outcome == OutcomeStorageError {
+			span.SetStatus(codes.Error, "storage refused the request")
+		}
+	}
 	if h.onReq != nil {
 		h.onReq(name, outcome, h.now().Sub(start))
 	}
@@ -167,9 +208,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	})
 	if err != nil {
 		h.log.Error("ingest: storage refused the request", "source", rec.Source, "err", err)
+		trace.SpanFromContext(ctx).SetAttributes(attrStatus.Int(http.StatusServiceUnavailable))
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage unavailable; the request was not stored, retry later"})
 		return OutcomeStorageError
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attrStatus.Int(http.StatusOK), attrRequestID.String(res.RequestID),
+			attrEventID.String(res.EventID), attrDuplicate.Bool(res.Duplicate))
 	}
 	writeJSON(w, http.StatusOK, Response{RequestID: res.RequestID, EventID: res.EventID, Duplicate: res.Duplicate})
 	if res.Duplicate {
@@ -189,6 +235,9 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Requ
 	}
 	h.log.Info("ingest: request rejected", "source", rec.Source, "reason", reason, "status", status,
 		"remote", rec.RemoteAddr, "request_id", id)
+	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+		span.SetAttributes(attrStatus.Int(status), attrRequestID.String(id))
+	}
 	if status == http.StatusRequestEntityTooLarge {
 		w.Header().Set("Connection", "close")
 	}
