@@ -137,6 +137,18 @@ type Store interface {
 	// returns how many it deleted.
 	TaskDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
 
+	// Prune deletes history older than p.Before, at most p.Limit rows of
+	// each table per call, and says how many of each it deleted; callers
+	// repeat it until [PruneResult.Done] so that no call holds the writer
+	// for long. It deletes attempts started before p.Before whose delivery
+	// is finished, finished deliveries last updated before p.Before,
+	// events received before p.Before that no delivery refers to any more,
+	// requests received before p.Before whose own event is gone (rejected
+	// and duplicate requests included), and dedup keys whose window ended
+	// by p.Now. Pending deliveries, and the events and requests they are
+	// sent from, are never deleted.
+	Prune(ctx context.Context, p *PruneParams) (*PruneResult, error)
+
 	// Subscribe returns a channel of change notifications until ctx ends.
 	// Notifications are hints for waking loops, not a log: a slow
 	// subscriber may miss some, so consumers also poll.
@@ -226,6 +238,30 @@ type AttemptRecordParams struct {
 	NextAttemptAt time.Time
 	// Now stamps the update.
 	Now time.Time
+}
+
+// PruneParams is the input of [Store.Prune].
+type PruneParams struct {
+	// Before is the retention horizon: older rows go.
+	Before time.Time
+	// Now decides which dedup windows have ended. Zero means the wall
+	// clock.
+	Now time.Time
+	// Limit caps the rows deleted per table. Zero means 1000.
+	Limit int
+}
+
+// PruneResult counts the rows one [Store.Prune] call deleted.
+type PruneResult struct {
+	Requests, Events, Deliveries, Attempts, Dedup int
+	// Done reports that every table had fewer than Limit rows to delete,
+	// so another call now would find (almost) nothing.
+	Done bool
+}
+
+// Total is the number of rows deleted.
+func (r *PruneResult) Total() int {
+	return r.Requests + r.Events + r.Deliveries + r.Attempts + r.Dedup
 }
 
 // DestinationStats summarises a destination's queue.
