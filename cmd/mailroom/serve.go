@@ -21,6 +21,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/metrics"
+	"github.com/mailroomhq/mailroom/internal/retention"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/postgres"
@@ -275,6 +276,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 			OnAttempt: onAttempts(met.ObserveAttempt), TracerProvider: tp}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
+	g.Go(func() error {
+		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), Logger: log}).Run(gctx)
+	})
 	if mcpSrv != nil {
 		g.Go(func() error { return mcpSrv.Run(gctx) })
 	}

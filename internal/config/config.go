@@ -37,6 +37,12 @@ const (
 	// DefaultShutdownGrace is how long a shutdown lets in-flight requests
 	// and deliveries finish when no grace is set.
 	DefaultShutdownGrace = 10 * time.Second
+	// DefaultRetention is how long requests, events, finished deliveries
+	// and attempts are kept when no retention is set: 30 days.
+	DefaultRetention = 30 * 24 * time.Hour
+	// MinRetention is the shortest retention accepted, so that a typo
+	// ("720s" for "720h") cannot prune what was received a minute ago.
+	MinRetention = time.Hour
 )
 
 // Config is the whole of mailroom's configuration. The zero value is not
@@ -57,6 +63,11 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Shutdown configures graceful shutdown.
 	Shutdown ShutdownConfig `yaml:"shutdown"`
+	// Retention is how long history (requests, events, finished
+	// deliveries, attempts) is kept before it is pruned; pending
+	// deliveries are never pruned. Zero means [DefaultRetention]; at least
+	// [MinRetention].
+	Retention store.Duration `yaml:"retention"`
 	// Sources are the ingest endpoints declared in the file.
 	Sources []store.Source `yaml:"sources"`
 	// Destinations are the delivery targets declared in the file.
@@ -150,6 +161,7 @@ func (c *Config) fillDefaults() {
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	c.Shutdown.Grace = cmp.Or(c.Shutdown.Grace, store.Duration(DefaultShutdownGrace))
+	c.Retention = cmp.Or(c.Retention, store.Duration(DefaultRetention))
 }
 
 // Load reads the file at path and parses it with [Parse]; errors name the

@@ -218,10 +218,11 @@ func TestDefault(t *testing.T) {
 		t.Fatalf("Default().Validate: %v", err)
 	}
 	want := config.Config{
-		Listen:   config.DefaultListen,
-		Storage:  config.DefaultStorage,
-		Log:      config.LogConfig{Level: "info", Format: "text"},
-		Shutdown: config.ShutdownConfig{Grace: store.Duration(10 * time.Second)},
+		Listen:    config.DefaultListen,
+		Storage:   config.DefaultStorage,
+		Log:       config.LogConfig{Level: "info", Format: "text"},
+		Shutdown:  config.ShutdownConfig{Grace: store.Duration(10 * time.Second)},
+		Retention: store.Duration(30 * 24 * time.Hour),
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("Default() = %+v, want %+v", *cfg, want)

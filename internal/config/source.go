@@ -41,6 +41,7 @@ func topValues(c *Config) map[string]string {
 		"log.level":      c.Log.Level,
 		"log.format":     c.Log.Format,
 		"shutdown.grace": c.Shutdown.Grace.String(),
+		"retention":      c.Retention.String(),
 	}
 }
 

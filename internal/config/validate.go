@@ -101,6 +101,9 @@ func (v *validator) top() {
 	if c.Shutdown.Grace < 0 {
 		v.errf("shutdown.grace", "must not be negative")
 	}
+	if c.Retention.D() < MinRetention {
+		v.errf("retention", "%s is shorter than the minimum %s (history older than the retention is deleted)", c.Retention, store.Duration(MinRetention))
+	}
 	v.mcp()
 }
 
