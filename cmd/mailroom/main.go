@@ -34,7 +34,7 @@ func newRootCommand() *cobra.Command {
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(flagUsageError)
-	root.AddCommand(newServeCommand())
+	root.AddCommand(newServeCommand(), newMCPCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand())
 	return root
 }
