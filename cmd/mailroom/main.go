@@ -35,6 +35,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand(), newMCPCommand())
-	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand())
+	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
 	return root
 }

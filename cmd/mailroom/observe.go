@@ -3,11 +3,30 @@ package main
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/alert"
+	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
+
+// newAlertMonitor builds the alert monitor from the alerts section. With
+// alerts disabled it watches nothing (both thresholds zero) but still
+// serves an empty list.
+func newAlertMonitor(st store.Store, cfg *config.Config, log *slog.Logger) *alert.Monitor {
+	a := cfg.Alerts
+	if a.Disabled {
+		return alert.New(nil, &alert.Options{Logger: log})
+	}
+	return alert.New(st, &alert.Options{
+		ConsecutiveFailures: a.ConsecutiveFailures,
+		DeadDeliveries:      a.DeadDeliveries,
+		URL:                 a.URL,
+		Logger:              log,
+	})
+}
 
 // metricsHandler guards the /metrics handler h. On a loopback listener it
 // is open, as Prometheus scrapes usually are; otherwise it asks for the

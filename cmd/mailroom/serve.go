@@ -201,6 +201,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 
 	met := metrics.New(st, &metrics.Options{Logger: log})
+	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, TracerProvider: tp}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
@@ -217,7 +218,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log}).Register(mux)
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts}).Register(mux)
 		dash := web.New(st, cat, &web.Options{Token: cfg.API.Token, Logger: log})
 		dash.Register(mux)
 		closeDashboard = dash.Close
@@ -273,9 +274,10 @@ func runServe(ctx context.Context, f serveFlags) error {
 	})
 	g.Go(func() error {
 		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace,
-			OnAttempt: onAttempts(met.ObserveAttempt), TracerProvider: tp}).Run(gctx)
+			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
+	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error {
 		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), Logger: log}).Run(gctx)
 	})

@@ -61,6 +61,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock used for retries and queue ages. If nil, time.Now.
 	Now func() time.Time
+	// Alerts, if non-nil, serves GET /alerts. If nil, that list is empty.
+	Alerts AlertLister
 }
 
 // Server is the admin API. Build it with [New] and mount it with
@@ -68,6 +70,7 @@ type Options struct {
 type Server struct {
 	store   store.Store
 	catalog *catalog.Catalog
+	alerts  AlertLister
 	log     *slog.Logger
 	now     func() time.Time
 	// tokenSum is the SHA-256 of the token, so that comparing it takes the
@@ -98,7 +101,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		a.tokenSum = sum[:]
@@ -154,6 +157,8 @@ func (a *Server) routes() {
 
 		{"GET /api/v1/tasks", a.taskList},
 		{"GET /api/v1/tasks/{id}", a.taskGet},
+
+		{"GET /api/v1/alerts", a.alertList},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
 	}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/alert"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -344,4 +345,14 @@ func (c *Client) Task(ctx context.Context, id string) (*Task, error) {
 	}
 	t.Raw = raw
 	return &t, nil
+}
+
+// Alerts lists alerts on failing destinations, newest first; with
+// openOnly, only those not yet resolved.
+func (c *Client) Alerts(ctx context.Context, openOnly bool) (*Page[alert.Alert], error) {
+	q := url.Values{}
+	if openOnly {
+		q.Set("open", "true")
+	}
+	return list[alert.Alert](ctx, c, "/alerts", q)
 }

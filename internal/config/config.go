@@ -40,6 +40,12 @@ const (
 	// DefaultRetention is how long requests, events, finished deliveries
 	// and attempts are kept when no retention is set: 30 days.
 	DefaultRetention = 30 * 24 * time.Hour
+	// DefaultAlertConsecutiveFailures is alerts.consecutive_failures when
+	// it is not set.
+	DefaultAlertConsecutiveFailures = 10
+	// DefaultAlertDeadDeliveries is alerts.dead_deliveries when it is not
+	// set.
+	DefaultAlertDeadDeliveries = 1
 	// MinRetention is the shortest retention accepted, so that a typo
 	// ("720s" for "720h") cannot prune what was received a minute ago.
 	MinRetention = time.Hour
@@ -63,6 +69,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Shutdown configures graceful shutdown.
 	Shutdown ShutdownConfig `yaml:"shutdown"`
+	// Alerts configures alerts on failing destinations.
+	Alerts AlertsConfig `yaml:"alerts"`
 	// Retention is how long history (requests, events, finished
 	// deliveries, attempts) is kept before it is pruned; pending
 	// deliveries are never pruned. Zero means [DefaultRetention]; at least
@@ -118,6 +126,25 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
+// AlertsConfig configures alerts on failing destinations: an alert opens
+// when either condition holds and resolves at the destination's next
+// successful attempt.
+type AlertsConfig struct {
+	// Disabled turns alerts off.
+	Disabled bool `yaml:"disabled"`
+	// ConsecutiveFailures opens an alert after this many failed attempts
+	// in a row to one destination. Zero means
+	// [DefaultAlertConsecutiveFailures].
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// DeadDeliveries opens an alert when this many deliveries to one
+	// destination have died. Zero means [DefaultAlertDeadDeliveries].
+	DeadDeliveries int `yaml:"dead_deliveries"`
+	// URL, if set, receives a Slack-compatible {"text": "..."} POST when
+	// an alert opens and when it resolves. It is a credential: keep it in
+	// the environment (${ALERT_WEBHOOK_URL}).
+	URL string `yaml:"url"`
+}
+
 // ShutdownConfig configures graceful shutdown.
 type ShutdownConfig struct {
 	// Grace bounds how long a shutdown waits for in-flight HTTP requests
@@ -161,6 +188,8 @@ func (c *Config) fillDefaults() {
 	c.Log.Level = cmp.Or(c.Log.Level, DefaultLogLevel)
 	c.Log.Format = cmp.Or(c.Log.Format, DefaultLogFormat)
 	c.Shutdown.Grace = cmp.Or(c.Shutdown.Grace, store.Duration(DefaultShutdownGrace))
+	c.Alerts.ConsecutiveFailures = cmp.Or(c.Alerts.ConsecutiveFailures, DefaultAlertConsecutiveFailures)
+	c.Alerts.DeadDeliveries = cmp.Or(c.Alerts.DeadDeliveries, DefaultAlertDeadDeliveries)
 	c.Retention = cmp.Or(c.Retention, store.Duration(DefaultRetention))
 }
 

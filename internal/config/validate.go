@@ -105,6 +105,24 @@ func (v *validator) top() {
 		v.errf("retention", "%s is shorter than the minimum %s (history older than the retention is deleted)", c.Retention, store.Duration(MinRetention))
 	}
 	v.mcp()
+	v.alerts()
+}
+
+// alerts checks the alerts section: no negative thresholds, an absolute
+// http(s) URL. The URL is a credential, so messages do not quote it.
+func (v *validator) alerts() {
+	a := v.c.Alerts
+	if a.ConsecutiveFailures < 0 {
+		v.errf("alerts.consecutive_failures", "must not be negative")
+	}
+	if a.DeadDeliveries < 0 {
+		v.errf("alerts.dead_deliveries", "must not be negative")
+	}
+	if a.URL != "" {
+		if u, err := url.Parse(a.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errf("alerts.url", "is not an absolute http or https URL")
+		}
+	}
 }
 
 // mcp checks the MCP section: named, distinct, non-empty tokens.
