@@ -74,9 +74,15 @@ func (h *httpShim) verifyToken(_ context.Context, token string, _ *http.Request)
 	return nil, auth.ErrInvalidToken
 }
 
-// checkOrigin refuses browsers on foreign origins (DNS rebinding, CSRF).
+// checkOrigin refuses browsers on foreign origins (CSRF) and, when no
+// token is required (a loopback-only server), any Host that is not a
+// loopback name (DNS rebinding).
 func (h *httpShim) checkOrigin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(h.opts.Tokens) == 0 && !h.hostAllowed(r.Host) {
+			http.Error(w, "forbidden host "+r.Host+": an unauthenticated mailroom answers loopback names only", http.StatusForbidden)
+			return
+		}
 		origin := r.Header.Get("Origin")
 		if origin != "" && !h.originAllowed(origin, r.Host) {
 			http.Error(w, "forbidden origin "+origin, http.StatusForbidden)
@@ -84,6 +90,31 @@ func (h *httpShim) checkOrigin(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func isLoopbackName(hostport string) bool {
+	name := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		name = h
+	}
+	name = strings.Trim(name, "[]")
+	if strings.EqualFold(name, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(name)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (h *httpShim) hostAllowed(host string) bool {
+	if isLoopbackName(host) {
+		return true
+	}
+	for _, o := range h.opts.AllowedOrigins {
+		if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Host, host) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *httpShim) originAllowed(origin, host string) bool {
@@ -96,15 +127,11 @@ func (h *httpShim) originAllowed(origin, host string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
+	if isLoopbackName(u.Host) {
 		return true
 	}
-	name := u.Hostname()
-	if name == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(name)
-	return ip != nil && ip.IsLoopback()
+	// Behind a token, the server's own public origin is fine.
+	return len(h.opts.Tokens) > 0 && strings.EqualFold(u.Host, host)
 }
 
 // peek is what the shim needs to know of a JSON-RPC message.
