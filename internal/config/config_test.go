@@ -222,6 +222,7 @@ func TestDefault(t *testing.T) {
 		Storage:   config.DefaultStorage,
 		Log:       config.LogConfig{Level: "info", Format: "text"},
 		Shutdown:  config.ShutdownConfig{Grace: store.Duration(10 * time.Second)},
+		Alerts:    config.AlertsConfig{ConsecutiveFailures: 10, DeadDeliveries: 1},
 		Retention: store.Duration(30 * 24 * time.Hour),
 	}
 	if !reflect.DeepEqual(*cfg, want) {
