@@ -134,17 +134,18 @@ func (w *Server) funcs() template.FuncMap {
 			}
 			return humanDuration(w.now().Sub(t))
 		},
-		"dur":     humanDuration,
-		"ms":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
-		"pct":     func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
-		"rate":    func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
-		"body":    prettyBody,
-		"join":    strings.Join,
-		"httpOK":  func(code int) bool { return code >= 200 && code < 300 },
-		"plural":  plural,
-		"add":     func(a, b int) int { return a + b },
-		"barPct":  barPct,
-		"default": func(def, s string) string { return cmpOr(s, def) },
+		"dur":       humanDuration,
+		"ms":        func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) + " ms" },
+		"pct":       func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
+		"rate":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
+		"body":      prettyBody,
+		"join":      strings.Join,
+		"hasPrefix": strings.HasPrefix,
+		"httpOK":    func(code int) bool { return code >= 200 && code < 300 },
+		"plural":    plural,
+		"add":       func(a, b int) int { return a + b },
+		"barPct":    barPct,
+		"default":   func(def, s string) string { return cmpOr(s, def) },
 	}
 }
 

@@ -347,7 +347,7 @@ func TestPages(t *testing.T) {
 	}{
 		{"/", []string{"Overview", `id="ingest-rate"`, `id="error-rate"`, "billing", `id="open-tasks">1<`}},
 		{"/ui/requests", []string{f.requestID, f.rejectedID, "signature mismatch", "duplicate", `data-live="created"`}},
-		{"/ui/requests/" + f.rejectedID, []string{"rejected", "signature mismatch", "HTTP 401", "forged"}},
+		{"/ui/requests/" + f.rejectedID, []string{"rejected", "signature mismatch", "HTTP 401", "forged", "POST /e/stripe<"}},
 		{"/ui/events", []string{f.eventID, "checkout.session.completed", "1 dead"}},
 		{"/ui/events/" + f.eventID, []string{
 			"Replay event", "Retry delivery", f.deliveryID, "HTTP 500", "upstream exploded", "12.5 ms",
