@@ -16,7 +16,7 @@ import (
 // With no token configured it serves only on a loopback listener, like
 // the admin API. Streams end when streamsCtx does, so that shutdown does
 // not wait on idle SSE connections.
-func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *config.Config, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
+func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *config.Config, log *slog.Logger, streamsCtx context.Context, onTaskCompleted func(time.Duration)) (*mcpserver.Server, error) {
 	if cfg.MCP.Disabled {
 		return nil, nil
 	}
@@ -34,7 +34,8 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *con
 		})
 		return nil, nil
 	}
-	srv, err := mcpserver.New(st, cat, &mcpserver.Options{Logger: log.With("component", "mcp")})
+	srv, err := mcpserver.New(st, cat, &mcpserver.Options{Logger: log.With("component", "mcp"),
+		EventsExtension: cfg.MCP.EventsExtension, OnTaskCompleted: onTaskCompleted})
 	if err != nil {
 		return nil, err
 	}

@@ -225,7 +225,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer endStreams()
-	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx)
+	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx, met.ObserveTaskCompletion)
 	if err != nil {
 		return err
 	}

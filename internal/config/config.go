@@ -102,6 +102,9 @@ type MCPConfig struct {
 	// AllowedOrigins are browser origins allowed besides the server's own
 	// host and localhost.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// EventsExtension turns on the experimental draft MCP Events
+	// extension (events/list, events/poll, events/stream).
+	EventsExtension bool `yaml:"events_extension"`
 }
 
 // MCPToken is one MCP client's bearer token.

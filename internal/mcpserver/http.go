@@ -162,6 +162,14 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if single && (p.Method == "server/discover" || isModern(metaProtocol(p.Params.Meta))) {
 			version = max(version, ProtocolModern)
 		}
+		if single && p.Method == "events/stream" {
+			if !h.srv.opts.EventsExtension {
+				eventsUnsupported(w, p.ID)
+				return
+			}
+			h.streamEvents(w, r, body, p.ID)
+			return
+		}
 		if isModern(version) {
 			if single && p.Method == "subscriptions/listen" && h.listenTasks(w, r, body, p) {
 				return

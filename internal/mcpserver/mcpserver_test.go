@@ -39,6 +39,11 @@ type env struct {
 
 func newEnv(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions) *env {
 	t.Helper()
+	return newEnvOpts(t, dbPath, httpOpts, &mcpserver.Options{SyncWait: 2 * time.Second, PollInterval: 100 * time.Millisecond})
+}
+
+func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, opts *mcpserver.Options) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "mailroom.db")
@@ -58,7 +63,7 @@ func newEnv(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions) *env {
 	if err := cat.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := mcpserver.New(st, cat, &mcpserver.Options{SyncWait: 2 * time.Second, PollInterval: 100 * time.Millisecond})
+	srv, err := mcpserver.New(st, cat, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +188,11 @@ func (c *rpcClient) post(ctx context.Context, method string, params map[string]a
 	if s := resp.Header.Get("Mcp-Session-Id"); s != "" {
 		c.session = s
 	}
-	if method == "subscriptions/listen" {
+	if method == "subscriptions/listen" || (method == "events/stream" && resp.Header.Get("Content-Type") == "text/event-stream") {
 		return resp, nil // the caller reads the stream
 	}
-	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden ||
+		(resp.StatusCode == http.StatusBadRequest && !strings.Contains(resp.Header.Get("Content-Type"), "json")) {
 		resp.Body.Close()
 		return resp, nil
 	}

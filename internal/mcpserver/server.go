@@ -47,6 +47,12 @@ type Options struct {
 	PollInterval time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// EventsExtension turns on the experimental draft MCP Events
+	// extension (events/list, events/poll, events/stream).
+	EventsExtension bool
+	// OnTaskCompleted, if set, is called with how long a task took from
+	// creation to completion by an event (for metrics).
+	OnTaskCompleted func(time.Duration)
 }
 
 // Server is mailroom's MCP server. Build it with [New], serve it with
@@ -98,7 +104,11 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 		store: s, catalog: cat, log: o.Logger, opts: o, now: o.Now,
 		streams: newStreamRegistry(), changed: map[string][]chan struct{}{}, sources: map[string]bool{},
 	}
-	srv.correlator = NewCorrelator(s, cat.Compiler(), &CorrelatorOptions{Logger: o.Logger, Now: o.Now})
+	var onComplete func(*store.Task)
+	if o.OnTaskCompleted != nil {
+		onComplete = func(t *store.Task) { o.OnTaskCompleted(t.UpdatedAt.Sub(t.CreatedAt)) }
+	}
+	srv.correlator = NewCorrelator(s, cat.Compiler(), &CorrelatorOptions{Logger: o.Logger, Now: o.Now, OnComplete: onComplete})
 
 	caps := &mcp.ServerCapabilities{
 		Tools:     &mcp.ToolCapabilities{ListChanged: true},
@@ -119,6 +129,11 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 	srv.addResources()
 	if err := srv.registerTaskMethods(); err != nil {
 		return nil, err
+	}
+	if o.EventsExtension {
+		if err := srv.registerEventMethods(); err != nil {
+			return nil, fmt.Errorf("register events methods: %w", err)
+		}
 	}
 	srv.mcp.AddReceivingMiddleware(srv.middleware)
 	return srv, nil
@@ -147,7 +162,13 @@ func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			if err != nil {
 				return res, err
 			}
-			return patchInitialize(res), nil
+			return s.patchEventsCapability(patchInitialize(res)), nil
+		case "server/discover":
+			res, err := next(ctx, method, req)
+			if err != nil {
+				return res, err
+			}
+			return s.patchEventsCapability(res), nil
 		case "tools/list":
 			res, err := next(ctx, method, req)
 			if err != nil || isModern(callerFrom(ctx).protocol) {
@@ -213,6 +234,30 @@ func patchInitialize(res mcp.Result) mcp.Result {
 		delete(body, "_meta")
 		out.Meta = m
 	}
+	return out
+}
+
+// patchEventsCapability advertises the Events extension when it is on.
+func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
+	if !s.opts.EventsExtension {
+		return res
+	}
+	var body map[string]any
+	var meta map[string]any
+	if rr, ok := res.(*rawResult); ok {
+		body, meta = rr.body, rr.Meta
+	} else {
+		body = objectOf(res)
+		meta, _ = body["_meta"].(map[string]any)
+		delete(body, "_meta")
+	}
+	caps, _ := body["capabilities"].(map[string]any)
+	if caps == nil {
+		return res
+	}
+	caps["events"] = map[string]any{"listChanged": true}
+	out := &rawResult{body: body}
+	out.Meta = meta
 	return out
 }
 
