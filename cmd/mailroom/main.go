@@ -36,5 +36,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand(), newMCPCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
+	root.AddCommand(newTriggerCommand())
 	return root
 }

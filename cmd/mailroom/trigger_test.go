@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTriggerAgainstExampleConfig sends one sample of every provider with
+// `mailroom trigger` to the real binary running the example config, and
+// checks that each is accepted and recorded with its type.
+func TestTriggerAgainstExampleConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	inst := startWith(t, []string{"serve", "--config", "../../examples/mailroom.yaml", "--listen", "127.0.0.1:0",
+		"--db", "sqlite://" + filepath.Join(dir, "m.db")}, "BILLING_URL=http://127.0.0.1:1/hooks")
+	server := "http://" + inst.addr
+	cases := []struct {
+		args   []string
+		source string
+		typ    string
+	}{
+		{[]string{"stripe", "checkout.session.completed", "--set", "data.object.payment_link=plink_trig"}, "stripe", "checkout.session.completed"},
+		{[]string{"github", "pull_request", "--set", "action=closed"}, "github", "pull_request"},
+		{[]string{"shopify", "orders/create"}, "shopify", "orders/create"},
+		{[]string{"standard-webhooks", "--type", "invoice.paid"}, "app", "invoice.paid"},
+	}
+	for _, c := range cases {
+		cmd := exec.Command(binary(t), append([]string{"trigger"}, c.args...)...)
+		cmd.Env = append(cmd.Environ(), "MAILROOM_SERVER="+server)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("trigger %v: %v\n%s", c.args, err, out)
+		}
+		if !strings.Contains(string(out), ": 200 OK") {
+			t.Fatalf("trigger %v: %s", c.args, out)
+		}
+		var page struct {
+			Data []struct {
+				Type string `json:"type"`
+			} `json:"data"`
+		}
+		getJSON(t, server+"/api/v1/events?source="+c.source, &page)
+		if len(page.Data) != 1 || page.Data[0].Type != c.typ {
+			t.Fatalf("events of %s: %+v, want one %s", c.source, page.Data, c.typ)
+		}
+	}
+
+	// A wrong secret is refused by the server and exits non-zero.
+	cmd := exec.Command(binary(t), "trigger", "stripe", "charge.refunded", "--secret", "whsec_wrong", "--to", server+"/e/stripe")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("wrong secret: err %v, output %s", err, out)
+	}
+	out, err := exec.Command(binary(t), "trigger", "--list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "payment_intent.payment_failed") || !strings.Contains(string(out), "fulfillments/create") {
+		t.Fatalf("--list: %v\n%s", err, out)
+	}
+	out, err = exec.Command(binary(t), "trigger", "stripe", "nope").CombinedOutput()
+	if code := exitCodeOf(err); code != exitUsage {
+		t.Fatalf("unknown event: exit %d, want %d\n%s", code, exitUsage, out)
+	}
+}
+
+func exitCodeOf(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
