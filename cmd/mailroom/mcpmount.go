@@ -35,7 +35,8 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *con
 		return nil, nil
 	}
 	srv, err := mcpserver.New(st, cat, &mcpserver.Options{Logger: log.With("component", "mcp"),
-		EventsExtension: cfg.MCP.EventsExtension, OnTaskCompleted: onTaskCompleted})
+		EventsExtension: cfg.MCP.EventsExtension, OnTaskCompleted: onTaskCompleted,
+		Upstreams: upstreams(cfg), AsyncTools: asyncTools(cfg)})
 	if err != nil {
 		return nil, err
 	}
@@ -49,4 +50,26 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *con
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	return srv, nil
+}
+
+// upstreams converts the config's upstream MCP servers.
+func upstreams(cfg *config.Config) []mcpserver.Upstream {
+	out := make([]mcpserver.Upstream, 0, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		out = append(out, mcpserver.Upstream{Name: u.Name, URL: u.URL, Headers: u.Headers, Command: u.Command, Env: u.Env, Timeout: u.Timeout.D()})
+	}
+	return out
+}
+
+// asyncTools converts the config's async tool rules.
+func asyncTools(cfg *config.Config) []mcpserver.AsyncTool {
+	out := make([]mcpserver.AsyncTool, 0, len(cfg.AsyncTools))
+	for _, a := range cfg.AsyncTools {
+		t := mcpserver.AsyncTool{Tool: a.Tool, Source: a.Source, Type: a.Type, Match: a.Match, Filter: a.Filter, Timeout: a.Timeout.D()}
+		if f := a.Fail; f != nil {
+			t.Fail = &mcpserver.AsyncFail{Source: f.Source, Type: f.Type, Match: f.Match, Filter: f.Filter}
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -42,6 +42,32 @@ type waiter struct {
 	since  time.Time
 	// ch receives the matching event of a synchronous wait.
 	ch chan *EventView
+	// taskID is the task a stored wait belongs to (key is taskID+failSuffix
+	// for a failure wait).
+	taskID string
+	// fail marks a wait whose event fails the task.
+	fail bool
+	// upstream is the proxied tool's result, combined into the task's.
+	upstream json.RawMessage
+}
+
+// failSuffix keys the failure wait of a task.
+const failSuffix = "#fail"
+
+// taskArgs is what the correlator reads of a task's stored arguments:
+// wait_for_event's own arguments, or a proxied async tool's record.
+type taskArgs struct {
+	Match    map[string]any  `json:"match"`
+	Upstream json.RawMessage `json:"upstream,omitempty"`
+	Fail     *failRule       `json:"fail,omitempty"`
+}
+
+// failRule is a resolved failure expectation of an async tool.
+type failRule struct {
+	Source string         `json:"source"`
+	Type   string         `json:"type,omitempty"`
+	Match  map[string]any `json:"match,omitempty"`
+	Filter string         `json:"filter,omitempty"`
 }
 
 // matches reports whether the event satisfies the wait.
@@ -277,18 +303,27 @@ func (c *Correlator) candidates(source string, in *route.Input) []*waiter {
 func (c *Correlator) trackTask(t *store.Task) error {
 	if t.Wait == nil || store.TaskTerminal(t.Status) {
 		c.remove(t.ID)
+		c.remove(t.ID + failSuffix)
 		return nil
 	}
-	var args struct {
-		Match map[string]any `json:"match"`
-	}
+	var args taskArgs
 	_ = json.Unmarshal(t.Arguments, &args) // match pairs are optional
 	w, err := c.compile(t.ID, t.Owner, WaitSpec{Source: t.Wait.Source, Type: t.Wait.Type, Filter: t.Wait.Filter,
 		Since: t.Wait.Since, Match: matchStrings(args.Match)})
 	if err != nil {
 		return fmt.Errorf("task %s: %w", t.ID, err)
 	}
+	w.taskID, w.upstream = t.ID, args.Upstream
 	c.add(w)
+	if f := args.Fail; f != nil {
+		fw, err := c.compile(t.ID+failSuffix, t.Owner, WaitSpec{Source: f.Source, Type: f.Type, Filter: f.Filter,
+			Since: t.Wait.Since, Match: matchStrings(f.Match)})
+		if err != nil {
+			return fmt.Errorf("task %s failure rule: %w", t.ID, err)
+		}
+		fw.taskID, fw.fail, fw.upstream = t.ID, true, args.Upstream
+		c.add(fw)
+	}
 	return nil
 }
 
@@ -299,17 +334,22 @@ func (c *Correlator) Watch(ctx context.Context, t *store.Task) error {
 	if err := c.trackTask(t); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	w := c.byKey[t.ID]
-	c.mu.Unlock()
-	if w == nil {
-		return nil
+	for _, key := range []string{t.ID + failSuffix, t.ID} {
+		c.mu.Lock()
+		w := c.byKey[key]
+		c.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		ev, err := c.lookBack(ctx, w)
+		if err != nil {
+			return err
+		}
+		if ev != nil {
+			c.completeTask(ctx, w, ev)
+			return nil
+		}
 	}
-	ev, err := c.lookBack(ctx, w)
-	if err != nil || ev == nil {
-		return err
-	}
-	c.completeTask(ctx, w, ev)
 	return nil
 }
 
@@ -421,28 +461,41 @@ func (c *Correlator) HandleEvent(ctx context.Context, eventID, source string) er
 
 // completeTask stores the result; a lost race is not an error.
 func (c *Correlator) completeTask(ctx context.Context, w *waiter, ev *EventView) {
-	res, err := json.Marshal(eventToolResult(ev))
+	p := &store.TaskUpdateParams{ID: w.taskID, Status: store.TaskCompleted, EventID: ev.EventID, Now: c.now(),
+		StatusMessage: fmt.Sprintf("event %s (%s) arrived", ev.EventID, ev.Type)}
+	var err error
+	if w.fail {
+		p.Status = store.TaskFailed
+		p.StatusMessage = fmt.Sprintf("failure event %s (%s) arrived", ev.EventID, ev.Type)
+		p.Error, err = json.Marshal(map[string]any{"code": codeFailureEvent, "message": p.StatusMessage,
+			"data": map[string]any{"event": ev, "upstream": w.upstream}})
+	} else {
+		p.Result, err = json.Marshal(completionResult(ev, w.upstream))
+	}
 	if err != nil {
-		c.log.Error("encode task result", "task", w.key, "err", err)
+		c.log.Error("encode task result", "task", w.taskID, "err", err)
 		return
 	}
-	t, err := c.store.TaskUpdate(ctx, &store.TaskUpdateParams{
-		ID: w.key, Status: store.TaskCompleted, Result: res, EventID: ev.EventID, Now: c.now(),
-		StatusMessage: fmt.Sprintf("event %s (%s) arrived", ev.EventID, ev.Type),
-	})
+	t, err := c.store.TaskUpdate(ctx, p)
 	switch {
 	case err == nil:
-		c.remove(w.key)
-		c.log.Info("task completed by event", "task", w.key, "event", ev.EventID, "source", ev.Source)
-		if c.onComplete != nil {
+		c.remove(w.taskID)
+		c.remove(w.taskID + failSuffix)
+		c.log.Info("task finished by event", "task", w.taskID, "status", p.Status, "event", ev.EventID, "source", ev.Source)
+		if c.onComplete != nil && !w.fail {
 			c.onComplete(t)
 		}
 	case errors.Is(err, store.ErrTaskTerminal), errors.Is(err, store.ErrNotFound):
-		c.remove(w.key)
+		c.remove(w.taskID)
+		c.remove(w.taskID + failSuffix)
 	default:
-		c.log.Error("complete task", "task", w.key, "event", ev.EventID, "err", err)
+		c.log.Error("finish task", "task", w.taskID, "event", ev.EventID, "err", err)
 	}
 }
+
+// codeFailureEvent is the JSON-RPC error code of a task failed by the
+// failure event of an async tool.
+const codeFailureEvent = -32002
 
 // Reload rebuilds the index from storage.
 func (c *Correlator) Reload(ctx context.Context) error {
@@ -452,7 +505,7 @@ func (c *Correlator) Reload(ctx context.Context) error {
 	}
 	keep := map[string]bool{}
 	for _, t := range ts {
-		keep[t.ID] = true
+		keep[t.ID], keep[t.ID+failSuffix] = true, true
 		if err := c.trackTask(t); err != nil {
 			c.log.Warn("skip waiting task", "task", t.ID, "err", err)
 		}
@@ -491,6 +544,7 @@ func (c *Correlator) expire(ctx context.Context) {
 			continue
 		}
 		c.remove(t.ID)
+		c.remove(t.ID + failSuffix)
 	}
 }
 
@@ -553,6 +607,7 @@ func (c *Correlator) Run(ctx context.Context) error {
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					c.remove(n.ID)
+					c.remove(n.ID + failSuffix)
 				case err != nil:
 					c.log.Warn("load task", "task", n.ID, "err", err)
 				default:

@@ -53,6 +53,10 @@ type Options struct {
 	// OnTaskCompleted, if set, is called with how long a task took from
 	// creation to completion by an event (for metrics).
 	OnTaskCompleted func(time.Duration)
+	// Upstreams are MCP servers to front; AsyncTools turn some of their
+	// tools into task-returning tools.
+	Upstreams  []Upstream
+	AsyncTools []AsyncTool
 }
 
 // Server is mailroom's MCP server. Build it with [New], serve it with
@@ -68,6 +72,8 @@ type Server struct {
 
 	// streams deliver custom notifications (task status) to clients.
 	streams *streamRegistry
+	// proxy fronts upstream MCP servers.
+	proxy *proxy
 
 	mu sync.Mutex
 	// changed wakes tasks/result callers waiting on a task.
@@ -127,6 +133,10 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 	})
 	srv.addTools()
 	srv.addResources()
+	var err error
+	if srv.proxy, err = newProxy(srv, o.Upstreams, o.AsyncTools); err != nil {
+		return nil, err
+	}
 	if err := srv.registerTaskMethods(); err != nil {
 		return nil, err
 	}
@@ -174,9 +184,9 @@ func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			if err != nil || isModern(callerFrom(ctx).protocol) {
 				return res, err
 			}
-			return patchToolList(res), nil
+			return patchToolList(res, func(name string) bool { return name == toolWaitForEvent || s.proxy.async[name] != nil }), nil
 		case "tools/call":
-			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil && r.Params.Name == toolWaitForEvent {
+			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil && (r.Params.Name == toolWaitForEvent || s.proxy.async[r.Params.Name] != nil) {
 				if res, err, handled := s.maybeCreateTask(ctx, r); handled {
 					return res, err
 				}
@@ -262,7 +272,7 @@ func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
 }
 
 // patchToolList marks, for 2025-11-25 clients, which tools take tasks.
-func patchToolList(res mcp.Result) mcp.Result {
+func patchToolList(res mcp.Result, takesTasks func(string) bool) mcp.Result {
 	lr, ok := res.(*mcp.ListToolsResult)
 	if !ok {
 		return res
@@ -275,7 +285,7 @@ func patchToolList(res mcp.Result) mcp.Result {
 			continue
 		}
 		support := "forbidden"
-		if tm["name"] == toolWaitForEvent {
+		if name, _ := tm["name"].(string); takesTasks(name) {
 			support = "optional"
 		}
 		tm["execution"] = map[string]any{"taskSupport": support}
@@ -315,6 +325,10 @@ func (s *Server) maybeCreateTask(ctx context.Context, r *mcp.CallToolRequest) (r
 	case isModern(c.protocol) && c.tasksExt:
 	default:
 		return nil, nil, false
+	}
+	if ca := s.proxy.async[r.Params.Name]; ca != nil {
+		res, err := s.proxy.createAsyncTask(ctx, r, ca, ttl)
+		return res, err, true
 	}
 	var args waitArgs
 	if len(r.Params.Arguments) > 0 {
@@ -426,6 +440,7 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.correlator.Run(ctx) }()
 	notes := s.store.Subscribe(ctx)
+	s.proxy.start(ctx)
 	s.syncSourceResources()
 	for {
 		select {

@@ -326,6 +326,7 @@ func (s *Server) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskP
 		return nil, rpcError(jsonrpc.CodeInternalError, "cancel task: %v", err)
 	}
 	s.correlator.remove(t.ID)
+	s.correlator.remove(t.ID + failSuffix)
 	if isModern(c.protocol) {
 		return &rawResult{body: map[string]any{"resultType": "complete"}}, nil
 	}

@@ -37,6 +37,33 @@ type waitResult struct {
 	Message string     `json:"message,omitempty"`
 	// Since is the look-back start to pass to a repeated call.
 	Since string `json:"since,omitempty"`
+	// Upstream is, for a proxied async tool, the upstream tool's result.
+	Upstream json.RawMessage `json:"upstream,omitempty" jsonschema:"the upstream tool's own result (proxied async tools)"`
+	// Next is how to keep waiting after a synchronous call ran out of time.
+	Next *nextCall `json:"next,omitempty"`
+}
+
+// nextCall is a tool call the agent can make to continue.
+type nextCall struct {
+	Tool      string   `json:"tool"`
+	Arguments waitArgs `json:"arguments"`
+}
+
+// completionResult is the result of a task completed by ev: the event,
+// combined with the upstream tool's result for a proxied async tool.
+func completionResult(ev *EventView, upstream json.RawMessage) *mcp.CallToolResult {
+	r := eventToolResult(ev)
+	if len(upstream) == 0 {
+		return r
+	}
+	out := r.StructuredContent.(waitResult)
+	out.Upstream = upstream
+	r.StructuredContent = out
+	var up mcp.CallToolResult
+	if json.Unmarshal(upstream, &up) == nil && len(up.Content) > 0 {
+		r.Content = append(up.Content, r.Content...)
+	}
+	return r
 }
 
 // eventToolResult is the tool result of a wait that an event satisfied.
