@@ -200,6 +200,10 @@ func runServe(ctx context.Context, f serveFlags) error {
 		log.Error("some catalog entries were left out", "err", err)
 	}
 
+	guard, err := deliveryGuard(cfg, log)
+	if err != nil {
+		return err
+	}
 	met := metrics.New(st, &metrics.Options{Logger: log})
 	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
@@ -273,7 +277,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return nil
 	})
 	g.Go(func() error {
-		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace,
+		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace, Guard: guard,
 			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })

@@ -13,8 +13,8 @@
 //
 // Each destination has its own worker goroutine, concurrency bound, rate
 // limiter and retry policy, so a slow or dead receiver never holds up
-// another. The package does not decide where events go (package route does)
-// nor check destination URLs against private networks.
+// another. The package does not decide where events go (package route does);
+// which addresses a destination may resolve to is [Options.Guard]'s call.
 package deliver
 
 import (
@@ -29,6 +29,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mailroomhq/mailroom/internal/netguard"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -114,6 +115,14 @@ type Options struct {
 	// and starts a new trace otherwise. If nil, nothing is traced and no
 	// traceparent is sent.
 	TracerProvider trace.TracerProvider
+	// Guard, if non-nil, decides which addresses the default HTTP client
+	// may connect to. It checks every address right before connecting,
+	// after DNS resolution, so a destination whose host name resolves to
+	// a refused address (loopback, private, link-local, cloud metadata)
+	// fails its attempt with a [netguard.RefusedError] and is never
+	// contacted. It does not apply to an HTTPClient passed in. If nil, any
+	// address may be reached; cmd/mailroom always sets one.
+	Guard *netguard.Policy
 }
 
 // Dispatcher delivers due deliveries. Create it with [New] and start it
@@ -168,7 +177,7 @@ func New(s store.Store, opts *Options) *Dispatcher {
 		d.rnd = rand.Float64
 	}
 	if d.http == nil {
-		d.http = newHTTPClient()
+		d.http = newHTTPClient(o.Guard)
 	}
 	if o.TracerProvider != nil {
 		d.tracer = o.TracerProvider.Tracer(tracerName)
@@ -179,13 +188,14 @@ func New(s store.Store, opts *Options) *Dispatcher {
 // newHTTPClient returns a client whose keep-alive pool holds enough idle
 // connections per host for every concurrent attempt, so that steady
 // delivery reuses connections instead of opening one per attempt, and
-// which returns a 3xx as it is instead of following it.
-func newHTTPClient() *http.Client {
+// which returns a 3xx as it is instead of following it (so a redirect can
+// never lead past guard). guard checks every address dialed.
+func newHTTPClient(guard *netguard.Policy) *http.Client {
 	tr := &http.Transport{
-		DialContext: (&net.Dialer{
+		DialContext: guard.DialContext(&net.Dialer{
 			Timeout:   30 * time.Second,
 			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		}),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   1024,

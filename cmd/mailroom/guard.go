@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+
+	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/netguard"
+)
+
+// loopbackNetworks are the loopback prefixes, allowed as destinations
+// when mailroom itself listens on loopback.
+var loopbackNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// deliveryGuard builds the policy of which addresses destinations may
+// reach from cfg.Delivery, and logs it.
+//
+// Public addresses are always allowed; loopback, private, link-local and
+// metadata addresses only when the config lists them, with one exception:
+// when the listener is loopback, loopback destinations are allowed too.
+// Then only local users can reach the admin API that sets destinations,
+// and they can reach loopback services directly anyway; it keeps the
+// README's tour (a destination on 127.0.0.1:9000) working with no
+// settings. A mailroom listening on any other address refuses loopback
+// unless delivery.allow_networks lists it.
+func deliveryGuard(cfg *config.Config, log *slog.Logger) (*netguard.Policy, error) {
+	d := cfg.Delivery
+	nets, err := d.Networks()
+	if err != nil {
+		return nil, fmt.Errorf("delivery.allow_networks: %w", err)
+	}
+	opts := netguard.Options{AllowPrivateNetworks: d.AllowPrivateNetworks, AllowNetworks: nets, AllowHosts: d.AllowHosts}
+	switch {
+	case d.AllowPrivateNetworks:
+		log.Warn("delivery.allow_private_networks is set: destinations may reach any address, including loopback, private networks and cloud metadata")
+	case isLoopback(cfg.Listen):
+		opts.AllowNetworks = append(opts.AllowNetworks, loopbackNetworks...)
+		log.Info("delivery: destinations on loopback are allowed because the listener is loopback; private, link-local and metadata addresses are refused unless listed in delivery.allow_networks or delivery.allow_hosts",
+			"allow_networks", d.AllowNetworks, "allow_hosts", d.AllowHosts)
+	default:
+		log.Info("delivery: destinations on loopback, private, link-local and metadata addresses are refused unless listed in delivery.allow_networks or delivery.allow_hosts",
+			"allow_networks", d.AllowNetworks, "allow_hosts", d.AllowHosts)
+	}
+	return netguard.New(opts), nil
+}
