@@ -34,7 +34,7 @@ func newRootCommand() *cobra.Command {
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(flagUsageError)
-	root.AddCommand(newServeCommand(), newMCPCommand())
+	root.AddCommand(newServeCommand(), newMCPCommand(), newBenchCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
 	root.AddCommand(newTriggerCommand())
 	return root
