@@ -65,6 +65,12 @@ type Config struct {
 	API APIConfig `yaml:"api"`
 	// MCP configures the MCP server at /mcp.
 	MCP MCPConfig `yaml:"mcp"`
+	// Upstreams are MCP servers that mailroom fronts: their tools,
+	// resources and prompts appear on /mcp, namespaced by upstream name.
+	Upstreams []UpstreamConfig `yaml:"upstreams"`
+	// AsyncTools turn upstream tools into task-returning tools that
+	// complete when a correlated webhook arrives.
+	AsyncTools []AsyncToolConfig `yaml:"async_tools"`
 	// Log configures logging.
 	Log LogConfig `yaml:"log"`
 	// Shutdown configures graceful shutdown.
@@ -107,6 +113,52 @@ type MCPConfig struct {
 	// EventsExtension turns on the experimental draft MCP Events
 	// extension (events/list, events/poll, events/stream).
 	EventsExtension bool `yaml:"events_extension"`
+}
+
+// UpstreamConfig is one upstream MCP server: a Streamable HTTP URL, or a
+// stdio command.
+type UpstreamConfig struct {
+	// Name prefixes the upstream's tools and prompts ("pay" makes
+	// create_payment_link appear as pay__create_payment_link).
+	Name string `yaml:"name"`
+	// URL of a Streamable HTTP server.
+	URL string `yaml:"url"`
+	// Headers are sent with every HTTP request (tokens).
+	Headers map[string]string `yaml:"headers"`
+	// Command runs a stdio server: program and arguments.
+	Command []string `yaml:"command"`
+	// Env adds environment variables for Command.
+	Env map[string]string `yaml:"env"`
+	// Timeout bounds one forwarded call. Zero means 60s.
+	Timeout store.Duration `yaml:"timeout"`
+}
+
+// AsyncToolConfig turns an upstream tool into a task-returning tool. When
+// the forwarded call returns, the Match expressions (CEL over `result`,
+// the tool result, and `arguments`, the call's arguments) give the values
+// that event body paths must equal.
+type AsyncToolConfig struct {
+	// Tool is the namespaced tool name (upstream__tool).
+	Tool string `yaml:"tool"`
+	// Source, Type, Match and Filter describe the completing event.
+	Source string            `yaml:"source"`
+	Type   string            `yaml:"type"`
+	Match  map[string]string `yaml:"match"`
+	// Filter is a CEL expression over the event, as in connections.
+	Filter string `yaml:"filter"`
+	// Timeout fails the task when no event came. Zero means 24h.
+	Timeout store.Duration `yaml:"timeout"`
+	// Fail names an event that fails the task instead.
+	Fail *AsyncFailConfig `yaml:"fail"`
+}
+
+// AsyncFailConfig is the event that fails an async tool's task.
+type AsyncFailConfig struct {
+	// Source defaults to the tool's source.
+	Source string            `yaml:"source"`
+	Type   string            `yaml:"type"`
+	Match  map[string]string `yaml:"match"`
+	Filter string            `yaml:"filter"`
 }
 
 // MCPToken is one MCP client's bearer token.

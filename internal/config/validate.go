@@ -126,6 +126,53 @@ func (v *validator) alerts() {
 	}
 }
 
+// proxy checks upstreams and async tools.
+func (v *validator) proxy() {
+	names := map[string]bool{}
+	for i, u := range v.c.Upstreams {
+		field := fmt.Sprintf("upstreams[%d]", i)
+		if !v.checkName(field+".name", u.Name) {
+			continue
+		}
+		if strings.Contains(u.Name, "__") {
+			v.errf(field+".name", "must not contain %q (it separates upstream and tool names)", "__")
+		}
+		if names[u.Name] {
+			v.errf(field+".name", "upstream %q is declared twice", u.Name)
+		}
+		names[u.Name] = true
+		switch {
+		case u.URL == "" && len(u.Command) == 0:
+			v.errf(field, "set url (Streamable HTTP) or command (stdio)")
+		case u.URL != "" && len(u.Command) > 0:
+			v.errf(field, "set url or command, not both")
+		case u.URL != "":
+			if p, err := url.Parse(u.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+				v.errf(field+".url", "%q is not an http(s) URL", u.URL)
+			}
+		}
+		if u.Timeout < 0 {
+			v.errf(field+".timeout", "must not be negative")
+		}
+	}
+	for i, a := range v.c.AsyncTools {
+		field := fmt.Sprintf("async_tools[%d]", i)
+		up, _, ok := strings.Cut(a.Tool, "__")
+		if !ok || !names[up] {
+			v.errf(field+".tool", "%q must name an upstream tool as upstream__tool%s", a.Tool, known("upstreams", names))
+		}
+		if a.Source == "" {
+			v.errf(field+".source", "is required: the source whose event completes the task")
+		}
+		if len(a.Match) == 0 && a.Filter == "" {
+			v.errf(field+".match", "set match or filter: without one, any event of the source would complete every task")
+		}
+		if a.Timeout < 0 {
+			v.errf(field+".timeout", "must not be negative")
+		}
+	}
+}
+
 // mcp checks the MCP section: named, distinct, non-empty tokens.
 func (v *validator) mcp() {
 	seen := map[string]bool{}
