@@ -66,7 +66,7 @@ func asyncTools(cfg *config.Config) []mcpserver.AsyncTool {
 	out := make([]mcpserver.AsyncTool, 0, len(cfg.AsyncTools))
 	for _, a := range cfg.AsyncTools {
 		t := mcpserver.AsyncTool{Tool: a.Tool, Source: a.Source, Type: a.Type, Match: a.Match, Filter: a.Filter, Timeout: a.Timeout.D()}
-		if f := a.Fail; f != nil {
+		if f := a.Fail; f.IsSet() {
 			t.Fail = &mcpserver.AsyncFail{Source: f.Source, Type: f.Type, Match: f.Match, Filter: f.Filter}
 		}
 		out = append(out, t)

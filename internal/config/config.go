@@ -148,9 +148,13 @@ type AsyncToolConfig struct {
 	Filter string `yaml:"filter"`
 	// Timeout fails the task when no event came. Zero means 24h.
 	Timeout store.Duration `yaml:"timeout"`
-	// Fail names an event that fails the task instead.
-	Fail *AsyncFailConfig `yaml:"fail"`
+	// Fail names an event that fails the task instead; unset when it
+	// has no type, match or filter.
+	Fail AsyncFailConfig `yaml:"fail"`
 }
+
+// IsSet reports whether a failure event is configured.
+func (f AsyncFailConfig) IsSet() bool { return f.Type != "" || len(f.Match) > 0 || f.Filter != "" }
 
 // AsyncFailConfig is the event that fails an async tool's task.
 type AsyncFailConfig struct {

@@ -105,6 +105,7 @@ func (v *validator) top() {
 		v.errf("retention", "%s is shorter than the minimum %s (history older than the retention is deleted)", c.Retention, store.Duration(MinRetention))
 	}
 	v.mcp()
+	v.proxy()
 	v.alerts()
 	v.delivery()
 }
