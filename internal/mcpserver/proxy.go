@@ -511,6 +511,28 @@ func (p *proxy) forwardAsync(ctx context.Context, r *mcp.CallToolRequest, ca *co
 	return res, rv, nil
 }
 
+// summarize renders a tool result compactly for a task's status message,
+// so that an agent sees what the upstream returned (the payment link to
+// show the customer) while the task waits.
+func summarize(res *mcp.CallToolResult) string {
+	var b []byte
+	if res.StructuredContent != nil {
+		b, _ = json.Marshal(res.StructuredContent)
+	} else {
+		for _, c := range res.Content {
+			if tc, ok := c.(*mcp.TextContent); ok {
+				b = []byte(tc.Text)
+				break
+			}
+		}
+	}
+	const limit = 1000
+	if len(b) > limit {
+		b = append(b[:limit], "…"...)
+	}
+	return string(b)
+}
+
 func cmpOr(a, b string) string {
 	if a != "" {
 		return a
@@ -535,7 +557,7 @@ func (p *proxy) createAsyncTask(ctx context.Context, r *mcp.CallToolRequest, ca 
 	t := &store.Task{
 		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: ca.cfg.Tool,
 		Arguments: args, TTL: ttl, PollInterval: s.opts.PollInterval,
-		StatusMessage: fmt.Sprintf("%s returned; waiting for a %s %s event", ca.cfg.Tool, ca.cfg.Source, ca.cfg.Type),
+		StatusMessage: fmt.Sprintf("%s returned %s; waiting for a %s %s event", ca.cfg.Tool, summarize(res), ca.cfg.Source, ca.cfg.Type),
 		Wait: &store.TaskWait{Source: ca.cfg.Source, Type: ca.cfg.Type, Filter: ca.cfg.Filter,
 			Since: rv.start.Add(-time.Second), Deadline: s.now().Add(min(ca.cfg.Timeout, ttl))},
 	}

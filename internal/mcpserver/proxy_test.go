@@ -161,6 +161,9 @@ func TestProxyAsyncToolModern(t *testing.T) {
 	}
 	json.Unmarshal(tasks.Arguments, &stored)
 	plink := linkOf(t, stored.Upstream)
+	if msg, _ := got.Result["statusMessage"].(string); !strings.Contains(msg, plink) {
+		t.Errorf("the working task does not show the vendor's link: %q", msg)
+	}
 
 	evID := e.sendStripe("evt_paid_"+plink, "checkout.session.completed", plink)
 	done := pollDone(t, c, taskID)
