@@ -49,6 +49,8 @@ type waiter struct {
 	fail bool
 	// upstream is the proxied tool's result, combined into the task's.
 	upstream json.RawMessage
+	// created and deadline come from the task: past deadline it fails.
+	created, deadline time.Time
 }
 
 // failSuffix keys the failure wait of a task.
@@ -313,7 +315,7 @@ func (c *Correlator) trackTask(t *store.Task) error {
 	if err != nil {
 		return fmt.Errorf("task %s: %w", t.ID, err)
 	}
-	w.taskID, w.upstream = t.ID, args.Upstream
+	w.taskID, w.upstream, w.created, w.deadline = t.ID, args.Upstream, t.CreatedAt, t.Wait.Deadline
 	c.add(w)
 	if f := args.Fail; f != nil {
 		fw, err := c.compile(t.ID+failSuffix, t.Owner, WaitSpec{Source: f.Source, Type: f.Type, Filter: f.Filter,
@@ -525,26 +527,28 @@ func (c *Correlator) Reload(ctx context.Context) error {
 }
 
 // expire fails tasks whose deadline passed.
+// It scans the in-memory index (cheap even with many waits) rather than
+// storage; the periodic Reload keeps the index whole.
 func (c *Correlator) expire(ctx context.Context) {
-	ts, err := c.store.TaskListWaiting(ctx, c.now())
-	if err != nil {
-		c.log.Warn("list waiting tasks", "err", err)
-		return
-	}
 	now := c.now()
-	for _, t := range ts {
-		if t.Wait.Deadline.IsZero() || now.Before(t.Wait.Deadline) {
-			continue
+	var due []*waiter
+	c.mu.Lock()
+	for _, w := range c.byKey {
+		if w.ch == nil && !w.fail && !w.deadline.IsZero() && !now.Before(w.deadline) {
+			due = append(due, w)
 		}
-		msg := fmt.Sprintf("timed out after %s: no %s event matched", t.Wait.Deadline.Sub(t.CreatedAt).Round(time.Second), t.Wait.Source)
+	}
+	c.mu.Unlock()
+	for _, w := range due {
+		msg := fmt.Sprintf("timed out after %s: no %s event matched", w.deadline.Sub(w.created).Round(time.Second), w.source)
 		rpcErr, _ := json.Marshal(map[string]any{"code": codeWaitTimedOut, "message": msg})
-		_, err := c.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskFailed, StatusMessage: msg, Error: rpcErr, Now: now})
+		_, err := c.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: w.taskID, Status: store.TaskFailed, StatusMessage: msg, Error: rpcErr, Now: now})
 		if err != nil && !errors.Is(err, store.ErrTaskTerminal) && !errors.Is(err, store.ErrNotFound) {
-			c.log.Warn("time out task", "task", t.ID, "err", err)
+			c.log.Warn("time out task", "task", w.taskID, "err", err)
 			continue
 		}
-		c.remove(t.ID)
-		c.remove(t.ID + failSuffix)
+		c.remove(w.taskID)
+		c.remove(w.taskID + failSuffix)
 	}
 }
 
@@ -587,7 +591,7 @@ func (c *Correlator) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	reload := time.NewTicker(30 * time.Second)
+	reload := time.NewTicker(time.Minute)
 	defer reload.Stop()
 	for {
 		select {
