@@ -203,6 +203,37 @@ func TestStdioLegacyTaskAndChannel(t *testing.T) {
 	if ev, _ := sc["event"].(map[string]any); ev["event_id"] != evID {
 		t.Errorf("tasks/result: %v", res)
 	}
+
+	// The 2026-07-28 form over the same stdio: per-request _meta with the
+	// Tasks extension, a flat CreateTaskResult, tasks/get with the result.
+	meta := map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "stdio-test", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{"extensions": map[string]any{"io.modelcontextprotocol/tasks": map[string]any{}}},
+	}
+	modern := p.call("tools/call", map[string]any{"_meta": meta, "name": "wait_for_event",
+		"arguments": map[string]any{"source": "stripe", "match": map[string]any{"data.object.payment_link": "plink_stdio_2026"}}})
+	modernID, _ := modern["taskId"].(string)
+	if modern["resultType"] != "task" || modernID == "" {
+		t.Fatalf("2026-07-28 CreateTaskResult over stdio: %v", modern)
+	}
+	ev2 := sendSigned(t, srv.addr, "stripe", "evt_stdio_2026", "checkout.session.completed", "plink_stdio_2026")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := p.call("tasks/get", map[string]any{"_meta": meta, "taskId": modernID})
+		if got["status"] == "completed" {
+			r, _ := got["result"].(map[string]any)
+			sc, _ := r["structuredContent"].(map[string]any)
+			if ev, _ := sc["event"].(map[string]any); ev["event_id"] != ev2 {
+				t.Errorf("2026-07-28 tasks/get over stdio: %v", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("2026-07-28 task over stdio never completed: %v", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestStdioGoSDKClient connects the go-sdk client to `mailroom mcp` over
