@@ -91,8 +91,8 @@ func (s *Server) readSourceEvents(ctx context.Context, req *mcp.ReadResourceRequ
 }
 
 // syncSourceResources lists one concrete resource per source.
-func (s *Server) syncSourceResources() {
-	srcs, err := s.store.SourceList(context.Background())
+func (s *Server) syncSourceResources(ctx context.Context) {
+	srcs, err := s.store.SourceList(ctx)
 	if err != nil {
 		s.log.Warn("list sources for resources", "err", err)
 		return

@@ -336,7 +336,7 @@ func (s *Server) maybeCreateTask(ctx context.Context, r *mcp.CallToolRequest) (r
 			return nil, rpcError(jsonrpc.CodeInvalidParams, "wait_for_event arguments: %v", err), true
 		}
 	}
-	spec, timeout, err := s.checkWait(&args)
+	spec, timeout, err := s.checkWait(ctx, &args)
 	if err != nil {
 		return nil, rpcError(jsonrpc.CodeInvalidParams, "%v", err), true
 	}
@@ -441,7 +441,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { errc <- s.correlator.Run(ctx) }()
 	notes := s.store.Subscribe(ctx)
 	s.proxy.start(ctx)
-	s.syncSourceResources()
+	s.syncSourceResources(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -456,7 +456,7 @@ func (s *Server) Run(ctx context.Context) error {
 			case store.NotifyEventCreated:
 				s.eventCreated(ctx, n.Source, n.ID)
 			case store.NotifyCatalogChanged:
-				s.syncSourceResources()
+				s.syncSourceResources(ctx)
 			}
 		}
 	}

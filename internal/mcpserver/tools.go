@@ -75,7 +75,7 @@ func eventToolResult(ev *EventView) *mcp.CallToolResult {
 
 // checkWait validates wait_for_event's arguments and resolves since and
 // timeout. Errors name the argument.
-func (s *Server) checkWait(a *waitArgs) (WaitSpec, time.Duration, error) {
+func (s *Server) checkWait(ctx context.Context, a *waitArgs) (WaitSpec, time.Duration, error) {
 	var spec WaitSpec
 	if a.Source == "" {
 		return spec, 0, errors.New("source is required")
@@ -89,7 +89,7 @@ func (s *Server) checkWait(a *waitArgs) (WaitSpec, time.Duration, error) {
 			return spec, 0, fmt.Errorf("filter: %w", err)
 		}
 	}
-	since, err := s.parseSince(a.Since)
+	since, err := s.parseSince(ctx, a.Since)
 	if err != nil {
 		return spec, 0, err
 	}
@@ -106,13 +106,13 @@ func (s *Server) checkWait(a *waitArgs) (WaitSpec, time.Duration, error) {
 }
 
 // parseSince reads a duration, an RFC 3339 time, or an event id.
-func (s *Server) parseSince(v string) (time.Time, error) {
+func (s *Server) parseSince(ctx context.Context, v string) (time.Time, error) {
 	now := s.now()
 	switch {
 	case v == "":
 		return now.Add(-10 * time.Minute), nil
 	case strings.HasPrefix(v, "evt_"):
-		ev, err := s.store.EventGetByID(context.Background(), v)
+		ev, err := s.store.EventGetByID(ctx, v)
 		if err != nil {
 			return time.Time{}, fmt.Errorf("since %q: %w", v, err)
 		}
@@ -131,7 +131,7 @@ func (s *Server) parseSince(v string) (time.Time, error) {
 // it waits up to SyncWait, with progress notifications, and then says it
 // is still waiting.
 func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a waitArgs) (*mcp.CallToolResult, waitResult, error) {
-	spec, timeout, err := s.checkWait(&a)
+	spec, timeout, err := s.checkWait(ctx, &a)
 	if err != nil {
 		return nil, waitResult{}, err
 	}
@@ -198,7 +198,7 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 	}
 	p.Limit = min(p.Limit, 200)
 	if a.Since != "" {
-		since, err := s.parseSince(a.Since)
+		since, err := s.parseSince(ctx, a.Since)
 		if err != nil {
 			return nil, eventList{}, err
 		}
