@@ -35,6 +35,9 @@ type serveFlags struct {
 	configPath string
 	listen     string
 	db         string
+	// started, if non-nil, is called once the listener is open, with its
+	// address and the open store (used by `mailroom bench --embedded`).
+	started func(addr string, st store.Store)
 }
 
 func newServeCommand() *cobra.Command {
@@ -265,6 +268,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	srv.RegisterOnShutdown(endStreams) // long-lived MCP streams end on shutdown
 	srv.RegisterOnShutdown(closeDashboard)
 	log.Info("listening", "addr", ln.Addr().String())
+	if f.started != nil {
+		f.started(ln.Addr().String(), st)
+	}
 
 	grace := cfg.Shutdown.Grace.D()
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
