@@ -213,6 +213,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, TracerProvider: tp}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
 	closeDashboard := func() {}
+	// watchTask is the MCP correlator's Watch, set below before serving:
+	// tasks created through the API complete like wait_for_event's.
+	var watchTask func(context.Context, *store.Task) error
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
 		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -225,7 +228,12 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts}).Register(mux)
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, WatchTask: func(ctx context.Context, t *store.Task) error {
+			if watchTask == nil { // MCP disabled: no correlator here
+				return nil
+			}
+			return watchTask(ctx, t)
+		}}).Register(mux)
 		dash := web.New(st, cat, &web.Options{Token: cfg.API.Token, Logger: log})
 		dash.Register(mux)
 		closeDashboard = dash.Close
@@ -235,6 +243,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx, met.ObserveTaskCompletion)
 	if err != nil {
 		return err
+	}
+	if mcpSrv != nil {
+		watchTask = mcpSrv.Correlator().Watch
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

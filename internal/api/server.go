@@ -63,6 +63,11 @@ type Options struct {
 	Now func() time.Time
 	// Alerts, if non-nil, serves GET /alerts. If nil, that list is empty.
 	Alerts AlertLister
+	// WatchTask, if non-nil, is called after POST /tasks stored a task, so
+	// that the MCP server's correlator indexes it at once and looks back
+	// over events that already arrived. If nil, a correlator picks the
+	// task up from the store's notification, without the look-back.
+	WatchTask func(ctx context.Context, t *store.Task) error
 }
 
 // Server is the admin API. Build it with [New] and mount it with
@@ -71,8 +76,10 @@ type Server struct {
 	store   store.Store
 	catalog *catalog.Catalog
 	alerts  AlertLister
-	log     *slog.Logger
-	now     func() time.Time
+	// watchTask is Options.WatchTask.
+	watchTask func(ctx context.Context, t *store.Task) error
+	log       *slog.Logger
+	now       func() time.Time
 	// tokenSum is the SHA-256 of the token, so that comparing it takes the
 	// same time whatever the length of what a client sends; nil means no
 	// authentication.
@@ -101,7 +108,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, watchTask: o.WatchTask, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		a.tokenSum = sum[:]
@@ -157,6 +164,8 @@ func (a *Server) routes() {
 
 		{"GET /api/v1/tasks", a.taskList},
 		{"GET /api/v1/tasks/{id}", a.taskGet},
+		{"POST /api/v1/tasks", a.taskCreate},
+		{"POST /api/v1/tasks/{id}/cancel", a.taskCancel},
 
 		{"GET /api/v1/alerts", a.alertList},
 	} {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -112,10 +113,27 @@ func (a *Server) taskList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// taskGet answers GET /tasks/{id}, whatever its owner.
+// taskGet answers GET /tasks/{id}, whatever its owner. With wait=DURATION
+// (at most 30s) it first waits for the task to become terminal, so that a
+// client hears of completion without polling fast.
 func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	t, err := a.store.TaskGet(r.Context(), id, a.now())
+	var wait time.Duration
+	for key, vals := range r.URL.Query() {
+		d, err := time.ParseDuration(vals[0])
+		if key != "wait" || len(vals) > 1 || err != nil || d < 0 || d > maxTaskWait {
+			a.fail(w, r, badf("parameter %s: the only parameter is wait, a duration of at most %s", key, maxTaskWait), "")
+			return
+		}
+		wait = d
+	}
+	var t *store.Task
+	var err error
+	if wait > 0 {
+		t, err = a.waitTask(r.Context(), id, wait)
+	} else {
+		t, err = a.store.TaskGet(r.Context(), id, a.now())
+	}
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("task %q not found", id))
 		return

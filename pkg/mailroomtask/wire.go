@@ -1,0 +1,367 @@
+package mailroomtask
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Task statuses, as MCP and mailroom name them.
+const (
+	statusCompleted = "completed"
+	statusFailed    = "failed"
+	statusCancelled = "cancelled"
+)
+
+func terminal(status string) bool {
+	return status == statusCompleted || status == statusFailed || status == statusCancelled
+}
+
+// relatedTaskKey is the _meta key that ties a result to its task.
+const relatedTaskKey = "io.modelcontextprotocol/related-task"
+
+// taskMetaKey carries a legacy params.task through the SDK, which drops
+// unknown params; [Tasks.Handler] moves it there.
+const taskMetaKey = "mailroomtask.internal/task"
+
+// maxWait is the longest long-poll mailroom's API takes.
+const maxWait = 30 * time.Second
+
+var (
+	errNotFound = errors.New("task not found")
+	errConflict = errors.New("task is terminal")
+)
+
+// apiTask is a task as mailroom's admin API shows it.
+type apiTask struct {
+	ID            string          `json:"id"`
+	Owner         string          `json:"owner"`
+	Status        string          `json:"status"`
+	StatusMessage string          `json:"status_message"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+	TTL           time.Duration   `json:"ttl"`
+	PollInterval  time.Duration   `json:"poll_interval"`
+	Result        json.RawMessage `json:"result"`
+	Error         json.RawMessage `json:"error"`
+}
+
+// legacyTask is the 2025-11-25 Task object.
+type legacyTask struct {
+	TaskID        string `json:"taskId"`
+	Status        string `json:"status"`
+	StatusMessage string `json:"statusMessage,omitempty"`
+	CreatedAt     string `json:"createdAt"`
+	LastUpdatedAt string `json:"lastUpdatedAt"`
+	TTL           *int64 `json:"ttl"`
+	PollInterval  int64  `json:"pollInterval,omitempty"`
+}
+
+func (a *apiTask) legacy() legacyTask {
+	l := legacyTask{TaskID: a.ID, Status: a.Status, StatusMessage: a.StatusMessage,
+		CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339Nano), LastUpdatedAt: a.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		PollInterval: a.PollInterval.Milliseconds()}
+	if a.TTL > 0 {
+		ms := a.TTL.Milliseconds()
+		l.TTL = &ms
+	}
+	return l
+}
+
+// apiClient calls mailroom's task endpoints.
+type apiClient struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+func newAPIClient(server, token string, hc *http.Client) (*apiClient, error) {
+	u, err := url.Parse(strings.TrimRight(server, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("mailroomtask: server %q: want an http or https base URL", server)
+	}
+	return &apiClient{base: u, token: token, http: hc}, nil
+}
+
+func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, in any) (*apiTask, error) {
+	u := *c.base
+	u.Path += "/api/v1/" + path
+	u.RawQuery = q.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("mailroom %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("mailroom %s %s: read answer: %w", method, path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, fmt.Errorf("mailroom %s %s: %w", method, path, errNotFound)
+	case resp.StatusCode == http.StatusConflict:
+		return nil, fmt.Errorf("mailroom %s %s: %w", method, path, errConflict)
+	case resp.StatusCode/100 != 2:
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &e)
+		return nil, fmt.Errorf("mailroom %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+	}
+	var t apiTask
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, fmt.Errorf("mailroom %s %s: decode task: %w", method, path, err)
+	}
+	return &t, nil
+}
+
+// create registers w with mailroom as a task of owner.
+// A zero ttl leaves mailroom's default (timeout + 1h).
+func (c *apiClient) create(ctx context.Context, w *Wait, owner, tool string, ttl time.Duration) (*apiTask, error) {
+	body := map[string]any{"source": w.Source, "type": w.Type, "match": w.Match, "filter": w.Filter,
+		"owner": owner, "tool": tool, "status_message": w.Message}
+	if w.Timeout > 0 {
+		body["timeout"] = w.Timeout.String()
+	}
+	if ttl > 0 {
+		body["ttl"] = ttl.String()
+	}
+	return c.do(ctx, http.MethodPost, "tasks", nil, body)
+}
+
+// get reads a task, first waiting up to wait for it to be terminal.
+func (c *apiClient) get(ctx context.Context, id string, wait time.Duration) (*apiTask, error) {
+	q := url.Values{}
+	if wait > 0 {
+		q.Set("wait", wait.Round(time.Millisecond).String())
+	}
+	return c.do(ctx, http.MethodGet, "tasks/"+url.PathEscape(id), q, nil)
+}
+
+func (c *apiClient) cancel(ctx context.Context, id string) (*apiTask, error) {
+	return c.do(ctx, http.MethodPost, "tasks/"+url.PathEscape(id)+"/cancel", nil, nil)
+}
+
+// rawResult is a Result whose JSON is body plus _meta.
+type rawResult struct {
+	mcp.ResultBase
+	body map[string]any
+}
+
+// MarshalJSON emits body with _meta.
+func (r *rawResult) MarshalJSON() ([]byte, error) {
+	out := make(map[string]any, len(r.body)+1)
+	for k, v := range r.body {
+		out[k] = v
+	}
+	if len(r.Meta) > 0 {
+		out["_meta"] = r.Meta
+	}
+	return json.Marshal(out)
+}
+
+// objectOf re-encodes v as a JSON object.
+func objectOf(v any) map[string]any {
+	b, _ := json.Marshal(v)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m
+}
+
+// patchObject re-encodes res as an object, lets edit change it, and keeps
+// its _meta.
+func patchObject(res mcp.Result, edit func(map[string]any)) mcp.Result {
+	body := objectOf(res)
+	out := &rawResult{body: body}
+	if m, ok := body["_meta"].(map[string]any); ok {
+		delete(body, "_meta")
+		out.Meta = m
+	}
+	edit(body)
+	return out
+}
+
+// takeTaskParam removes the params.task that [Tasks.Handler] moved into
+// _meta and reports whether there was one.
+func takeTaskParam(p *mcp.CallToolParamsRaw) (*taskRequest, bool) {
+	meta := p.GetMeta()
+	raw, ok := meta[taskMetaKey]
+	if !ok {
+		return nil, false
+	}
+	delete(meta, taskMetaKey)
+	var tr struct {
+		TTL *int64 `json:"ttl"`
+	}
+	b, _ := json.Marshal(raw)
+	_ = json.Unmarshal(b, &tr)
+	r := &taskRequest{}
+	if tr.TTL != nil && *tr.TTL > 0 {
+		r.ttl = time.Duration(*tr.TTL) * time.Millisecond
+	}
+	return r, true
+}
+
+// Handler wraps the go-sdk's Streamable HTTP handler for 2025-11-25 Tasks:
+// it moves a tools/call params.task where the SDK keeps it (dropping one
+// a client planted there itself), and keeps each session's GET stream so
+// that task status notifications reach the client.
+func (t *Tasks) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodPost:
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+			if err != nil {
+				http.Error(w, "read body: "+err.Error(), http.StatusRequestEntityTooLarge)
+				return
+			}
+			body = moveTaskParam(body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+			next.ServeHTTP(w, r)
+		case http.MethodGet:
+			id := r.Header.Get("Mcp-Session-Id")
+			if id == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			s := &sseStream{ResponseWriter: w}
+			t.mu.Lock()
+			t.streams[id] = s
+			t.mu.Unlock()
+			defer func() {
+				s.close()
+				t.mu.Lock()
+				if t.streams[id] == s {
+					delete(t.streams, id)
+				}
+				t.mu.Unlock()
+			}()
+			next.ServeHTTP(s, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// moveTaskParam rewrites a tools/call so that params.task travels in
+// params._meta[taskMetaKey].
+func moveTaskParam(body []byte) []byte {
+	var msg struct {
+		JSONRPC string                     `json:"jsonrpc"`
+		ID      json.RawMessage            `json:"id,omitempty"`
+		Method  string                     `json:"method"`
+		Params  map[string]json.RawMessage `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil || msg.Method != "tools/call" || msg.Params == nil {
+		return body
+	}
+	meta := map[string]json.RawMessage{}
+	_ = json.Unmarshal(msg.Params["_meta"], &meta)
+	delete(meta, taskMetaKey) // never trust a client's own
+	if task, ok := msg.Params["task"]; ok {
+		meta[taskMetaKey] = task
+		delete(msg.Params, "task")
+	}
+	msg.Params["_meta"], _ = json.Marshal(meta)
+	out, err := json.Marshal(msg)
+	if err != nil {
+		return body
+	}
+	return out
+}
+
+// notify sends notifications/tasks/status to a session's GET stream.
+func (t *Tasks) notify(session string, task *apiTask) {
+	t.mu.Lock()
+	s := t.streams[session]
+	t.mu.Unlock()
+	if s == nil {
+		return
+	}
+	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": task.legacy()})
+	s.send(msg)
+}
+
+// sseStream is a GET stream the SDK writes into and notifications are
+// injected into; mu keeps their writes whole.
+type sseStream struct {
+	http.ResponseWriter
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (s *sseStream) WriteHeader(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (s *sseStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, http.ErrHandlerTimeout
+	}
+	s.started = true
+	return s.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher, which the SDK needs to stream.
+func (s *sseStream) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		_ = http.NewResponseController(s.ResponseWriter).Flush()
+	}
+}
+
+func (s *sseStream) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+func (s *sseStream) send(msg []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.started {
+		return
+	}
+	if _, err := fmt.Fprintf(s.ResponseWriter, "event: message\ndata: %s\n\n", msg); err == nil {
+		_ = http.NewResponseController(s.ResponseWriter).Flush()
+	}
+}
