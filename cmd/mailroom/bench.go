@@ -134,6 +134,9 @@ type deliveryReport struct {
 type processReport struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPercent float64 `json:"cpu_percent"`
+	// CPUPerRequest is CPU microseconds per acknowledged request: steadier
+	// than throughput on a shared machine.
+	CPUPerRequest float64 `json:"cpu_us_per_request"`
 	PeakRSSMB  float64 `json:"peak_rss_mb"`
 }
 
@@ -247,6 +250,9 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 		cpu := (u1.CPU - u0.CPU).Seconds()
 		rep.Process = &processReport{CPUSeconds: cpu, CPUPercent: 100 * cpu / res.Elapsed.Seconds(),
 			PeakRSSMB: float64(u1.PeakRSS) / (1 << 20)}
+		if res.OK > 0 {
+			rep.Process.CPUPerRequest = 1e6 * cpu / float64(res.OK)
+		}
 	}
 	if rep.Ceiling != nil && rep.Ceiling.PerSecond > 0 {
 		rep.Ratio = res.PerSecond / rep.Ceiling.PerSecond
@@ -448,7 +454,8 @@ func printReport(out io.Writer, rep *benchReport, asJSON bool) error {
 		fmt.Fprintf(out, "  ratio to the bare handler: %.3f\n", rep.Ratio)
 	}
 	if p := rep.Process; p != nil {
-		fmt.Fprintf(out, "  process       %.1f CPU s (%.0f%%), peak RSS %.0f MB (generator and sink included)\n", p.CPUSeconds, p.CPUPercent, p.PeakRSSMB)
+		fmt.Fprintf(out, "  process       %.1f CPU s (%.0f%%, %.0f µs per request), peak RSS %.0f MB (generator and sink included)\n",
+			p.CPUSeconds, p.CPUPercent, p.CPUPerRequest, p.PeakRSSMB)
 	}
 	if d := rep.Delivery; d != nil {
 		fmt.Fprintf(out, "delivery: %d of %d received", d.Received, d.Expected)

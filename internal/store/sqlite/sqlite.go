@@ -110,7 +110,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 			return nil, fmt.Errorf("open sqlite: create directory %s: %w", dir, err)
 		}
 	}
-	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(OFF)"
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)"
 	wdsn := "file:" + path + "?" + pragmas + "&_pragma=synchronous(" + o.Synchronous + ")"
 	wdb, err := sql.Open("sqlite", wdsn)
 	if err != nil {

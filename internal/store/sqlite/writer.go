@@ -53,12 +53,19 @@ const (
 	sqlOrderedHead = `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1`
 	sqlClaimOne    = `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING ` + deliveryCols
 	sqlEventRouted = `UPDATE events SET status = 'routed', deliveries = deliveries + ? WHERE id = ?`
+	sqlBegin       = `BEGIN IMMEDIATE`
+	sqlCommit      = `COMMIT`
+	sqlRollback    = `ROLLBACK`
+	sqlSavepoint   = `SAVEPOINT op`
+	sqlRelease     = `RELEASE op`
+	sqlRollbackTo  = `ROLLBACK TO op`
 )
 
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
 	w := &writer{conn: conn, ctx: context.WithoutCancel(ctx), stmts: map[string]*sql.Stmt{}}
 	for _, q := range []string{sqlInsertRequest, sqlInsertEvent, sqlDedupClaim, sqlDedupGet, sqlInsertDelivery,
-		sqlInsertAttempt, sqlFinishDelivery, sqlClaimDue, sqlOrderedHead, sqlClaimOne, sqlEventRouted} {
+		sqlInsertAttempt, sqlFinishDelivery, sqlClaimDue, sqlOrderedHead, sqlClaimOne, sqlEventRouted,
+		sqlBegin, sqlCommit, sqlRollback, sqlSavepoint, sqlRelease, sqlRollbackTo} {
 		st, err := conn.PrepareContext(ctx, q)
 		if err != nil {
 			w.close()
@@ -175,67 +182,111 @@ func (s *Store) runWriter() {
 	}
 }
 
-// runBatch runs ops in one transaction, one savepoint each, and completes
-// them after the commit.
+// runBatch runs ops in one transaction and completes them after the
+// commit. It first runs them back to back with no savepoints (two fewer
+// statements per op and no sub-journal): write ops almost never fail, since
+// dedup is an upsert and a lost lease is a result, not an error. If one
+// does fail, the whole transaction is rolled back and the batch runs again
+// with a savepoint per op, so that the failing op does not fail its
+// neighbours. Every op's fn is safe to run again: it sets its results
+// rather than accumulating them.
 func (s *Store) runBatch(ops []*writeOp) {
 	w := s.w
-	finish := func(err error) {
-		for _, op := range ops {
-			if op.err == nil && err != nil {
-				op.err = err
-			}
-			if op.err == nil {
-				s.hub.Publish(op.notes...)
-			}
-			close(op.done)
-		}
-	}
-	if _, err := w.conn.ExecContext(w.ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.exec(sqlBegin); err != nil {
 		s.log.Error("sqlite begin", "err", err)
-		finish(fmt.Errorf("begin: %w", err))
+		s.finish(ops, fmt.Errorf("begin: %w", err))
 		return
 	}
-	single := len(ops) == 1
 	for _, op := range ops {
 		w.cur = op
-		if single {
-			op.err = op.fn(w)
-			continue
+		op.notes = nil
+		if op.err = op.fn(w); op.err != nil {
+			break
 		}
-		if _, err := w.conn.ExecContext(w.ctx, "SAVEPOINT op"); err != nil {
+	}
+	w.cur = nil
+	var failed *writeOp
+	for _, op := range ops {
+		if op.err != nil {
+			failed = op
+			break
+		}
+	}
+	if failed != nil {
+		if _, err := w.exec(sqlRollback); err != nil {
+			s.log.Error("sqlite rollback", "err", err)
+		}
+		if len(ops) == 1 {
+			failed.notes = nil
+			s.finish(ops, nil)
+			return
+		}
+		for _, op := range ops {
+			op.err, op.notes = nil, nil
+		}
+		s.runBatchSavepoints(ops)
+		return
+	}
+	if _, err := w.exec(sqlCommit); err != nil {
+		w.exec(sqlRollback)
+		s.log.Error("sqlite commit", "err", err, "ops", len(ops))
+		s.finish(ops, fmt.Errorf("commit: %w", err))
+		return
+	}
+	s.finish(ops, nil)
+}
+
+// finish completes ops: each gets err unless it has its own, and the
+// notifications of those that succeeded are published.
+func (s *Store) finish(ops []*writeOp, err error) {
+	for _, op := range ops {
+		if op.err == nil && err != nil {
+			op.err = err
+		}
+		if op.err == nil {
+			s.hub.Publish(op.notes...)
+		}
+		close(op.done)
+	}
+}
+
+// runBatchSavepoints runs ops in one transaction, one savepoint each, and
+// completes them after the commit.
+func (s *Store) runBatchSavepoints(ops []*writeOp) {
+	w := s.w
+	if _, err := w.exec(sqlBegin); err != nil {
+		s.log.Error("sqlite begin", "err", err)
+		s.finish(ops, fmt.Errorf("begin: %w", err))
+		return
+	}
+	for _, op := range ops {
+		w.cur = op
+		if _, err := w.exec(sqlSavepoint); err != nil {
 			op.err = fmt.Errorf("savepoint: %w", err)
 			continue
 		}
 		op.err = op.fn(w)
 		if op.err != nil {
 			op.notes = nil
-			if _, err := w.conn.ExecContext(w.ctx, "ROLLBACK TO op"); err != nil {
-				w.conn.ExecContext(w.ctx, "ROLLBACK")
+			if _, err := w.exec(sqlRollbackTo); err != nil {
+				w.exec(sqlRollback)
 				s.log.Error("sqlite rollback to savepoint", "err", err)
-				finish(fmt.Errorf("rollback to savepoint: %w", err))
+				s.finish(ops, fmt.Errorf("rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := w.conn.ExecContext(w.ctx, "RELEASE op"); err != nil {
-			w.conn.ExecContext(w.ctx, "ROLLBACK")
-			finish(fmt.Errorf("release savepoint: %w", err))
+		if _, err := w.exec(sqlRelease); err != nil {
+			w.exec(sqlRollback)
+			s.finish(ops, fmt.Errorf("release savepoint: %w", err))
 			return
 		}
 	}
 	w.cur = nil
-	if single && ops[0].err != nil {
-		ops[0].notes = nil
-		if _, err := w.conn.ExecContext(w.ctx, "ROLLBACK"); err != nil {
-			s.log.Error("sqlite rollback", "err", err)
-		}
-		finish(nil)
-		return
-	}
-	if _, err := w.conn.ExecContext(w.ctx, "COMMIT"); err != nil {
-		w.conn.ExecContext(w.ctx, "ROLLBACK")
+	if _, err := w.exec(sqlCommit); err != nil {
+		w.exec(sqlRollback)
 		s.log.Error("sqlite commit", "err", err, "ops", len(ops))
-		finish(fmt.Errorf("commit: %w", err))
+		s.finish(ops, fmt.Errorf("commit: %w", err))
 		return
 	}
-	finish(nil)
+	s.finish(ops, nil)
 }
