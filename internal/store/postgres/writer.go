@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -114,23 +116,19 @@ func (s *Store) runWriter() {
 var errOp = errors.New("operation failed")
 
 // runBatch runs ops in one transaction. If an operation fails, the batch is
-// rolled back and every op runs again alone, so each gets its own outcome.
+// rolled back and every op runs again alone, so each gets its own outcome;
+// an op that loses a deadlock or serialization conflict to another
+// transaction (another instance's batch) runs again, so that contention
+// between instances never reaches a caller as an error.
 // A failure of the transaction itself (begin, notify, commit) fails them
 // all: after a failed commit the outcome is unknown, and running them again
 // could apply them twice.
 func (s *Store) runBatch(ops []*writeOp) {
 	err := s.runTx(ops)
 	if errors.Is(err, errOp) {
-		if len(ops) == 1 {
-			// The op's own error is already set.
-			ops[0].notes = nil
-			close(ops[0].done)
-			return
-		}
 		for _, op := range ops {
-			op.err = nil
-			if err := s.runTx([]*writeOp{op}); err != nil && !errors.Is(err, errOp) {
-				op.err = err
+			if len(ops) > 1 || conflicted(op.err) {
+				s.runAlone(op)
 			}
 			if op.err != nil {
 				op.notes = nil
@@ -144,6 +142,40 @@ func (s *Store) runBatch(ops []*writeOp) {
 			op.err, op.notes = err, nil
 		}
 		close(op.done)
+	}
+}
+
+// maxConflictRetries bounds how often one operation is run again after
+// losing a deadlock or serialization conflict to another transaction.
+const maxConflictRetries = 5
+
+// conflicted reports whether err is PostgreSQL aborting the transaction
+// to break a deadlock (40P01) or a serialization conflict (40001): the
+// transaction was rolled back whole and can simply run again. Several
+// instances batching ingests whose dedup keys cross (a provider's
+// duplicate storm spread over the instances) lock those keys in different
+// orders, and PostgreSQL resolves that by aborting one of them.
+func conflicted(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// runAlone runs op in a transaction of its own, again while it loses
+// conflicts (up to [maxConflictRetries] times), and leaves its outcome in
+// op.err.
+func (s *Store) runAlone(op *writeOp) {
+	for try := 0; ; try++ {
+		op.err = nil
+		err := s.runTx([]*writeOp{op})
+		if err != nil && !errors.Is(err, errOp) {
+			op.err = err
+		}
+		if !conflicted(op.err) || try >= maxConflictRetries {
+			return
+		}
+		if !sleep(s.life, time.Duration(try+1)*5*time.Millisecond) {
+			return
+		}
 	}
 }
 
