@@ -62,6 +62,8 @@ func NewCompiler() (*Compiler, error) {
 type Program struct {
 	expr string
 	prg  cel.Program
+	// field, if non-nil, answers EvalString from the raw body when it can.
+	field *fieldExpr
 }
 
 // String returns the source expression.
@@ -77,7 +79,7 @@ func (c *Compiler) Compile(expr string) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile %q: %w", expr, err)
 	}
-	return &Program{expr: expr, prg: prg}, nil
+	return &Program{expr: expr, prg: prg, field: parseFieldExpr(expr)}, nil
 }
 
 // Check compiles expr and discards the program, for config validation.
@@ -119,7 +121,17 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 
 // EvalString evaluates p and renders a scalar result as a string: the
 // form dedup keys take. Null or an empty string yields "".
+//
+// Simple field expressions (body.id, body.data.object.id,
+// has(body.type) ? body.type : "") over a JSON object body are answered
+// by scanning the raw body for that field, without decoding the body or
+// running CEL; the result is the same.
 func (p *Program) EvalString(in *Input) (string, error) {
+	if p.field != nil && !in.parsed {
+		if s, ok := p.field.eval(in); ok {
+			return s, nil
+		}
+	}
 	v, err := p.Eval(in)
 	if err != nil {
 		return "", err

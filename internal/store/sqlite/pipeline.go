@@ -188,7 +188,7 @@ func (s *Store) RequestInsert(ctx context.Context, r *store.Request) (string, er
 
 // RequestGetByID implements [store.Store].
 func (s *Store) RequestGetByID(ctx context.Context, id string) (*store.Request, error) {
-	r, err := scanRequest(s.rdb.QueryRowContext(ctx, `SELECT `+requestCols+` FROM requests WHERE id = ?`, id))
+	r, err := scanRequest(s.reads.request.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)
 	}
@@ -266,7 +266,7 @@ func (s *Store) RequestList(ctx context.Context, p *store.ListParams) ([]*store.
 
 // EventGetByID implements [store.Store].
 func (s *Store) EventGetByID(ctx context.Context, id string) (*store.Event, error) {
-	e, err := scanEvent(s.rdb.QueryRowContext(ctx, `SELECT `+eventCols+` FROM events WHERE id = ?`, id))
+	e, err := scanEvent(s.reads.event.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("get event %s: %w", id, err)
 	}
@@ -344,7 +344,7 @@ func (s *Store) DeliveryInsertMany(ctx context.Context, ds []*store.Delivery) er
 
 // DeliveryGetByID implements [store.Store].
 func (s *Store) DeliveryGetByID(ctx context.Context, id string) (*store.Delivery, error) {
-	d, err := scanDelivery(s.rdb.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
+	d, err := scanDelivery(s.reads.delivery.QueryRowContext(ctx, id))
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %s: %w", id, err)
 	}

@@ -72,6 +72,7 @@ type Store struct {
 	wconn  *sql.Conn
 	rdb    *sql.DB
 	w      *writer
+	reads  *readStmts
 	ops    chan *writeOp
 	hub    store.Hub
 	ids    *store.IDGenerator
@@ -145,7 +146,16 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
 	}
+	reads, err := prepareReads(ctx, rdb)
+	if err != nil {
+		w.close()
+		rdb.Close()
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
+	}
 	s := &Store{
+		reads:  reads,
 		opts:   o,
 		log:    log,
 		wdb:    wdb,
@@ -159,6 +169,45 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	}
 	go s.runWriter()
 	return s, nil
+}
+
+// readStmts are the hot reads, prepared once on the read pool (database/sql
+// prepares each on a pooled connection the first time it runs there), so
+// that the dispatcher's per-delivery lookups do not parse SQL every time.
+type readStmts struct {
+	request  *sql.Stmt
+	event    *sql.Stmt
+	delivery *sql.Stmt
+}
+
+func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
+	r := &readStmts{}
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&r.request, `SELECT ` + requestCols + ` FROM requests WHERE id = ?`},
+		{&r.event, `SELECT ` + eventCols + ` FROM events WHERE id = ?`},
+		{&r.delivery, `SELECT ` + deliveryCols + ` FROM deliveries WHERE id = ?`},
+	} {
+		st, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			r.close()
+			return nil, fmt.Errorf("prepare %q: %w", p.q, err)
+		}
+		*p.st = st
+	}
+	return r, nil
+}
+
+func (r *readStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{r.request, r.event, r.delivery} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // migrate applies the embedded migrations that are not yet recorded in
@@ -216,7 +265,7 @@ func (s *Store) Close() error {
 	s.close.Do(func() {
 		close(s.closed)
 		<-s.done
-		err = errors.Join(s.w.close(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
+		err = errors.Join(s.w.close(), s.reads.close(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
 	})
 	return err
 }

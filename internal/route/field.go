@@ -1,0 +1,195 @@
+package route
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// fieldExpr recognises the expressions that dedup keys and event types use
+// most (body.id, body.data.object.id, has(body.type) ? body.type : ""), so
+// that they can be answered by scanning the raw JSON body for one field
+// instead of decoding the whole body into maps and running CEL. The fast
+// path must give exactly what CEL gives; whenever it is not sure (not a
+// JSON object, a form body, an escaped key, a non-scalar value, a missing
+// field without has()), it declines and CEL runs.
+type fieldExpr struct {
+	path []string
+	// orEmpty: has(path) ? path : "" (a missing field yields "").
+	orEmpty bool
+}
+
+var (
+	fieldPathRE = regexp.MustCompile(`^body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)$`)
+	hasFieldRE  = regexp.MustCompile(`^has\(body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\)\s*\?\s*body((?:\.[A-Za-z_][A-Za-z0-9_]*)+)\s*:\s*""$`)
+)
+
+// parseFieldExpr returns the field expression expr is, or nil.
+func parseFieldExpr(expr string) *fieldExpr {
+	expr = strings.TrimSpace(expr)
+	if m := fieldPathRE.FindStringSubmatch(expr); m != nil {
+		return &fieldExpr{path: strings.Split(m[1][1:], ".")}
+	}
+	if m := hasFieldRE.FindStringSubmatch(expr); m != nil && m[1] == m[2] {
+		return &fieldExpr{path: strings.Split(m[1][1:], "."), orEmpty: true}
+	}
+	return nil
+}
+
+// eval answers f for in as [Program.EvalString] would, or reports ok =
+// false when CEL must decide.
+func (f *fieldExpr) eval(in *Input) (string, bool) {
+	if ct := in.Header.Get("Content-Type"); ct != "" && strings.Contains(strings.ToLower(ct), "x-www-form-urlencoded") {
+		return "", false
+	}
+	if !json.Valid(in.Body) {
+		return "", false
+	}
+	v := in.Body
+	for _, key := range f.path {
+		raw, found, ok := objectField(v, key)
+		if !ok {
+			return "", false
+		}
+		if !found {
+			if f.orEmpty {
+				return "", true
+			}
+			return "", false // CEL's "no such key" error
+		}
+		v = raw
+	}
+	return scalarString(v)
+}
+
+// objectField returns the raw value of key in the JSON object obj (the last
+// one, as encoding/json keeps when a key repeats). obj must be valid JSON;
+// ok is false when it is not an object or a key has escapes.
+func objectField(obj []byte, key string) (raw []byte, found, ok bool) {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return nil, false, false
+	}
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return nil, false, true
+	}
+	for i < len(obj) {
+		// Key: a string.
+		if obj[i] != '"' {
+			return nil, false, false
+		}
+		end := i + 1
+		for end < len(obj) && obj[end] != '"' {
+			if obj[end] == '\\' {
+				return nil, false, false
+			}
+			end++
+		}
+		k := obj[i+1 : end]
+		i = skipSpace(obj, end+1)
+		i = skipSpace(obj, i+1) // ':'
+		start := i
+		i = skipValue(obj, i)
+		if string(k) == key {
+			raw, found = obj[start:i], true
+		}
+		i = skipSpace(obj, i)
+		if i >= len(obj) || obj[i] == '}' {
+			break
+		}
+		i = skipSpace(obj, i+1) // ','
+	}
+	return raw, found, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the valid JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default: // number, true, false, null
+		for i < len(b) {
+			switch b[i] {
+			case ',', '}', ']', ' ', '\t', '\r', '\n':
+				return i
+			}
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index just past the string starting at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// scalarString renders a raw JSON scalar as EvalString renders the CEL
+// value encoding/json would have decoded it to.
+func scalarString(raw []byte) (string, bool) {
+	if len(raw) == 0 {
+		return "", false
+	}
+	switch raw[0] {
+	case '"':
+		s := raw[1 : len(raw)-1]
+		if bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+			return string(s), true
+		}
+		var out string
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return "", false
+		}
+		return out, true
+	case 't':
+		return "true", true
+	case 'f':
+		return "false", true
+	case 'n':
+		return "", true
+	case '{', '[':
+		return "", false // CEL's type error
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return "", false
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64), true
+}
