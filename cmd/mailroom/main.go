@@ -36,6 +36,6 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand(), newMCPCommand(), newBenchCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
-	root.AddCommand(newTriggerCommand())
+	root.AddCommand(newTriggerCommand(), newListenCommand())
 	return root
 }

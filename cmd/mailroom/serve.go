@@ -213,6 +213,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, TracerProvider: tp}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
 	closeDashboard := func() {}
+	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
+	defer endStreams()
 	// watchTask is the MCP correlator's Watch, set below before serving:
 	// tasks created through the API complete like wait_for_event's.
 	var watchTask func(context.Context, *store.Task) error
@@ -228,7 +230,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, WatchTask: func(ctx context.Context, t *store.Task) error {
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, WatchTask: func(ctx context.Context, t *store.Task) error {
 			if watchTask == nil { // MCP disabled: no correlator here
 				return nil
 			}
@@ -238,8 +240,6 @@ func runServe(ctx context.Context, f serveFlags) error {
 		dash.Register(mux)
 		closeDashboard = dash.Close
 	}
-	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
-	defer endStreams()
 	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx, met.ObserveTaskCompletion)
 	if err != nil {
 		return err

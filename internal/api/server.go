@@ -24,6 +24,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -68,6 +69,9 @@ type Options struct {
 	// over events that already arrived. If nil, a correlator picks the
 	// task up from the store's notification, without the look-back.
 	WatchTask func(ctx context.Context, t *store.Task) error
+	// Streams, when it ends, ends long-lived responses (the event stream),
+	// so that a shutdown does not wait on them. Nil means never.
+	Streams context.Context
 }
 
 // Server is the admin API. Build it with [New] and mount it with
@@ -78,6 +82,7 @@ type Server struct {
 	alerts  AlertLister
 	// watchTask is Options.WatchTask.
 	watchTask func(ctx context.Context, t *store.Task) error
+	streams   context.Context
 	log       *slog.Logger
 	now       func() time.Time
 	// tokenSum is the SHA-256 of the token, so that comparing it takes the
@@ -108,7 +113,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, watchTask: o.WatchTask, log: o.Logger, now: o.Now, mux: http.NewServeMux()}
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux()}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		a.tokenSum = sum[:]
@@ -151,7 +156,9 @@ func (a *Server) routes() {
 		{"GET /api/v1/requests/{id}", a.requestGet},
 
 		{"GET /api/v1/events", a.eventList},
+		{"GET /api/v1/events/stream", a.eventStream},
 		{"GET /api/v1/events/{id}", a.eventGet},
+		{"POST /api/v1/events/{id}/listen-attempts", a.listenAttempt},
 		{"POST /api/v1/events/{id}/replay", a.eventReplay},
 
 		{"GET /api/v1/deliveries", a.deliveryList},

@@ -1,0 +1,223 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// This file serves `mailroom listen`: a stream of new events with their
+// requests, and a way to record what the local forward answered as an
+// attempt like any other delivery.
+
+// streamOverlap is how far before the resume point a (re)connection reads
+// again, so that an event committed late with an earlier time is not
+// missed; the ids already sent are skipped.
+const streamOverlap = 5 * time.Second
+
+// StreamedEvent is one event on the stream: the event and its request.
+type StreamedEvent struct {
+	Event   *store.Event `json:"event"`
+	Request *requestView `json:"request"`
+}
+
+// eventStream serves GET /api/v1/events/stream?source=NAME&after=EVENT_ID:
+// Server-Sent Events, one `event` message per new event (its SSE id is the
+// event id, so Last-Event-ID resumes), oldest first, after a catch-up from
+// the resume point, with a comment every 15 s to keep proxies open.
+func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(a.streams, cancel)()
+	source := r.URL.Query().Get("source")
+	if source == "*" {
+		source = ""
+	}
+	after := r.URL.Query().Get("after")
+	if le := r.Header.Get("Last-Event-ID"); le != "" {
+		after = le
+	}
+	from := a.now()
+	if after != "" {
+		ev, err := a.store.EventGetByID(ctx, after)
+		if err != nil {
+			a.fail(w, r, err, fmt.Sprintf("event %q (after) not found", after))
+			return
+		}
+		from = ev.ReceivedAt
+	}
+	notes := a.store.Subscribe(ctx) // before the first read: nothing falls between
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+
+	sent := map[string]time.Time{} // recently sent ids, for the overlap
+	if after != "" {
+		sent[after] = from
+	}
+	catchUp := func() error {
+		evs, err := eventsSince(ctx, a.store, source, from.Add(-streamOverlap))
+		if err != nil {
+			return err
+		}
+		for _, ev := range evs {
+			if _, ok := sent[ev.ID]; ok {
+				continue
+			}
+			req, err := a.store.RequestGetByID(ctx, ev.RequestID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			msg := StreamedEvent{Event: ev}
+			if req != nil {
+				msg.Request = viewRequest(req, true) // sensitive headers were redacted at ingest
+			}
+			b, err := json.Marshal(msg)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "id: %s\nevent: event\ndata: %s\n\n", ev.ID, b); err != nil {
+				return err
+			}
+			sent[ev.ID] = ev.ReceivedAt
+			if ev.ReceivedAt.After(from) {
+				from = ev.ReceivedAt
+			}
+		}
+		for id, at := range sent { // forget what the overlap no longer reaches
+			if at.Before(from.Add(-2 * streamOverlap)) {
+				delete(sent, id)
+			}
+		}
+		return rc.Flush()
+	}
+	if err := catchUp(); err != nil {
+		a.log.Debug("event stream ended", "err", err)
+		return
+	}
+	poll := time.NewTicker(2 * time.Second) // notifications are hints
+	defer poll.Stop()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		var err error
+		select {
+		case <-ctx.Done():
+			return
+		case n, ok := <-notes:
+			if !ok {
+				return
+			}
+			if n.Kind == store.NotifyEventCreated && (source == "" || n.Source == source) {
+				err = catchUp()
+			}
+		case <-poll.C:
+			err = catchUp()
+		case <-keepalive.C:
+			if _, err = fmt.Fprint(w, ": keepalive\n\n"); err == nil {
+				err = rc.Flush()
+			}
+		}
+		if err != nil {
+			a.log.Debug("event stream ended", "err", err)
+			return
+		}
+	}
+}
+
+// eventsSince lists the events of source (all when empty) received at or
+// after since, oldest first.
+func eventsSince(ctx context.Context, s store.Store, source string, since time.Time) ([]*store.Event, error) {
+	p := &store.ListParams{Source: source, Since: since, Limit: 1000}
+	var all []*store.Event
+	for {
+		page, err := s.EventList(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("list events since %s: %w", since.Format(time.RFC3339Nano), err)
+		}
+		all = append(all, page...)
+		if len(page) < p.Limit {
+			break
+		}
+		p.Cursor = page[len(page)-1].ID
+	}
+	slices.Reverse(all)
+	slices.SortStableFunc(all, func(x, y *store.Event) int { return x.ReceivedAt.Compare(y.ReceivedAt) })
+	return all, nil
+}
+
+// listenAttemptBody is what `mailroom listen` reports of one forward.
+type listenAttemptBody struct {
+	// Session names the listen session; the delivery goes to the
+	// pseudo-destination "listen:<session>".
+	Session    string  `json:"session"`
+	StatusCode int     `json:"status_code"`
+	DurationMS float64 `json:"duration_ms"`
+	Error      string  `json:"error"`
+	// ResponseBody is the local server's answer (capped at 4 KiB).
+	ResponseBody string `json:"response_body"`
+}
+
+// listenAttempt serves POST /api/v1/events/{id}/listen-attempts: it
+// records a forward done by `mailroom listen` as a delivery to
+// "listen:<session>" with one attempt, succeeded on a 2xx and dead
+// otherwise, so that the event's deliveries show it like any other.
+func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var body listenAttemptBody
+	if err := decode(w, r, &body, false); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	if body.Session == "" || strings.ContainsAny(body.Session, " /") || len(body.Session) > 64 {
+		writeError(w, http.StatusBadRequest, "session: required, at most 64 characters, no spaces or slashes")
+		return
+	}
+	ev, err := a.store.EventGetByID(ctx, r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("event %q not found", r.PathValue("id")))
+		return
+	}
+	dest := "listen:" + body.Session
+	now := a.now()
+	d := &store.Delivery{EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source, Destination: dest, ConnectionID: "listen", NextAttemptAt: now}
+	if err := a.store.DeliveryInsertMany(ctx, []*store.Delivery{d}); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	// The pseudo-destination has no dispatcher worker: claim the delivery
+	// here to get its fencing token, and record the attempt at once.
+	claimed, err := a.store.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{Destination: dest, Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
+	if err != nil || len(claimed) == 0 {
+		a.fail(w, r, fmt.Errorf("claim listen delivery: %w", errors.Join(err, errors.New("nothing claimed"))), "")
+		return
+	}
+	d = claimed[0]
+	status := store.DeliveryDead
+	success := body.StatusCode >= 200 && body.StatusCode < 300 && body.Error == ""
+	if success {
+		status = store.DeliverySucceeded
+	}
+	resp := []byte(body.ResponseBody)
+	if len(resp) > 4096 {
+		resp = resp[:4096]
+	}
+	at := &store.Attempt{DeliveryID: d.ID, EventID: ev.ID, Destination: dest, Number: d.Attempts, StartedAt: now.Add(-time.Duration(body.DurationMS * float64(time.Millisecond))),
+		DurationMS: body.DurationMS, StatusCode: body.StatusCode, ResponseBody: resp, Error: body.Error, Success: success}
+	if err := a.store.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: at, Status: status, Now: now}); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	d.Status = status
+	writeJSON(w, http.StatusCreated, d)
+}

@@ -1,0 +1,111 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// StreamedEvent is one event of [Client.StreamEvents], with its request.
+type StreamedEvent struct {
+	Event   store.Event `json:"event"`
+	Request *Request    `json:"request"`
+}
+
+// RawBody returns the request body as received.
+func (e *StreamedEvent) RawBody() []byte {
+	if e.Request == nil {
+		return nil
+	}
+	if e.Request.BodyBase64 != "" {
+		b, _ := base64.StdEncoding.DecodeString(e.Request.BodyBase64)
+		return b
+	}
+	return []byte(e.Request.Body)
+}
+
+// StreamEvents follows the server's event stream for source ("" or "*"
+// for all) from after the event id after ("" for from now), calling fn
+// for each event in order. It returns when ctx ends, fn fails, or the
+// connection drops; the caller resumes from the last event fn saw.
+func (c *Client) StreamEvents(ctx context.Context, source, after string, fn func(*StreamedEvent) error) error {
+	u := *c.base
+	u.Path = c.base.Path + "/api/v1/events/stream"
+	q := url.Values{}
+	if source != "" {
+		q.Set("source", source)
+	}
+	if after != "" {
+		q.Set("after", after)
+	}
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return fmt.Errorf("build stream request: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	// A stream has no overall deadline: use the transport without the
+	// client's timeout.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		return fmt.Errorf("open event stream: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(raw))}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 32<<20)
+	var data strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "data:"):
+			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		case line == "" && data.Len() > 0:
+			var ev StreamedEvent
+			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
+				return fmt.Errorf("decode streamed event: %w", err)
+			}
+			data.Reset()
+			if err := fn(&ev); err != nil {
+				return err
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read event stream: %w", err)
+	}
+	return fmt.Errorf("event stream closed by the server")
+}
+
+// ListenAttempt is what `mailroom listen` reports of one forward.
+type ListenAttempt struct {
+	Session      string  `json:"session"`
+	StatusCode   int     `json:"status_code,omitempty"`
+	DurationMS   float64 `json:"duration_ms"`
+	Error        string  `json:"error,omitempty"`
+	ResponseBody string  `json:"response_body,omitempty"`
+}
+
+// RecordListenAttempt records a forward of event id as a delivery to
+// "listen:<session>" with one attempt.
+func (c *Client) RecordListenAttempt(ctx context.Context, id string, a *ListenAttempt) (*store.Delivery, error) {
+	var d store.Delivery
+	if _, err := c.Call(ctx, http.MethodPost, "/events/"+url.PathEscape(id)+"/listen-attempts", nil, a, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
