@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) eventsList(ctx context.Context, _ *mcp.ServerSession, _ *events
 			"payloadSchema": eventsPayloadSchema,
 		})
 	}
-	return &rawResult{body: map[string]any{"events": evs}}, nil
+	return &rawResult{Body: map[string]any{"events": evs}}, nil
 }
 
 type eventsPollParams struct {
@@ -219,7 +220,7 @@ func (s *Server) eventsPoll(ctx context.Context, _ *mcp.ServerSession, p *events
 	if evs == nil {
 		evs = []map[string]any{}
 	}
-	return &rawResult{body: map[string]any{
+	return &rawResult{Body: map[string]any{
 		"events": evs, "cursor": cur.String(), "truncated": truncated, "hasMore": more, "nextPollMs": 5000,
 	}}, nil
 }
@@ -265,14 +266,14 @@ func (h *httpShim) streamEvents(w http.ResponseWriter, r *http.Request, body []b
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	stream := &sseStream{ResponseWriter: w, started: true}
-	defer stream.close()
-	stream.send(notification("notifications/events/active", map[string]any{"cursor": cur.String(), "truncated": truncated, "_meta": meta}))
+	stream := mcpwire.NewSSEStream(w, true)
+	defer stream.Close()
+	stream.Send(notification("notifications/events/active", map[string]any{"cursor": cur.String(), "truncated": truncated, "_meta": meta}))
 	drain := func() bool {
 		for {
 			evs, next, more, err := s.eventsAfter(ctx, sub, cur, 100)
 			if err != nil {
-				stream.send(notification("notifications/events/error", map[string]any{
+				stream.Send(notification("notifications/events/error", map[string]any{
 					"error": map[string]any{"code": jsonrpc.CodeInternalError, "message": "StorageError", "data": map[string]any{"reason": err.Error()}}, "_meta": meta}))
 				return true
 			}
@@ -280,7 +281,7 @@ func (h *httpShim) streamEvents(w http.ResponseWriter, r *http.Request, body []b
 			for _, ev := range evs {
 				ev["cursor"] = cur.String()
 				ev["_meta"] = meta
-				if !stream.send(notification("notifications/events/event", ev)) {
+				if !stream.Send(notification("notifications/events/event", ev)) {
 					return false
 				}
 			}
@@ -312,7 +313,7 @@ func (h *httpShim) streamEvents(w http.ResponseWriter, r *http.Request, body []b
 				return
 			}
 		case <-beat.C:
-			if !stream.send(notification("notifications/events/heartbeat", map[string]any{"cursor": cur.String(), "_meta": meta})) {
+			if !stream.Send(notification("notifications/events/heartbeat", map[string]any{"cursor": cur.String(), "_meta": meta})) {
 				return
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -178,7 +179,7 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if single && p.Method == "tools/call" {
-			body = moveTaskParam(body)
+			body = mcpwire.MoveTaskParam(body, internalTaskKey)
 		}
 		h.forward(h.legacy, w, r, body)
 	case http.MethodGet:
@@ -186,11 +187,11 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.modern.ServeHTTP(w, r)
 			return
 		}
-		stream := &sseStream{ResponseWriter: w}
+		stream := mcpwire.NewSSEStream(w, false)
 		if id := r.Header.Get("Mcp-Session-Id"); id != "" {
 			defer h.srv.streams.addSession(id, stream)()
 		}
-		defer stream.close()
+		defer stream.Close()
 		h.legacy.ServeHTTP(stream, r)
 	default:
 		if isModern(version) {
@@ -205,42 +206,6 @@ func (h *httpShim) forward(to http.Handler, w http.ResponseWriter, r *http.Reque
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	to.ServeHTTP(w, r)
-}
-
-// moveTaskParam moves a legacy tools/call params.task into
-// params._meta[internalTaskKey], where the SDK keeps it, after dropping any
-// value a client put there itself.
-func moveTaskParam(body []byte) []byte {
-	var msg map[string]json.RawMessage
-	if json.Unmarshal(body, &msg) != nil {
-		return body
-	}
-	var params map[string]json.RawMessage
-	if json.Unmarshal(msg["params"], &params) != nil || params == nil {
-		return body
-	}
-	var meta map[string]json.RawMessage
-	_ = json.Unmarshal(params["_meta"], &meta)
-	_, spoofed := meta[internalTaskKey]
-	task, hasTask := params["task"]
-	if !spoofed && !hasTask {
-		return body
-	}
-	if meta == nil {
-		meta = map[string]json.RawMessage{}
-	}
-	delete(meta, internalTaskKey)
-	if hasTask {
-		meta[internalTaskKey] = task
-		delete(params, "task")
-	}
-	params["_meta"], _ = json.Marshal(meta)
-	msg["params"], _ = json.Marshal(params)
-	out, err := json.Marshal(msg)
-	if err != nil {
-		return body
-	}
-	return out
 }
 
 // listenParams is the part of subscriptions/listen the shim serves.
@@ -297,19 +262,19 @@ func (h *httpShim) listenTasks(w http.ResponseWriter, r *http.Request, body []by
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	stream := &sseStream{ResponseWriter: w, started: true}
-	defer stream.close()
+	stream := mcpwire.NewSSEStream(w, true)
+	defer stream.Close()
 	l := &listener{stream: stream, subID: subID}
 	defer h.srv.streams.addListener(l, agreed)()
 	if agreed == nil {
 		agreed = []string{}
 	}
-	stream.send(notification("notifications/subscriptions/acknowledged", map[string]any{
+	stream.Send(notification("notifications/subscriptions/acknowledged", map[string]any{
 		"notifications": map[string]any{"taskIds": agreed},
 		"_meta":         map[string]any{"io.modelcontextprotocol/subscriptionId": subID},
 	}))
 	for _, t := range tasks { // the current state at once, terminal or not
-		stream.send(modernTaskNotification(t, subID))
+		stream.Send(modernTaskNotification(t, subID))
 	}
 	<-r.Context().Done()
 	return true

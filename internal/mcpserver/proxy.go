@@ -595,7 +595,7 @@ func (p *proxy) callAsyncSync(ctx context.Context, r *mcp.CallToolRequest, _ *up
 	out := waitResult{
 		Status: "waiting", Since: since, Upstream: rv.upstream,
 		Message: fmt.Sprintf("%s succeeded; its %s %s event has not arrived yet. Call wait_for_event with the arguments in next to keep waiting.", ca.cfg.Tool, ca.cfg.Source, ca.cfg.Type),
-		Next: &nextCall{Tool: toolWaitForEvent, Arguments: waitArgs{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: rv.match, Filter: ca.cfg.Filter, Since: since}},
+		Next:    &nextCall{Tool: toolWaitForEvent, Arguments: waitArgs{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: rv.match, Filter: ca.cfg.Filter, Since: since}},
 	}
 	b, _ := json.Marshal(out)
 	return &mcp.CallToolResult{Content: append(res.Content, &mcp.TextContent{Text: string(b)}), StructuredContent: out}, nil

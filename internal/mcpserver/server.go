@@ -25,6 +25,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -231,20 +232,15 @@ func patchInitialize(res mcp.Result) mcp.Result {
 	if !ok {
 		return res
 	}
-	body := objectOf(ir)
-	caps, _ := body["capabilities"].(map[string]any)
-	if caps == nil {
-		caps = map[string]any{}
-		body["capabilities"] = caps
-	}
-	delete(caps, "extensions")
-	caps["tasks"] = tasksCapability
-	out := &rawResult{body: body}
-	if m, ok := body["_meta"].(map[string]any); ok {
-		delete(body, "_meta")
-		out.Meta = m
-	}
-	return out
+	return mcpwire.Patch(ir, func(body map[string]any) {
+		caps, _ := body["capabilities"].(map[string]any)
+		if caps == nil {
+			caps = map[string]any{}
+			body["capabilities"] = caps
+		}
+		delete(caps, "extensions")
+		caps["tasks"] = tasksCapability
+	})
 }
 
 // patchEventsCapability advertises the Events extension when it is on.
@@ -255,7 +251,7 @@ func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
 	var body map[string]any
 	var meta map[string]any
 	if rr, ok := res.(*rawResult); ok {
-		body, meta = rr.body, rr.Meta
+		body, meta = rr.Body, rr.Meta
 	} else {
 		body = objectOf(res)
 		meta, _ = body["_meta"].(map[string]any)
@@ -266,7 +262,7 @@ func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
 		return res
 	}
 	caps["events"] = map[string]any{"listChanged": true}
-	out := &rawResult{body: body}
+	out := &rawResult{Body: body}
 	out.Meta = meta
 	return out
 }
@@ -277,25 +273,20 @@ func patchToolList(res mcp.Result, takesTasks func(string) bool) mcp.Result {
 	if !ok {
 		return res
 	}
-	body := objectOf(lr)
-	tools, _ := body["tools"].([]any)
-	for _, t := range tools {
-		tm, _ := t.(map[string]any)
-		if tm == nil {
-			continue
+	return mcpwire.Patch(lr, func(body map[string]any) {
+		tools, _ := body["tools"].([]any)
+		for _, t := range tools {
+			tm, _ := t.(map[string]any)
+			if tm == nil {
+				continue
+			}
+			support := "forbidden"
+			if name, _ := tm["name"].(string); takesTasks(name) {
+				support = "optional"
+			}
+			tm["execution"] = map[string]any{"taskSupport": support}
 		}
-		support := "forbidden"
-		if name, _ := tm["name"].(string); takesTasks(name) {
-			support = "optional"
-		}
-		tm["execution"] = map[string]any{"taskSupport": support}
-	}
-	out := &rawResult{body: body}
-	if m, ok := body["_meta"].(map[string]any); ok {
-		delete(body, "_meta")
-		out.Meta = m
-	}
-	return out
+	})
 }
 
 // legacyTaskRequest is the params.task a 2025-11-25 client sends.

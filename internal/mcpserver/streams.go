@@ -2,75 +2,15 @@ package mcpserver
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"sync"
 
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
-// sseStream is an SSE response that the SDK writes its events into and
-// that mailroom may inject notifications into. Every write holds mu, so
-// injected events never interleave with the SDK's; after the handler
-// returns, closed stops injection (writing then would race).
-type sseStream struct {
-	http.ResponseWriter
-	mu      sync.Mutex
-	started bool
-	closed  bool
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (s *sseStream) WriteHeader(code int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.started = true
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Write implements http.ResponseWriter.
-func (s *sseStream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return 0, http.ErrHandlerTimeout
-	}
-	s.started = true
-	return s.ResponseWriter.Write(p)
-}
-
-// Flush implements http.Flusher, which the SDK needs to stream.
-func (s *sseStream) Flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		_ = http.NewResponseController(s.ResponseWriter).Flush()
-	}
-}
-
-// close stops further writes; call it before the handler returns.
-func (s *sseStream) close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-}
-
-// send writes one JSON-RPC message as an SSE event and flushes it.
-func (s *sseStream) send(msg []byte) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || !s.started {
-		return false
-	}
-	if _, err := fmt.Fprintf(s.ResponseWriter, "event: message\ndata: %s\n\n", msg); err != nil {
-		return false
-	}
-	return http.NewResponseController(s.ResponseWriter).Flush() == nil
-}
-
 // listener is one 2026-07-28 subscriptions/listen stream with task ids.
 type listener struct {
-	stream *sseStream
+	stream *mcpwire.SSEStream
 	// subID is the listen request's id, echoed in each notification's _meta.
 	subID json.RawMessage
 }
@@ -80,15 +20,15 @@ type listener struct {
 // task id.
 type streamRegistry struct {
 	mu        sync.Mutex
-	sessions  map[string]*sseStream
+	sessions  map[string]*mcpwire.SSEStream
 	listeners map[string]map[*listener]bool
 }
 
 func newStreamRegistry() *streamRegistry {
-	return &streamRegistry{sessions: map[string]*sseStream{}, listeners: map[string]map[*listener]bool{}}
+	return &streamRegistry{sessions: map[string]*mcpwire.SSEStream{}, listeners: map[string]map[*listener]bool{}}
 }
 
-func (r *streamRegistry) addSession(id string, s *sseStream) func() {
+func (r *streamRegistry) addSession(id string, s *mcpwire.SSEStream) func() {
 	r.mu.Lock()
 	r.sessions[id] = s
 	r.mu.Unlock()
@@ -151,9 +91,9 @@ func (r *streamRegistry) publishTask(t *store.Task) {
 	}
 	r.mu.Unlock()
 	if !isModern(t.Protocol) && sess != nil && t.SessionID != "" {
-		sess.send(notification("notifications/tasks/status", toLegacy(t)))
+		sess.Send(notification("notifications/tasks/status", toLegacy(t)))
 	}
 	for _, l := range ls {
-		l.stream.send(modernTaskNotification(t, l.subID))
+		l.stream.Send(modernTaskNotification(t, l.subID))
 	}
 }

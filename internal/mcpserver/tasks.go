@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -25,7 +26,7 @@ const (
 	// TasksExtension is the Tasks extension identifier (SEP-2663).
 	TasksExtension = "io.modelcontextprotocol/tasks"
 	// relatedTaskKey is the _meta key that ties a result to its task.
-	relatedTaskKey = "io.modelcontextprotocol/related-task"
+	relatedTaskKey = mcpwire.RelatedTaskKey
 	// internalTaskKey carries a legacy params.task through the SDK, which
 	// drops unknown params; the HTTP and stdio layers move it there.
 	internalTaskKey = "mailroom.internal/task"
@@ -41,19 +42,6 @@ func newTaskID() string {
 // isModern reports whether a protocol revision uses the Tasks extension.
 func isModern(protocol string) bool { return protocol >= ProtocolModern }
 
-// legacyTask is the 2025-11-25 Task object.
-type legacyTask struct {
-	TaskID        string `json:"taskId"`
-	Status        string `json:"status"`
-	StatusMessage string `json:"statusMessage,omitempty"`
-	CreatedAt     string `json:"createdAt"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	// TTL is in milliseconds; null means unlimited (the TypeScript client
-	// requires the field to be present).
-	TTL          *int64 `json:"ttl"`
-	PollInterval int64  `json:"pollInterval,omitempty"`
-}
-
 // modernTask is the SEP-2663 DetailedTask.
 type modernTask struct {
 	TaskID         string          `json:"taskId"`
@@ -67,8 +55,6 @@ type modernTask struct {
 	Error          json.RawMessage `json:"error,omitempty"`
 }
 
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
 func ttlMillis(t *store.Task) *int64 {
 	if t.TTL <= 0 {
 		return nil
@@ -77,13 +63,16 @@ func ttlMillis(t *store.Task) *int64 {
 	return &ms
 }
 
-func toLegacy(t *store.Task) legacyTask {
-	return legacyTask{
-		TaskID: t.ID, Status: t.Status, StatusMessage: t.StatusMessage,
-		CreatedAt: stamp(t.CreatedAt), LastUpdatedAt: stamp(t.UpdatedAt),
-		TTL: ttlMillis(t), PollInterval: t.PollInterval.Milliseconds(),
-	}
+func toLegacy(t *store.Task) mcpwire.LegacyTask {
+	return mcpwire.NewLegacyTask(t.ID, t.Status, t.StatusMessage, t.CreatedAt, t.UpdatedAt, t.TTL, t.PollInterval)
 }
+
+// rawResult and objectOf are mcpwire's, under short local names.
+type rawResult = mcpwire.RawResult
+
+func objectOf(v any) map[string]any { return mcpwire.ObjectOf(v) }
+
+func stamp(t time.Time) string { return mcpwire.Stamp(t) }
 
 func toModern(t *store.Task) modernTask {
 	m := modernTask{
@@ -103,39 +92,9 @@ func toModern(t *store.Task) modernTask {
 	return m
 }
 
-// rawResult is a Result whose JSON is built by the caller: the fields of
-// body plus _meta. The SDK sets _meta itself on 2026-07-28 responses.
-type rawResult struct {
-	mcp.ResultBase
-	body map[string]any
-}
-
-// MarshalJSON emits body with _meta.
-func (r *rawResult) MarshalJSON() ([]byte, error) {
-	out := make(map[string]any, len(r.body)+1)
-	for k, v := range r.body {
-		out[k] = v
-	}
-	if len(r.Meta) > 0 {
-		out["_meta"] = r.Meta
-	}
-	return json.Marshal(out)
-}
-
-// objectOf re-encodes v as a JSON object map.
-func objectOf(v any) map[string]any {
-	b, _ := json.Marshal(v)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	if m == nil {
-		m = map[string]any{}
-	}
-	return m
-}
-
 // legacyCreateResult is the 2025-11-25 CreateTaskResult: {task: Task}.
 func legacyCreateResult(t *store.Task) *rawResult {
-	return &rawResult{body: map[string]any{"task": toLegacy(t)}}
+	return &rawResult{Body: map[string]any{"task": toLegacy(t)}}
 }
 
 // modernCreateResult is the flat SEP-2663 CreateTaskResult.
@@ -144,7 +103,7 @@ func modernCreateResult(t *store.Task) *rawResult {
 	m.Result, m.Error = nil, nil
 	body := objectOf(m)
 	body["resultType"] = "task"
-	return &rawResult{body: body}
+	return &rawResult{Body: body}
 }
 
 // taskParams is the params of tasks/get, tasks/result, tasks/cancel and
@@ -235,9 +194,9 @@ func (s *Server) tasksGet(ctx context.Context, _ *mcp.ServerSession, p *taskPara
 	if isModern(c.protocol) {
 		body := objectOf(toModern(t))
 		body["resultType"] = "complete"
-		return &rawResult{body: body}, nil
+		return &rawResult{Body: body}, nil
 	}
-	return &rawResult{body: objectOf(toLegacy(t))}, nil
+	return &rawResult{Body: objectOf(toLegacy(t))}, nil
 }
 
 // tasksResult serves 2025-11-25 tasks/result: it blocks until the task is
@@ -258,7 +217,7 @@ func (s *Server) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskP
 			if err := json.Unmarshal(t.Result, &body); err != nil {
 				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", t.ID, err)
 			}
-			r := &rawResult{body: body}
+			r := &rawResult{Body: body}
 			r.Meta = related
 			return r, nil
 		case store.TaskFailed:
@@ -293,7 +252,7 @@ func (s *Server) tasksList(ctx context.Context, _ *mcp.ServerSession, p *listTas
 	if err != nil {
 		return nil, rpcError(jsonrpc.CodeInternalError, "list tasks: %v", err)
 	}
-	out := make([]legacyTask, len(ts))
+	out := make([]mcpwire.LegacyTask, len(ts))
 	for i, t := range ts {
 		out[i] = toLegacy(t)
 	}
@@ -301,7 +260,7 @@ func (s *Server) tasksList(ctx context.Context, _ *mcp.ServerSession, p *listTas
 	if len(ts) == pageSize {
 		body["nextCursor"] = ts[len(ts)-1].ID
 	}
-	return &rawResult{body: body}, nil
+	return &rawResult{Body: body}, nil
 }
 
 // tasksCancel serves tasks/cancel. Legacy returns the cancelled task and
@@ -318,7 +277,7 @@ func (s *Server) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskP
 	t, err = s.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskCancelled, StatusMessage: "cancelled by the client", Now: s.now()})
 	if errors.Is(err, store.ErrTaskTerminal) {
 		if isModern(c.protocol) {
-			return &rawResult{body: map[string]any{"resultType": "complete"}}, nil
+			return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
 		}
 		return nil, rpcError(jsonrpc.CodeInvalidParams, "task %s is already %s and cannot be cancelled", p.TaskID, t.Status)
 	}
@@ -328,9 +287,9 @@ func (s *Server) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskP
 	s.correlator.remove(t.ID)
 	s.correlator.remove(t.ID + failSuffix)
 	if isModern(c.protocol) {
-		return &rawResult{body: map[string]any{"resultType": "complete"}}, nil
+		return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
 	}
-	return &rawResult{body: objectOf(toLegacy(t))}, nil
+	return &rawResult{Body: objectOf(toLegacy(t))}, nil
 }
 
 // tasksUpdate serves the extension's tasks/update. mailroom's tasks never
@@ -347,7 +306,7 @@ func (s *Server) tasksUpdate(ctx context.Context, _ *mcp.ServerSession, p *taskP
 	if _, err := s.getOwned(ctx, p.TaskID); err != nil {
 		return nil, err
 	}
-	return &rawResult{body: map[string]any{"resultType": "complete"}}, nil
+	return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
 }
 
 // registerTaskMethods adds the tasks/* methods to the SDK server.

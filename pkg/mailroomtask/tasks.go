@@ -13,6 +13,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 )
 
 // Defaults of [Options].
@@ -82,7 +84,7 @@ type Tasks struct {
 	servers map[*mcp.Server]bool
 	tools   map[string]bool
 	// streams are the legacy sessions' GET streams, by session id.
-	streams map[string]*sseStream
+	streams map[string]*mcpwire.SSEStream
 }
 
 // New returns Tasks backed by the mailroom at server (its base URL, e.g.
@@ -110,7 +112,7 @@ func New(server string, opts *Options) (*Tasks, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Tasks{api: api, opts: o, log: o.Logger, ctx: ctx, cancel: cancel,
-		servers: map[*mcp.Server]bool{}, tools: map[string]bool{}, streams: map[string]*sseStream{}}, nil
+		servers: map[*mcp.Server]bool{}, tools: map[string]bool{}, streams: map[string]*mcpwire.SSEStream{}}, nil
 }
 
 // Close stops the background status watches and waits for them. Tasks
@@ -290,7 +292,7 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			if err != nil || tr.task == nil {
 				return res, err // failed before a task existed
 			}
-			return &rawResult{body: map[string]any{"task": tr.task.legacy()}}, nil
+			return &rawResult{Body: map[string]any{"task": tr.task.legacy()}}, nil
 		}
 		return next(ctx, method, req)
 	}
@@ -345,7 +347,7 @@ func (t *Tasks) tasksGet(ctx context.Context, _ *mcp.ServerSession, p *taskParam
 	if err != nil {
 		return nil, err
 	}
-	return &rawResult{body: objectOf(task.legacy())}, nil
+	return &rawResult{Body: mcpwire.ObjectOf(task.legacy())}, nil
 }
 
 // tasksResult blocks until the task is terminal and returns what the tool
@@ -356,7 +358,7 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 		if err != nil {
 			return nil, err
 		}
-		related := map[string]any{relatedTaskKey: map[string]any{"taskId": task.ID}}
+		related := map[string]any{mcpwire.RelatedTaskKey: map[string]any{"taskId": task.ID}}
 		relatedData, _ := json.Marshal(map[string]any{"_meta": related})
 		switch task.Status {
 		case statusCompleted:
@@ -364,7 +366,7 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 			if err := json.Unmarshal(task.Result, &body); err != nil {
 				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", task.ID, err)
 			}
-			r := &rawResult{body: body}
+			r := &rawResult{Body: body}
 			r.Meta = related
 			return r, nil
 		case statusFailed:
@@ -394,7 +396,7 @@ func (t *Tasks) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 	if err != nil {
 		return nil, rpcError(jsonrpc.CodeInternalError, "cancel task: %v", err)
 	}
-	return &rawResult{body: objectOf(task.legacy())}, nil
+	return &rawResult{Body: mcpwire.ObjectOf(task.legacy())}, nil
 }
 
 // watch follows a task until it is terminal and pushes its status to the

@@ -10,10 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 )
 
 // Task statuses, as MCP and mailroom name them.
@@ -26,9 +27,6 @@ const (
 func terminal(status string) bool {
 	return status == statusCompleted || status == statusFailed || status == statusCancelled
 }
-
-// relatedTaskKey is the _meta key that ties a result to its task.
-const relatedTaskKey = "io.modelcontextprotocol/related-task"
 
 // taskMetaKey carries a legacy params.task through the SDK, which drops
 // unknown params; [Tasks.Handler] moves it there.
@@ -56,26 +54,8 @@ type apiTask struct {
 	Error         json.RawMessage `json:"error"`
 }
 
-// legacyTask is the 2025-11-25 Task object.
-type legacyTask struct {
-	TaskID        string `json:"taskId"`
-	Status        string `json:"status"`
-	StatusMessage string `json:"statusMessage,omitempty"`
-	CreatedAt     string `json:"createdAt"`
-	LastUpdatedAt string `json:"lastUpdatedAt"`
-	TTL           *int64 `json:"ttl"`
-	PollInterval  int64  `json:"pollInterval,omitempty"`
-}
-
-func (a *apiTask) legacy() legacyTask {
-	l := legacyTask{TaskID: a.ID, Status: a.Status, StatusMessage: a.StatusMessage,
-		CreatedAt: a.CreatedAt.UTC().Format(time.RFC3339Nano), LastUpdatedAt: a.UpdatedAt.UTC().Format(time.RFC3339Nano),
-		PollInterval: a.PollInterval.Milliseconds()}
-	if a.TTL > 0 {
-		ms := a.TTL.Milliseconds()
-		l.TTL = &ms
-	}
-	return l
+func (a *apiTask) legacy() mcpwire.LegacyTask {
+	return mcpwire.NewLegacyTask(a.ID, a.Status, a.StatusMessage, a.CreatedAt, a.UpdatedAt, a.TTL, a.PollInterval)
 }
 
 // apiClient calls mailroom's task endpoints.
@@ -168,46 +148,13 @@ func (c *apiClient) cancel(ctx context.Context, id string) (*apiTask, error) {
 	return c.do(ctx, http.MethodPost, "tasks/"+url.PathEscape(id)+"/cancel", nil, nil)
 }
 
-// rawResult is a Result whose JSON is body plus _meta.
-type rawResult struct {
-	mcp.ResultBase
-	body map[string]any
-}
-
-// MarshalJSON emits body with _meta.
-func (r *rawResult) MarshalJSON() ([]byte, error) {
-	out := make(map[string]any, len(r.body)+1)
-	for k, v := range r.body {
-		out[k] = v
-	}
-	if len(r.Meta) > 0 {
-		out["_meta"] = r.Meta
-	}
-	return json.Marshal(out)
-}
-
-// objectOf re-encodes v as a JSON object.
-func objectOf(v any) map[string]any {
-	b, _ := json.Marshal(v)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	if m == nil {
-		m = map[string]any{}
-	}
-	return m
-}
+// rawResult is mcpwire's hand-built Result.
+type rawResult = mcpwire.RawResult
 
 // patchObject re-encodes res as an object, lets edit change it, and keeps
 // its _meta.
 func patchObject(res mcp.Result, edit func(map[string]any)) mcp.Result {
-	body := objectOf(res)
-	out := &rawResult{body: body}
-	if m, ok := body["_meta"].(map[string]any); ok {
-		delete(body, "_meta")
-		out.Meta = m
-	}
-	edit(body)
-	return out
+	return mcpwire.Patch(res, edit)
 }
 
 // takeTaskParam removes the params.task that [Tasks.Handler] moved into
@@ -244,7 +191,7 @@ func (t *Tasks) Handler(next http.Handler) http.Handler {
 				http.Error(w, "read body: "+err.Error(), http.StatusRequestEntityTooLarge)
 				return
 			}
-			body = moveTaskParam(body)
+			body = mcpwire.MoveTaskParam(body, taskMetaKey)
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 			next.ServeHTTP(w, r)
@@ -254,12 +201,12 @@ func (t *Tasks) Handler(next http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			s := &sseStream{ResponseWriter: w}
+			s := mcpwire.NewSSEStream(w, false)
 			t.mu.Lock()
 			t.streams[id] = s
 			t.mu.Unlock()
 			defer func() {
-				s.close()
+				s.Close()
 				t.mu.Lock()
 				if t.streams[id] == s {
 					delete(t.streams, id)
@@ -273,33 +220,6 @@ func (t *Tasks) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// moveTaskParam rewrites a tools/call so that params.task travels in
-// params._meta[taskMetaKey].
-func moveTaskParam(body []byte) []byte {
-	var msg struct {
-		JSONRPC string                     `json:"jsonrpc"`
-		ID      json.RawMessage            `json:"id,omitempty"`
-		Method  string                     `json:"method"`
-		Params  map[string]json.RawMessage `json:"params"`
-	}
-	if json.Unmarshal(body, &msg) != nil || msg.Method != "tools/call" || msg.Params == nil {
-		return body
-	}
-	meta := map[string]json.RawMessage{}
-	_ = json.Unmarshal(msg.Params["_meta"], &meta)
-	delete(meta, taskMetaKey) // never trust a client's own
-	if task, ok := msg.Params["task"]; ok {
-		meta[taskMetaKey] = task
-		delete(msg.Params, "task")
-	}
-	msg.Params["_meta"], _ = json.Marshal(meta)
-	out, err := json.Marshal(msg)
-	if err != nil {
-		return body
-	}
-	return out
-}
-
 // notify sends notifications/tasks/status to a session's GET stream.
 func (t *Tasks) notify(session string, task *apiTask) {
 	t.mu.Lock()
@@ -309,59 +229,5 @@ func (t *Tasks) notify(session string, task *apiTask) {
 		return
 	}
 	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": task.legacy()})
-	s.send(msg)
-}
-
-// sseStream is a GET stream the SDK writes into and notifications are
-// injected into; mu keeps their writes whole.
-type sseStream struct {
-	http.ResponseWriter
-	mu      sync.Mutex
-	started bool
-	closed  bool
-}
-
-// WriteHeader implements http.ResponseWriter.
-func (s *sseStream) WriteHeader(code int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.started = true
-	s.ResponseWriter.WriteHeader(code)
-}
-
-// Write implements http.ResponseWriter.
-func (s *sseStream) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return 0, http.ErrHandlerTimeout
-	}
-	s.started = true
-	return s.ResponseWriter.Write(p)
-}
-
-// Flush implements http.Flusher, which the SDK needs to stream.
-func (s *sseStream) Flush() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.closed {
-		_ = http.NewResponseController(s.ResponseWriter).Flush()
-	}
-}
-
-func (s *sseStream) close() {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-}
-
-func (s *sseStream) send(msg []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || !s.started {
-		return
-	}
-	if _, err := fmt.Fprintf(s.ResponseWriter, "event: message\ndata: %s\n\n", msg); err == nil {
-		_ = http.NewResponseController(s.ResponseWriter).Flush()
-	}
+	s.Send(msg)
 }
