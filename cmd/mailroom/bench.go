@@ -137,7 +137,7 @@ type processReport struct {
 	// CPUPerRequest is CPU microseconds per acknowledged request: steadier
 	// than throughput on a shared machine.
 	CPUPerRequest float64 `json:"cpu_us_per_request"`
-	PeakRSSMB  float64 `json:"peak_rss_mb"`
+	PeakRSSMB     float64 `json:"peak_rss_mb"`
 }
 
 func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
