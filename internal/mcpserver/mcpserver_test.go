@@ -588,6 +588,21 @@ func TestAuthAndOrigin(t *testing.T) {
 	if got := alice.call("tasks/get", map[string]any{"taskId": id}); got.Error != nil {
 		t.Errorf("alice: %+v", got.Error)
 	}
+	// A wrong token is refused; another token can neither cancel nor
+	// read the result of a task that is not its own.
+	mallory := &rpcClient{t: t, url: e.url, modern: true, tasksExt: true, token: "tok-mallory"}
+	if resp, _ := mallory.post(ctx, "server/discover", nil, false); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong token: %d", resp.StatusCode)
+	}
+	if got := bob.call("tasks/cancel", map[string]any{"taskId": id}); got.Error == nil {
+		t.Errorf("bob cancelled alice's task: %+v", got.Result)
+	}
+	if got := bob.call("tasks/result", map[string]any{"taskId": id}); got.Error == nil {
+		t.Errorf("bob read alice's task result: %+v", got.Result)
+	}
+	if got := alice.call("tasks/get", map[string]any{"taskId": id}); got.Error != nil || strings.Contains(fmt.Sprint(got.Result), "cancelled") {
+		t.Errorf("alice's task after bob's attempts: %+v %+v", got.Result, got.Error)
+	}
 	req, _ := http.NewRequest(http.MethodPost, e.url+"/mcp", strings.NewReader(`{}`))
 	req.Header.Set("Origin", "https://evil.example")
 	req.Header.Set("Authorization", "Bearer tok-alice")
