@@ -169,4 +169,3 @@ func forwardOne(ctx context.Context, out io.Writer, c *client.Client, local *htt
 		fmt.Fprintf(os.Stderr, "mailroom listen: record attempt of %s: %v\n", ev.Event.ID, err)
 	}
 }
-
