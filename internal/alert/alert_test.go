@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 )
 
 // slack is a loopback receiver of alert notifications.
@@ -70,11 +70,7 @@ type testBundle struct {
 func setup(t *testing.T, maxAttempts int, hook func(store.Attempt, string)) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mailroom.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t, nil)
 	fail := &atomic.Bool{}
 	fail.Store(true)
 	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +82,7 @@ func setup(t *testing.T, maxAttempts int, hook func(store.Attempt, string)) *tes
 	if err := s.SourceUpsert(ctx, &store.Source{Name: "stripe"}); err != nil {
 		t.Fatal(err)
 	}
-	err = s.DestinationUpsert(ctx, &store.Destination{Name: "billing", URL: dest.URL, Retry: store.RetryPolicy{
+	err := s.DestinationUpsert(ctx, &store.Destination{Name: "billing", URL: dest.URL, Retry: store.RetryPolicy{
 		MaxAttempts: maxAttempts, Initial: store.Duration(5 * time.Millisecond), Max: store.Duration(10 * time.Millisecond)}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,8 @@
 package api_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,17 +11,12 @@ import (
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 )
 
 func TestAlerts(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mailroom.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t, nil)
 	compiler, err := route.NewCompiler()
 	if err != nil {
 		t.Fatal(err)

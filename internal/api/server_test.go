@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 )
 
 const testToken = "s3cret-admin-token"
@@ -45,11 +45,7 @@ func setup(t testing.TB, o *setupOpts) *testBundle {
 		o = &setupOpts{token: testToken}
 	}
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mailroom.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t, nil)
 	compiler, err := route.NewCompiler()
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +21,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -35,11 +35,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mailroom.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := sqlitetest.Open(t, nil)
 	for _, src := range []*store.Source{
 		{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: stripeSecret}},
 		{Name: "custom", Verify: store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: "k"}, Dedup: store.DedupConfig{Key: "body.id"}},
