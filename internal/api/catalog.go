@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
@@ -132,110 +131,6 @@ func (a *Server) validateSource(s *store.Source) error {
 		return badf("%s", strings.TrimPrefix(err.Error(), "source "+s.Name+": "))
 	}
 	return nil
-}
-
-func (a *Server) sourceList(w http.ResponseWriter, r *http.Request) {
-	srcs, err := a.store.SourceList(r.Context())
-	if err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	out := list[*store.Source]{Data: make([]*store.Source, 0, len(srcs))}
-	for _, s := range srcs {
-		out.Data = append(out.Data, viewSource(s))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *Server) sourceGet(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	s, err := a.store.SourceGet(r.Context(), name)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("source %q not found", name))
-		return
-	}
-	writeJSON(w, http.StatusOK, viewSource(s))
-}
-
-func (a *Server) sourceCreate(w http.ResponseWriter, r *http.Request) {
-	var in store.Source
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	a.sourceWrite(w, r, &in, true)
-}
-
-func (a *Server) sourcePut(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	var in store.Source
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if err := checkPathName("name", in.Name, name); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.Name = name
-	a.sourceWrite(w, r, &in, false)
-}
-
-// sourceWrite creates (create set: 409 if it exists) or upserts a source.
-func (a *Server) sourceWrite(w http.ResponseWriter, r *http.Request, in *store.Source, create bool) {
-	ctx := r.Context()
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	old, err := a.store.SourceGet(ctx, in.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		old = nil
-	case err != nil:
-		a.fail(w, r, err, "")
-		return
-	case create:
-		writeError(w, http.StatusConflict, fmt.Sprintf("source %q already exists; PUT %ssources/%s replaces it", in.Name, Prefix, in.Name))
-		return
-	}
-	if old == nil {
-		if err := checkName("name", in.Name); err != nil {
-			a.fail(w, r, err, "")
-			return
-		}
-	}
-	if err := restoreSourceSecrets(in, old); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if err := a.validateSource(in); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
-	if err := a.store.SourceUpsert(ctx, in); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	a.reload(r)
-	a.writeStored(w, r, old == nil, "sources/"+in.Name, func(ctx context.Context) (any, error) {
-		s, err := a.store.SourceGet(ctx, in.Name)
-		if err != nil {
-			return nil, err
-		}
-		return viewSource(s), nil
-	})
-}
-
-func (a *Server) sourceDelete(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	if err := a.store.SourceDelete(r.Context(), name); err != nil {
-		a.fail(w, r, err, fmt.Sprintf("source %q not found", name))
-		return
-	}
-	a.reload(r)
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // writeStored answers a create or replace with the resource as stored:
@@ -405,116 +300,6 @@ func isTokenChar(c rune) bool {
 	return c < 0x7f && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c))
 }
 
-func (a *Server) destinationList(w http.ResponseWriter, r *http.Request) {
-	ds, err := a.store.DestinationList(r.Context())
-	if err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	out := list[*store.Destination]{Data: make([]*store.Destination, 0, len(ds))}
-	for _, d := range ds {
-		out.Data = append(out.Data, viewDestination(d))
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (a *Server) destinationGet(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	d, err := a.store.DestinationGet(r.Context(), name)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("destination %q not found", name))
-		return
-	}
-	writeJSON(w, http.StatusOK, viewDestination(d))
-}
-
-func (a *Server) destinationCreate(w http.ResponseWriter, r *http.Request) {
-	var in store.Destination
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	a.destinationWrite(w, r, &in, true)
-}
-
-func (a *Server) destinationPut(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	var in store.Destination
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if err := checkPathName("name", in.Name, name); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.Name = name
-	a.destinationWrite(w, r, &in, false)
-}
-
-// destinationWrite creates (create set: 409 if it exists) or upserts a
-// destination. Paused state is not written here: it has its own actions.
-func (a *Server) destinationWrite(w http.ResponseWriter, r *http.Request, in *store.Destination, create bool) {
-	ctx := r.Context()
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	old, err := a.store.DestinationGet(ctx, in.Name)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		old = nil
-	case err != nil:
-		a.fail(w, r, err, "")
-		return
-	case create:
-		writeError(w, http.StatusConflict, fmt.Sprintf("destination %q already exists; PUT %sdestinations/%s replaces it", in.Name, Prefix, in.Name))
-		return
-	}
-	if old == nil {
-		if err := checkName("name", in.Name); err != nil {
-			a.fail(w, r, err, "")
-			return
-		}
-	}
-	if err := restoreDestinationSecrets(in, old); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if err := validateDestination(in); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.Paused, in.PausedAt, in.PauseReason = false, time.Time{}, ""
-	in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
-	if err := a.store.DestinationUpsert(ctx, in); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	a.reload(r)
-	a.writeStored(w, r, old == nil, "destinations/"+in.Name, a.getDestinationView(in.Name))
-}
-
-func (a *Server) getDestinationView(name string) func(context.Context) (any, error) {
-	return func(ctx context.Context) (any, error) {
-		d, err := a.store.DestinationGet(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		return viewDestination(d), nil
-	}
-}
-
-func (a *Server) destinationDelete(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	if err := a.store.DestinationDelete(r.Context(), name); err != nil {
-		a.fail(w, r, err, fmt.Sprintf("destination %q not found", name))
-		return
-	}
-	a.reload(r)
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // pauseBody is the optional body of a pause.
 type pauseBody struct {
 	Reason string `json:"reason"`
@@ -554,7 +339,13 @@ func (a *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool, 
 		return
 	}
 	a.reload(r)
-	a.writeStored(w, r, false, "", a.getDestinationView(name))
+	a.writeStored(w, r, false, "", func(ctx context.Context) (any, error) {
+		d, err := a.store.DestinationGet(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return viewDestination(d), nil
+	})
 }
 
 // ---- connections ----
@@ -586,106 +377,4 @@ func (a *Server) validateConnection(ctx context.Context, c *store.Connection) er
 		}
 	}
 	return nil
-}
-
-func (a *Server) connectionList(w http.ResponseWriter, r *http.Request) {
-	cs, err := a.store.ConnectionList(r.Context())
-	if err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	writeJSON(w, http.StatusOK, list[*store.Connection]{Data: nonNil(cs)})
-}
-
-func (a *Server) connectionGet(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	c, err := a.store.ConnectionGet(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("connection %q not found", id))
-		return
-	}
-	writeJSON(w, http.StatusOK, c)
-}
-
-func (a *Server) connectionCreate(w http.ResponseWriter, r *http.Request) {
-	var in store.Connection
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if in.ID == "" {
-		in.ID = store.ConnectionID(in.Source, in.Destination)
-	}
-	a.connectionWrite(w, r, &in, true)
-}
-
-func (a *Server) connectionPut(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	var in store.Connection
-	if err := decode(w, r, &in, false); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	if err := checkPathName("id", in.ID, id); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.ID = id
-	a.connectionWrite(w, r, &in, false)
-}
-
-// connectionWrite creates (create set: 409 if it exists) or upserts a
-// connection.
-func (a *Server) connectionWrite(w http.ResponseWriter, r *http.Request, in *store.Connection, create bool) {
-	ctx := r.Context()
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	_, err := a.store.ConnectionGet(ctx, in.ID)
-	exists := err == nil
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		a.fail(w, r, err, "")
-		return
-	case create:
-		writeError(w, http.StatusConflict, fmt.Sprintf("connection %q already exists; PUT %sconnections/%s replaces it", in.ID, Prefix, in.ID))
-		return
-	}
-	if !exists {
-		if err := checkName("id", in.ID); err != nil {
-			a.fail(w, r, err, "")
-			return
-		}
-	}
-	if err := a.validateConnection(ctx, in); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
-	if err := a.store.ConnectionUpsert(ctx, in); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			// An end was deleted between the check and the write.
-			a.fail(w, r, badf("source %q or destination %q does not exist", in.Source, in.Destination), "")
-			return
-		}
-		a.fail(w, r, err, "")
-		return
-	}
-	a.reload(r)
-	id := in.ID
-	a.writeStored(w, r, !exists, "connections/"+id, func(ctx context.Context) (any, error) {
-		return a.store.ConnectionGet(ctx, id)
-	})
-}
-
-func (a *Server) connectionDelete(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	a.catalogMu.Lock()
-	defer a.catalogMu.Unlock()
-	if err := a.store.ConnectionDelete(r.Context(), id); err != nil {
-		a.fail(w, r, err, fmt.Sprintf("connection %q not found", id))
-		return
-	}
-	a.reload(r)
-	w.WriteHeader(http.StatusNoContent)
 }

@@ -128,29 +128,30 @@ func (a *Server) Register(mux *http.ServeMux) {
 }
 
 func (a *Server) routes() {
+	sources, destinations, connections := a.sourcesResource(), a.destinationsResource(), a.connectionsResource()
 	for _, r := range []struct {
 		pattern string
 		h       http.HandlerFunc
 	}{
-		{"GET /api/v1/sources", a.sourceList},
-		{"POST /api/v1/sources", a.sourceCreate},
-		{"GET /api/v1/sources/{name}", a.sourceGet},
-		{"PUT /api/v1/sources/{name}", a.sourcePut},
-		{"DELETE /api/v1/sources/{name}", a.sourceDelete},
+		{"GET /api/v1/sources", sources.handleList(a)},
+		{"POST /api/v1/sources", sources.handleCreate(a)},
+		{"GET /api/v1/sources/{name}", sources.handleGet(a)},
+		{"PUT /api/v1/sources/{name}", sources.handlePut(a)},
+		{"DELETE /api/v1/sources/{name}", sources.handleDelete(a)},
 
-		{"GET /api/v1/destinations", a.destinationList},
-		{"POST /api/v1/destinations", a.destinationCreate},
-		{"GET /api/v1/destinations/{name}", a.destinationGet},
-		{"PUT /api/v1/destinations/{name}", a.destinationPut},
-		{"DELETE /api/v1/destinations/{name}", a.destinationDelete},
+		{"GET /api/v1/destinations", destinations.handleList(a)},
+		{"POST /api/v1/destinations", destinations.handleCreate(a)},
+		{"GET /api/v1/destinations/{name}", destinations.handleGet(a)},
+		{"PUT /api/v1/destinations/{name}", destinations.handlePut(a)},
+		{"DELETE /api/v1/destinations/{name}", destinations.handleDelete(a)},
 		{"POST /api/v1/destinations/{name}/pause", a.destinationPause},
 		{"POST /api/v1/destinations/{name}/resume", a.destinationResume},
 
-		{"GET /api/v1/connections", a.connectionList},
-		{"POST /api/v1/connections", a.connectionCreate},
-		{"GET /api/v1/connections/{id}", a.connectionGet},
-		{"PUT /api/v1/connections/{id}", a.connectionPut},
-		{"DELETE /api/v1/connections/{id}", a.connectionDelete},
+		{"GET /api/v1/connections", connections.handleList(a)},
+		{"POST /api/v1/connections", connections.handleCreate(a)},
+		{"GET /api/v1/connections/{id}", connections.handleGet(a)},
+		{"PUT /api/v1/connections/{id}", connections.handlePut(a)},
+		{"DELETE /api/v1/connections/{id}", connections.handleDelete(a)},
 
 		{"GET /api/v1/requests", a.requestList},
 		{"GET /api/v1/requests/{id}", a.requestGet},

@@ -1,0 +1,224 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// resource describes one catalog kind (sources, destinations, connections)
+// to the generic CRUD handlers, which hold what the kinds share: decoding,
+// path/body key agreement, 409 on a create that exists, name checks,
+// the catalog lock and reload, and 201 with a Location on creation.
+type resource[T any] struct {
+	kind string // "source", in messages
+	path string // "sources", in URLs
+	key  string // "name" or "id": the path value and body field
+
+	keyOf  func(*T) string
+	setKey func(*T, string)
+	get    func(context.Context, string) (*T, error)
+	list   func(context.Context) ([]*T, error)
+	upsert func(context.Context, *T) error
+	del    func(context.Context, string) error
+	// view masks secrets for output; nil shows the stored value.
+	view func(*T) *T
+	// defaults completes a created resource (a connection's id).
+	defaults func(*T)
+	// prepare checks in and carries over what old keeps (masked secrets);
+	// old is nil for a new resource. It also clears output-only fields.
+	prepare func(ctx context.Context, in, old *T) error
+}
+
+func (res *resource[T]) show(v *T) *T {
+	if res.view == nil {
+		return v
+	}
+	return res.view(v)
+}
+
+func (res *resource[T]) handleList(a *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		vs, err := res.list(r.Context())
+		if err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		out := list[*T]{Data: make([]*T, 0, len(vs))}
+		for _, v := range vs {
+			out.Data = append(out.Data, res.show(v))
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (res *resource[T]) handleGet(a *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue(res.key)
+		v, err := res.get(r.Context(), key)
+		if err != nil {
+			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
+			return
+		}
+		writeJSON(w, http.StatusOK, res.show(v))
+	}
+}
+
+func (res *resource[T]) handleCreate(a *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in T
+		if err := decode(w, r, &in, false); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		if res.defaults != nil {
+			res.defaults(&in)
+		}
+		res.write(a, w, r, &in, true)
+	}
+}
+
+func (res *resource[T]) handlePut(a *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue(res.key)
+		var in T
+		if err := decode(w, r, &in, false); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		if err := checkPathName(res.key, res.keyOf(&in), key); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		res.setKey(&in, key)
+		res.write(a, w, r, &in, false)
+	}
+}
+
+// write creates (create set: 409 if it exists) or upserts in.
+func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request, in *T, create bool) {
+	ctx := r.Context()
+	key := res.keyOf(in)
+	a.catalogMu.Lock()
+	defer a.catalogMu.Unlock()
+	old, err := res.get(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		old = nil
+	case err != nil:
+		a.fail(w, r, err, "")
+		return
+	case create:
+		writeError(w, http.StatusConflict, fmt.Sprintf("%s %q already exists; PUT %s%s/%s replaces it", res.kind, key, Prefix, res.path, key))
+		return
+	}
+	if old == nil {
+		if err := checkName(res.key, key); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+	}
+	if err := res.prepare(ctx, in, old); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	if err := res.upsert(ctx, in); err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	a.reload(r)
+	a.writeStored(w, r, old == nil, res.path+"/"+key, func(ctx context.Context) (any, error) {
+		v, err := res.get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		return res.show(v), nil
+	})
+}
+
+func (res *resource[T]) handleDelete(a *Server) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue(res.key)
+		a.catalogMu.Lock()
+		defer a.catalogMu.Unlock()
+		if err := res.del(r.Context(), key); err != nil {
+			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
+			return
+		}
+		a.reload(r)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// sourcesResource, destinationsResource and connectionsResource describe
+// the three catalog kinds.
+func (a *Server) sourcesResource() *resource[store.Source] {
+	return &resource[store.Source]{
+		kind: "source", path: "sources", key: "name",
+		keyOf: func(s *store.Source) string { return s.Name }, setKey: func(s *store.Source, k string) { s.Name = k },
+		get: a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
+		view: viewSource,
+		prepare: func(_ context.Context, in, old *store.Source) error {
+			if err := restoreSourceSecrets(in, old); err != nil {
+				return err
+			}
+			if err := a.validateSource(in); err != nil {
+				return err
+			}
+			in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
+			return nil
+		},
+	}
+}
+
+func (a *Server) destinationsResource() *resource[store.Destination] {
+	return &resource[store.Destination]{
+		kind: "destination", path: "destinations", key: "name",
+		keyOf: func(d *store.Destination) string { return d.Name }, setKey: func(d *store.Destination, k string) { d.Name = k },
+		get: a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
+		view: viewDestination,
+		prepare: func(_ context.Context, in, old *store.Destination) error {
+			if err := restoreDestinationSecrets(in, old); err != nil {
+				return err
+			}
+			if err := validateDestination(in); err != nil {
+				return err
+			}
+			// Paused state is not written here: it has its own actions.
+			in.Paused, in.PausedAt, in.PauseReason = false, time.Time{}, ""
+			in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
+			return nil
+		},
+	}
+}
+
+func (a *Server) connectionsResource() *resource[store.Connection] {
+	return &resource[store.Connection]{
+		kind: "connection", path: "connections", key: "id",
+		keyOf: func(c *store.Connection) string { return c.ID }, setKey: func(c *store.Connection, k string) { c.ID = k },
+		get: a.store.ConnectionGet, list: a.store.ConnectionList, del: a.store.ConnectionDelete,
+		upsert: func(ctx context.Context, c *store.Connection) error {
+			err := a.store.ConnectionUpsert(ctx, c)
+			if errors.Is(err, store.ErrNotFound) { // an end was deleted between the check and the write
+				return badf("source %q or destination %q does not exist", c.Source, c.Destination)
+			}
+			return err
+		},
+		defaults: func(c *store.Connection) {
+			if c.ID == "" {
+				c.ID = store.ConnectionID(c.Source, c.Destination)
+			}
+		},
+		prepare: func(ctx context.Context, in, _ *store.Connection) error {
+			if err := a.validateConnection(ctx, in); err != nil {
+				return err
+			}
+			in.CreatedAt, in.UpdatedAt = time.Time{}, time.Time{}
+			return nil
+		},
+	}
+}
