@@ -40,10 +40,11 @@ const (
 	HeaderAttempt    = "X-Mailroom-Attempt"
 )
 
-// attempt runs one claimed delivery through to its recorded outcome. It
+// attempt runs one claimed delivery through to its recorded outcome,
+// calling release once the HTTP exchange is over. It
 // returns when the delivery is next due if this attempt scheduled a retry,
 // or the zero time.
-func (w *worker) attempt(cfg *destConfig, dl *store.Delivery) time.Time {
+func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) time.Time {
 	d := w.d
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(w.r.hard), recordTimeout)
 	defer cancel()
@@ -86,6 +87,7 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery) time.Time {
 		}
 		w.holdCommitted()
 	}
+	release() // the exchange is over (and a pause is in place): free the slot
 	if !d.record(rctx, &a, status, next, now, outcome) || outcome != OutcomeRetry {
 		return time.Time{}
 	}

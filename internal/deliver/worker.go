@@ -302,16 +302,31 @@ func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
 	w.r.wg.Add(1)
 	go func() {
 		defer w.r.wg.Done()
-		next := w.attempt(cfg, dl)
+		var once sync.Once
+		release := func() { once.Do(w.release) }
+		next := w.attempt(cfg, dl, release)
+		release()
 		w.finish(next)
 	}()
 }
 
-// finish frees the slot of an attempt that scheduled its delivery for next
-// (zero if it did not) and wakes the loop.
-func (w *worker) finish(next time.Time) {
+// release frees the concurrency slot of an attempt whose HTTP exchange is
+// over, and wakes the loop. max_concurrency bounds requests in flight to
+// the destination; recording the outcome does not hold a slot, so a
+// commit queued behind ingest batches does not throttle delivery. An
+// ordered destination still waits: its head stays leased until recorded.
+func (w *worker) release() {
 	w.mu.Lock()
 	w.inflight--
+	w.mu.Unlock()
+	w.wake()
+}
+
+// finish notes when an attempt scheduled its delivery for next (zero if
+// it did not) and wakes the loop, which also claims the next head of an
+// ordered destination now that this attempt is recorded.
+func (w *worker) finish(next time.Time) {
+	w.mu.Lock()
 	if !next.IsZero() && (w.next.IsZero() || next.Before(w.next)) {
 		w.next = next
 	}
