@@ -45,7 +45,7 @@ func (f *fieldExpr) eval(in *Input) (string, bool) {
 	if ct := in.Header.Get("Content-Type"); ct != "" && strings.Contains(strings.ToLower(ct), "x-www-form-urlencoded") {
 		return "", false
 	}
-	if !json.Valid(in.Body) {
+	if !json.Valid(in.Body) || !numbersFit(in.Body) {
 		return "", false
 	}
 	v := in.Body
@@ -146,6 +146,31 @@ func skipValue(b []byte, i int) int {
 		}
 		return i
 	}
+}
+
+// numbersFit reports whether every number in the valid JSON b fits a
+// float64. encoding/json refuses to decode a body with one that does not
+// (1e700), and CEL then sees the body as a string, so the fast path must
+// decline too. Only numbers with an exponent or many digits are parsed.
+func numbersFit(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			i = skipString(b, i)
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := skipValue(b, i)
+			tok := b[i:j]
+			if j-i > 15 || bytes.ContainsAny(tok, "eE") {
+				if _, err := strconv.ParseFloat(string(tok), 64); err != nil {
+					return false
+				}
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return true
 }
 
 // skipString returns the index just past the string starting at b[i].
