@@ -13,12 +13,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlrow"
 )
 
 const (
 	requestCols     = `id, source, received_at, method, path, query, headers, body, remote_addr, status, reason, http_status, event_id`
 	requestListCols = `id, source, received_at, method, path, query, headers, NULL::bytea, remote_addr, status, reason, http_status, event_id`
-	eventCols       = `id, source, request_id, received_at, type, dedup_key, status, deliveries`
+	eventCols       = sqlrow.EventCols
 	deliveryCols    = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
 	attemptCols     = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
 )
@@ -72,24 +73,13 @@ func scanRequest(sc pgx.Row) (*store.Request, error) {
 }
 
 func scanEvent(sc pgx.Row) (*store.Event, error) {
-	var e store.Event
-	var at int64
-	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.Status, &e.Deliveries); err != nil {
-		return nil, interpretError(err)
-	}
-	e.ReceivedAt = fromMicros(at)
-	return &e, nil
+	e, err := sqlrow.Event(sc)
+	return e, interpretError(err)
 }
 
 func scanDelivery(sc pgx.Row) (*store.Delivery, error) {
-	var d store.Delivery
-	var next, created, updated int64
-	if err := sc.Scan(&d.ID, &d.EventID, &d.RequestID, &d.Source, &d.Destination, &d.ConnectionID, &d.Status, &d.Attempts,
-		&next, &created, &updated, &d.LastError, &d.LastStatus); err != nil {
-		return nil, interpretError(err)
-	}
-	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
-	return &d, nil
+	d, err := sqlrow.Delivery(sc)
+	return d, interpretError(err)
 }
 
 func scanAttempt(sc pgx.Row) (*store.Attempt, error) {

@@ -68,6 +68,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlrow"
 )
 
 //go:embed migrations/*.sql
@@ -348,20 +349,10 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // micros converts t to the stored form; the zero time is 0.
-func micros(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMicro()
-}
+func micros(t time.Time) int64 { return sqlrow.Micros(t) }
 
 // fromMicros converts a stored time back; 0 is the zero time.
-func fromMicros(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMicro(v).UTC()
-}
+func fromMicros(v int64) time.Time { return sqlrow.FromMicros(v) }
 
 // interpretError maps pgx errors onto the store's sentinels.
 func interpretError(err error) error {

@@ -10,29 +10,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlrow"
 )
 
-const taskCols = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
-	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
+const taskCols = sqlrow.TaskCols
 
 func scanTask(sc pgx.Row) (*store.Task, error) {
-	var t store.Task
-	var created, updated, ttl, expires, poll, since, deadline int64
-	var args, result, rpcErr []byte
-	var w store.TaskWait
-	if err := sc.Scan(&t.ID, &t.Owner, &t.SessionID, &t.Protocol, &t.Tool, &args, &t.Status, &t.StatusMessage,
-		&created, &updated, &ttl, &expires, &poll, &result, &rpcErr,
-		&w.Source, &w.Type, &w.Filter, &since, &deadline, &t.EventID); err != nil {
-		return nil, interpretError(err)
-	}
-	t.Arguments, t.Result, t.Error = args, result, rpcErr
-	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = fromMicros(created), fromMicros(updated), fromMicros(expires)
-	t.TTL, t.PollInterval = time.Duration(ttl)*time.Microsecond, time.Duration(poll)*time.Microsecond
-	if w.Source != "" {
-		w.Since, w.Deadline = fromMicros(since), fromMicros(deadline)
-		t.Wait = &w
-	}
-	return &t, nil
+	t, err := sqlrow.Task(sc)
+	return t, interpretError(err)
 }
 
 // nullable stores an empty byte slice as NULL.
