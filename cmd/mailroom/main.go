@@ -11,10 +11,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-)
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -31,11 +30,12 @@ func newRootCommand() *cobra.Command {
 		Short:         "A self-hosted event gateway for MCP servers",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("mailroom {{.Version}}\n")
 	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand(), newMCPCommand(), newBenchCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
-	root.AddCommand(newTriggerCommand(), newListenCommand())
+	root.AddCommand(newTriggerCommand(), newListenCommand(), newVersionCommand())
 	return root
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/deliver"
@@ -168,7 +169,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 	if f.configPath == "" {
 		source = "embedded default config (no --config given)"
 	}
-	log.Info("mailroom starting on "+source, "version", version, "listen", cfg.Listen, "storage", cfg.Storage,
+	build := buildinfo.Read()
+	log.Info("mailroom starting on "+source, "version", build.Version, "commit", build.Commit, "built", build.Date, "go", build.GoVersion, "listen", cfg.Listen, "storage", cfg.Storage,
 		"sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "connections", len(cfg.Connections))
 
 	tp, flushTraces, err := newTracerProvider(ctx, os.Getenv)
@@ -249,7 +251,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintln(w, `{"status":"ok"}`)
+		fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q,\"commit\":%q}\n", build.Version, build.Commit)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 )
 
 // tracingEnabled decides from the standard OpenTelemetry environment
@@ -66,7 +68,7 @@ func newTracerProvider(ctx context.Context, getenv func(string) string) (trace.T
 		return nil, noop, fmt.Errorf("create OTLP trace exporter: %w", err)
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", "mailroom"), attribute.String("service.version", version)),
+		resource.WithAttributes(attribute.String("service.name", "mailroom"), attribute.String("service.version", buildinfo.Read().Version)),
 		resource.WithFromEnv(),
 		resource.WithTelemetrySDK(),
 	)

@@ -29,6 +29,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/netguard"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -38,7 +39,6 @@ const (
 	DefaultPollInterval    = time.Second
 	DefaultLease           = 30 * time.Second
 	DefaultMaxResponseBody = 64 << 10
-	DefaultUserAgent       = "mailroom/1"
 	DefaultGracePeriod     = 10 * time.Second
 	DefaultReloadInterval  = time.Minute
 )
@@ -92,7 +92,8 @@ type Options struct {
 	// MaxResponseBody caps the response body kept with an attempt. If
 	// zero, [DefaultMaxResponseBody].
 	MaxResponseBody int64
-	// UserAgent is sent with every attempt. If empty, [DefaultUserAgent].
+	// UserAgent is sent with every attempt. If empty, the build's
+	// [buildinfo.Info.UserAgent] ("mailroom/<version>").
 	UserAgent string
 	// Rand returns a number in [0, 1) for backoff jitter. If nil,
 	// math/rand/v2's Float64.
@@ -158,7 +159,7 @@ func New(s store.Store, opts *Options) *Dispatcher {
 		o.MaxResponseBody = DefaultMaxResponseBody
 	}
 	if o.UserAgent == "" {
-		o.UserAgent = DefaultUserAgent
+		o.UserAgent = buildinfo.Read().UserAgent()
 	}
 	if o.GracePeriod <= 0 {
 		o.GracePeriod = DefaultGracePeriod

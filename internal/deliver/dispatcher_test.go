@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
@@ -330,6 +331,25 @@ func TestDeliverSuccess(t *testing.T) {
 	}
 	if got := <-outcomes; got != deliver.OutcomeSucceeded {
 		t.Errorf("OnAttempt outcome = %q", got)
+	}
+}
+
+// TestDefaultUserAgent checks that without Options.UserAgent deliveries
+// say which build sent them: "mailroom/<version>" from internal/buildinfo.
+func TestDefaultUserAgent(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) {})
+	start(t, s, &deliver.Options{})
+	addDest(t, s, &store.Destination{Name: "app", URL: rc.srv.URL + "/hooks"})
+	res := ingest(t, s, []byte(`{}`), "application/json", "app")
+	waitStatus(t, s, res.DeliveryIDs[0], store.DeliverySucceeded)
+	hits := rc.all()
+	if len(hits) != 1 {
+		t.Fatalf("receiver got %d requests, want 1", len(hits))
+	}
+	if got, want := hits[0].header.Get("User-Agent"), buildinfo.Read().UserAgent(); got != want {
+		t.Errorf("User-Agent = %q, want %q", got, want)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
 )
 
@@ -29,6 +30,9 @@ func TestGoSDKClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cs.Close()
+			if got, want := cs.InitializeResult().ServerInfo.Version, buildinfo.Read().Version; got != want {
+				t.Errorf("serverInfo.version = %q, want the build's %q", got, want)
+			}
 			tools, err := cs.ListTools(ctx, nil)
 			if err != nil {
 				t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -209,7 +210,7 @@ func (u *upstream) session(ctx context.Context) (*mcp.ClientSession, error) {
 		return cur, nil
 	}
 	p := u.srv.proxy
-	client := mcp.NewClient(&mcp.Implementation{Name: "mailroom-proxy", Version: Version}, &mcp.ClientOptions{
+	client := mcp.NewClient(&mcp.Implementation{Name: "mailroom-proxy", Version: buildinfo.Read().Version}, &mcp.ClientOptions{
 		ToolListChangedHandler:     func(ctx context.Context, _ *mcp.ToolListChangedRequest) { go u.resync(context.WithoutCancel(ctx)) },
 		PromptListChangedHandler:   func(ctx context.Context, _ *mcp.PromptListChangedRequest) { go u.resync(context.WithoutCancel(ctx)) },
 		ResourceListChangedHandler: func(ctx context.Context, _ *mcp.ResourceListChangedRequest) { go u.resync(context.WithoutCancel(ctx)) },

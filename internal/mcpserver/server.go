@@ -24,13 +24,11 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
-
-// Version is reported as the server's implementation version.
-const Version = "0.1.0"
 
 // Options configures a [Server].
 type Options struct {
@@ -123,7 +121,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 		Logging:   &mcp.LoggingCapabilities{},
 	}
 	caps.AddExtension(TasksExtension, map[string]any{})
-	srv.mcp = mcp.NewServer(&mcp.Implementation{Name: "mailroom", Title: "mailroom event gateway", Version: Version}, &mcp.ServerOptions{
+	srv.mcp = mcp.NewServer(&mcp.Implementation{Name: "mailroom", Title: "mailroom event gateway", Version: buildinfo.Read().Version}, &mcp.ServerOptions{
 		Instructions: "mailroom receives third-party webhooks (payments, deployments, fulfilments). " +
 			"Call wait_for_event right after starting an operation that finishes later: it returns a task that " +
 			"completes when the matching webhook arrives. Use list_events/get_event to see what arrived and where it was delivered.",

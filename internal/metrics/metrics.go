@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -116,6 +117,7 @@ func New(s store.Store, opts *Options) *Metrics {
 		}),
 	}
 	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.deliveries, m.attemptDuration, m.taskCompletion)
+	m.reg.MustRegister(buildInfoGauge(buildinfo.Read()))
 	if s != nil {
 		m.reg.MustRegister(newStoreCollector(s, o.ScrapeTimeout, o.Now, o.Logger))
 	}
@@ -123,6 +125,19 @@ func New(s store.Store, opts *Options) *Metrics {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+// buildInfoGauge is mailroom_build_info: always 1, with the build's
+// version, commit and Go version as labels, so a dashboard can show which
+// build each instance runs (and join it onto other series).
+func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "mailroom_build_info",
+		Help:        "Always 1; the labels say which build of mailroom is running.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // Registry returns the registry the metrics live in, for tests and for

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
@@ -283,5 +284,20 @@ func TestStoreDownStillServes(t *testing.T) {
 	body.ReadFrom(resp.Body)
 	if !strings.Contains(body.String(), `mailroom_ingest_requests_total{outcome="accepted",source="open"} 1`) {
 		t.Errorf("counters missing when the store is down:\n%s", body.String())
+	}
+}
+
+// TestBuildInfo checks mailroom_build_info carries the running build's
+// version, commit and Go version, as internal/buildinfo reports them.
+func TestBuildInfo(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(nil, &metrics.Options{NoRuntimeCollectors: true})
+	b := buildinfo.Read()
+	want := fmt.Sprintf(`# HELP mailroom_build_info Always 1; the labels say which build of mailroom is running.
+# TYPE mailroom_build_info gauge
+mailroom_build_info{commit=%q,goversion=%q,version=%q} 1
+`, b.Commit, b.GoVersion, b.Version)
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "mailroom_build_info"); err != nil {
+		t.Fatal(err)
 	}
 }
