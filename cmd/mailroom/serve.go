@@ -36,6 +36,9 @@ type serveFlags struct {
 	configPath string
 	listen     string
 	db         string
+	// noMigrate refuses a database with pending schema migrations
+	// instead of applying them at start (--migrate=false).
+	noMigrate bool
 	// started, if non-nil, is called once the listener is open, with its
 	// address and the open store (used by `mailroom bench --embedded`).
 	started func(addr string, st store.Store)
@@ -43,6 +46,7 @@ type serveFlags struct {
 
 func newServeCommand() *cobra.Command {
 	var f serveFlags
+	var migrate bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: ingest, delivery, and the admin API on one listener",
@@ -54,12 +58,14 @@ listening on 127.0.0.1:8080, no sources yet (add them through the API).
 MAILROOM_* environment variables override the file; flags override both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.noMigrate = !migrate
 			return runServe(cmd.Context(), f)
 		},
 	}
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "YAML config file (default: embedded default config)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "listen address, host:port (overrides the config)")
 	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH or postgres://... (overrides the config)")
+	cmd.Flags().BoolVar(&migrate, "migrate", true, "apply pending schema migrations at start; with --migrate=false a database that is behind is refused (see mailroom migrate)")
 	return cmd
 }
 
@@ -106,17 +112,18 @@ func newLogger(cfg *config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
 }
 
-// openStore opens the driver the DSN names.
-func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, error) {
+// openStore opens the driver the DSN names. Pending migrations are applied
+// unless noMigrate is set, when they make it fail instead.
+func openStore(ctx context.Context, dsn string, log *slog.Logger, noMigrate bool) (store.Store, error) {
 	driver, target, err := config.ParseStorage(dsn)
 	if err != nil {
 		return nil, err
 	}
 	switch driver {
 	case "sqlite":
-		return sqlite.Open(ctx, target, &sqlite.Options{Logger: log})
+		return sqlite.Open(ctx, target, &sqlite.Options{Logger: log, NoMigrate: noMigrate})
 	case "postgres":
-		return postgres.Open(ctx, target, &postgres.Options{Logger: log})
+		return postgres.Open(ctx, target, &postgres.Options{Logger: log, NoMigrate: noMigrate})
 	default:
 		return nil, fmt.Errorf("storage %q: driver %s is not available in this build", dsn, driver)
 	}
@@ -188,7 +195,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		log.Info("tracing on: exporting spans over OTLP/HTTP (OTEL_* environment)")
 	}
 
-	st, err := openStore(ctx, cfg.Storage, log)
+	st, err := openStore(ctx, cfg.Storage, log, f.noMigrate)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
 	}

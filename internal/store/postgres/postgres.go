@@ -54,11 +54,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io/fs"
 	"log/slog"
-	"path"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +108,11 @@ type Options struct {
 	// Channel is the LISTEN/NOTIFY channel. If empty, see [DefaultChannel].
 	// Every instance sharing one schema must use the same channel.
 	Channel string
+	// NoMigrate makes Open fail with a [store.SchemaBehindError] when
+	// migrations are pending instead of applying them. If false, Open
+	// applies them. Either way a database migrated by a newer mailroom is
+	// refused with a [store.SchemaTooNewError].
+	NoMigrate bool
 }
 
 // Store is the PostgreSQL driver. It is safe for concurrent use; Close
@@ -178,7 +179,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := migrate(ctx, pool, searchPath); err != nil {
+	if err := migrate(ctx, pool, searchPath, !o.NoMigrate); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}
@@ -227,11 +228,13 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 // migrations; the second is a hash of the search_path.
 const migrationLockClass = 0x6d726d67 // "mrmg"
 
-// migrate creates the search_path's schema if missing and applies the
-// embedded migrations that schema_migrations does not list, each in its own
-// transaction, in file-name order, all under an advisory lock so that
-// instances starting together apply each migration once.
-func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string) error {
+// migrate creates the search_path's schema if missing, refuses a database
+// migrated by a newer mailroom, and applies the embedded migrations that
+// schema_migrations does not list (unless apply is false: then pending
+// ones are a [store.SchemaBehindError]), each in its own transaction, in
+// version order, all under an advisory lock so that instances starting
+// together apply each migration once.
+func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string, apply bool) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -258,41 +261,72 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	names, err := fs.Glob(migrationsFS, "migrations/*.sql")
+	st, err := schemaStatus(ctx, conn.Conn())
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := path.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", base)
-		}
-		var applied bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&applied); err != nil {
-			return fmt.Errorf("read schema_migrations: %w", err)
-		}
-		if applied {
-			continue
-		}
-		body, err := migrationsFS.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	if err := st.Check(); err != nil {
+		return err
+	}
+	pending := st.Pending()
+	if len(pending) > 0 && !apply {
+		return &store.SchemaBehindError{Database: st.Current(), Binary: st.Latest()}
+	}
+	for _, m := range pending {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMicro())
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, m.Version, time.Now().UnixMicro())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("apply %s: %w", base, err)
+			return fmt.Errorf("apply %s: %w", m.Name, err)
 		}
 	}
 	return nil
+}
+
+// schemaStatus reads schema_migrations (which must exist) and compares it
+// with the embedded migrations.
+func schemaStatus(ctx context.Context, conn *pgx.Conn) (*store.SchemaStatus, error) {
+	st, err := store.NewSchemaStatus(migrationsFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := conn.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		st.Applied[v] = time.UnixMicro(at).UTC()
+	}
+	return st, rows.Err()
+}
+
+// Status reports the schema of the database the DSN names against this
+// binary's migrations without changing anything. A schema without
+// schema_migrations has every migration pending.
+func Status(ctx context.Context, dsn string) (*store.SchemaStatus, error) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("look for schema_migrations: %w", err)
+	}
+	if !exists {
+		return store.NewSchemaStatus(migrationsFS, "migrations")
+	}
+	return schemaStatus(ctx, conn)
 }
 
 // firstSchema returns the first schema named in a search_path setting,

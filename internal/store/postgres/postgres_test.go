@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"os/user"
@@ -190,4 +191,49 @@ func TestOpenCreatesSchema(t *testing.T) {
 	})
 	s := open(t, dsn+"&search_path="+schema)
 	storetest.Ingest(context.Background(), t, s, "s", "k", "d")
+}
+
+// TestSchemaVersions: a fresh schema has every migration pending, Open
+// applies them all, NoMigrate refuses a schema that is behind, and a schema
+// migrated by a newer mailroom is refused with a clear error.
+func TestSchemaVersions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := newSchema(t)
+	st, err := postgres.Status(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Current() != 0 || len(st.Pending()) != len(st.Known) || st.Latest() == 0 {
+		t.Fatalf("status of an empty schema: current %d, %d of %d pending", st.Current(), len(st.Pending()), len(st.Known))
+	}
+	var behind *store.SchemaBehindError
+	if _, err := postgres.Open(ctx, dsn, &postgres.Options{NoMigrate: true}); !errors.As(err, &behind) || behind.Binary != st.Latest() {
+		t.Fatalf("Open with NoMigrate on an empty schema = %v, want a SchemaBehindError to version %d", err, st.Latest())
+	}
+	s, err := postgres.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if st, err = postgres.Status(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	if st.Current() != st.Latest() || len(st.Pending()) != 0 {
+		t.Fatalf("after Open: current %d, latest %d, pending %v", st.Current(), st.Latest(), st.Pending())
+	}
+
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := st.Latest() + 1
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	var tooNew *store.SchemaTooNewError
+	if _, err := postgres.Open(ctx, dsn, nil); !errors.As(err, &tooNew) || tooNew.Database != newer || tooNew.Binary != st.Latest() {
+		t.Fatalf("Open of a newer schema = %v, want a SchemaTooNewError(%d > %d)", err, newer, st.Latest())
+	}
 }

@@ -28,8 +28,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +61,11 @@ type Options struct {
 	// every commit is fsynced before it is acknowledged. "NORMAL" survives
 	// a process crash but not power loss.
 	Synchronous string
+	// NoMigrate makes Open fail with a [store.SchemaBehindError] when
+	// migrations are pending instead of applying them. If false, Open
+	// applies them. Either way a database migrated by a newer mailroom is
+	// refused with a [store.SchemaTooNewError].
+	NoMigrate bool
 }
 
 // Store is the SQLite driver. It is safe for concurrent use.
@@ -127,7 +130,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	if err := migrate(ctx, wconn); err != nil {
+	if err := migrate(ctx, wconn, !o.NoMigrate); err != nil {
 		wconn.Close()
 		wdb.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
@@ -211,43 +214,34 @@ func (r *readStmts) close() error {
 	return errors.Join(errs...)
 }
 
-// migrate applies the embedded migrations that are not yet recorded in
-// schema_migrations, each in its own transaction, in file-name order.
-func migrate(ctx context.Context, c *sql.Conn) error {
+// migrate refuses a database migrated by a newer mailroom, then applies
+// the embedded migrations that schema_migrations does not record (unless
+// apply is false: then pending ones are a [store.SchemaBehindError]), each
+// in its own transaction, in version order.
+func migrate(ctx context.Context, c *sql.Conn, apply bool) error {
 	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
 	}
-	names, err := fs.Glob(migrationsFS, "migrations/*.sql")
+	st, err := schemaStatus(ctx, c)
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := filepath.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", base)
-		}
-		var n int
-		if err := c.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			continue
-		}
-		body, err := migrationsFS.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	if err := st.Check(); err != nil {
+		return err
+	}
+	pending := st.Pending()
+	if len(pending) > 0 && !apply {
+		return &store.SchemaBehindError{Database: st.Current(), Binary: st.Latest()}
+	}
+	for _, m := range pending {
 		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 			return err
 		}
-		if _, err := c.ExecContext(ctx, string(body)); err != nil {
+		if _, err := c.ExecContext(ctx, m.SQL); err != nil {
 			c.ExecContext(ctx, "ROLLBACK")
-			return fmt.Errorf("apply %s: %w", base, err)
+			return fmt.Errorf("apply %s: %w", m.Name, err)
 		}
-		if _, err := c.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().UnixMicro()); err != nil {
+		if _, err := c.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, m.Version, time.Now().UnixMicro()); err != nil {
 			c.ExecContext(ctx, "ROLLBACK")
 			return err
 		}
@@ -257,6 +251,56 @@ func migrate(ctx context.Context, c *sql.Conn) error {
 		}
 	}
 	return nil
+}
+
+// schemaStatus reads schema_migrations (which must exist) and compares it
+// with the embedded migrations.
+func schemaStatus(ctx context.Context, c *sql.Conn) (*store.SchemaStatus, error) {
+	st, err := store.NewSchemaStatus(migrationsFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	rows, err := c.QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int
+		var at int64
+		if err := rows.Scan(&v, &at); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		st.Applied[v] = time.UnixMicro(at).UTC()
+	}
+	return st, rows.Err()
+}
+
+// Status reports the schema of the database file at path against this
+// binary's migrations without changing anything: it opens the file read
+// only, and a file that does not exist yet has every migration pending.
+func Status(ctx context.Context, path string) (*store.SchemaStatus, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return store.NewSchemaStatus(migrationsFS, "migrations")
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	defer db.Close()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	defer c.Close()
+	var n int
+	if err := c.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read sqlite %s: %w", path, err)
+	}
+	if n == 0 {
+		return store.NewSchemaStatus(migrationsFS, "migrations")
+	}
+	return schemaStatus(ctx, c)
 }
 
 // Close stops accepting writes, lets the writer finish what is queued, and
