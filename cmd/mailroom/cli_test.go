@@ -76,7 +76,7 @@ func setupCLI(t *testing.T) *cliBundle {
 	resp.Body.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		ds, err := s.DeliveryList(ctx, &store.ListParams{EventID: ack.EventID})
+		ds, err := s.DeliveryList(ctx, &store.DeliveryListParams{EventID: ack.EventID})
 		must(err)
 		settled := 0
 		for _, d := range ds {
@@ -156,7 +156,7 @@ func TestCLI(t *testing.T) {
 		return out
 	}
 	deadID := func(t *testing.T) string {
-		ds, err := b.store.DeliveryList(context.Background(), &store.ListParams{Destination: "bad"})
+		ds, err := b.store.DeliveryList(context.Background(), &store.DeliveryListParams{Destination: "bad"})
 		if err != nil || len(ds) == 0 {
 			t.Fatalf("no delivery to bad: %v", err)
 		}

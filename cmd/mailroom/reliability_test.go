@@ -699,10 +699,10 @@ connections:
 	// Events written but answered 503 are delivered too; nothing stays
 	// pending.
 	waitUntil(t, "no pending delivery", func() bool {
-		ds, err := sq.DeliveryList(ctx, &store.ListParams{Status: store.DeliveryPending, Limit: 10})
+		ds, err := sq.DeliveryList(ctx, &store.DeliveryListParams{Status: store.DeliveryPending, Limit: 10})
 		return err == nil && len(ds) == 0
 	})
-	evs, err := sq.EventList(ctx, &store.ListParams{Limit: 1000})
+	evs, err := sq.EventList(ctx, &store.EventListParams{Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,7 +264,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
-		if err := st.Ping(pctx); err != nil {
+		if err := st.Ready(pctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
 			return

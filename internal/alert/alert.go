@@ -115,7 +115,7 @@ type notice struct{ text string }
 // [Monitor.ObserveAttempt], and run [Monitor.Run] to count dead deliveries
 // and post notifications. It is safe for concurrent use.
 type Monitor struct {
-	store store.Store
+	store store.Queue
 	opts  Options
 	log   *slog.Logger
 	now   func() time.Time
@@ -131,7 +131,7 @@ type Monitor struct {
 
 // New returns a Monitor that counts dead deliveries in s (nil: only
 // consecutive failures are watched). opts may be nil.
-func New(s store.Store, opts *Options) *Monitor {
+func New(s store.Queue, opts *Options) *Monitor {
 	var o Options
 	if opts != nil {
 		o = *opts

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -134,7 +135,9 @@ func (a *Server) deliveryList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	rows, next, err := page(r.Context(), p, a.store.DeliveryList, func(d *store.Delivery) string { return d.ID })
+	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Delivery, error) {
+		return a.store.DeliveryList(ctx, p.deliveries())
+	}, func(d *store.Delivery) string { return d.ID })
 	if err != nil {
 		a.fail(w, r, err, "")
 		return
@@ -214,11 +217,8 @@ func (a *Server) deliveryRetryMany(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	p.Limit = 0
-	if p.Status == "" {
-		p.Status = store.DeliveryDead
-	}
-	n, err := a.store.DeliveryRetryMany(r.Context(), &p, a.now())
+	n, err := a.store.DeliveryRetryMany(r.Context(), &store.DeliveryRetryManyParams{Source: p.Source, Destination: p.Destination,
+		Status: p.Status, EventID: p.EventID, Since: p.Since, Until: p.Until, Now: a.now()})
 	if err != nil {
 		a.fail(w, r, err, "")
 		return

@@ -125,7 +125,7 @@ func TestBulkRetry(t *testing.T) {
 	ingest(t, b.store, ingestOpts{source: "stripe", body: "{}", at: t0.Add(time.Hour), dests: []string{"billing"}}) // pending
 	count := func(status string) int {
 		t.Helper()
-		ds, err := b.store.DeliveryList(ctx, &store.ListParams{Status: status, Limit: 1000})
+		ds, err := b.store.DeliveryList(ctx, &store.DeliveryListParams{Status: status, Limit: 1000})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -59,12 +59,12 @@ type replayBody struct {
 // one. It asks the store for one row more than the page to know whether
 // another page follows; at [MaxLimit], which the store will not exceed, it
 // probes for the next row instead.
-func page[T any](ctx context.Context, p store.ListParams, fetch func(context.Context, *store.ListParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
+func page[T any](ctx context.Context, p listParams, fetch func(context.Context, listParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
 	q := p
 	if p.Limit < MaxLimit {
 		q.Limit = p.Limit + 1
 	}
-	rows, err := fetch(ctx, &q)
+	rows, err := fetch(ctx, q)
 	if err != nil {
 		return nil, "", err
 	}
@@ -75,7 +75,7 @@ func page[T any](ctx context.Context, p store.ListParams, fetch func(context.Con
 	if len(rows) == p.Limit && q.Limit == p.Limit && len(rows) > 0 {
 		probe := p
 		probe.Cursor, probe.Limit = id(rows[len(rows)-1]), 1
-		more, err := fetch(ctx, &probe)
+		more, err := fetch(ctx, probe)
 		if err != nil {
 			return nil, "", err
 		}
@@ -97,7 +97,9 @@ func (a *Server) requestList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	rows, next, err := page(r.Context(), p, a.store.RequestList, func(r *store.Request) string { return r.ID })
+	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Request, error) {
+		return a.store.RequestList(ctx, p.requests())
+	}, func(r *store.Request) string { return r.ID })
 	if err != nil {
 		a.fail(w, r, err, "")
 		return
@@ -131,7 +133,9 @@ func (a *Server) eventList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	rows, next, err := page(r.Context(), p, a.store.EventList, func(e *store.Event) string { return e.ID })
+	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Event, error) {
+		return a.store.EventList(ctx, p.events())
+	}, func(e *store.Event) string { return e.ID })
 	if err != nil {
 		a.fail(w, r, err, "")
 		return
@@ -148,7 +152,7 @@ func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := &eventDetail{Event: ev, DeliveryCount: ev.Deliveries}
-	ds, err := a.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: MaxLimit})
+	ds, err := a.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: ev.ID, Limit: MaxLimit})
 	if err != nil {
 		a.fail(w, r, err, "")
 		return

@@ -390,7 +390,7 @@ func TestReplay(t *testing.T) {
 		t.Errorf("refund after the change: replay destinations = %q, want [billing]", got)
 	}
 
-	ds, err := b.store.DeliveryList(ctx, &store.ListParams{EventID: checkout.EventID})
+	ds, err := b.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: checkout.EventID})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,8 +137,8 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 
 // eventsSince lists the events of source (all when empty) received at or
 // after since, oldest first.
-func eventsSince(ctx context.Context, s store.Store, source string, since time.Time) ([]*store.Event, error) {
-	p := &store.ListParams{Source: source, Since: since, Limit: 1000}
+func eventsSince(ctx context.Context, s store.History, source string, since time.Time) ([]*store.Event, error) {
+	p := &store.EventListParams{Source: source, Since: since, Limit: 1000}
 	var all []*store.Event
 	for {
 		page, err := s.EventList(ctx, p)

@@ -39,11 +39,36 @@ var (
 		statuses: []string{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryDead}}
 )
 
+// listParams is what a list's query string says: the union of the
+// filters of every list (each [listKind] accepts only its own) and the
+// page. Its methods give each store list its own parameters.
+type listParams struct {
+	Source, Destination, Status, Type, EventID string
+	Since, Until                               time.Time
+	Cursor                                     string
+	Limit                                      int
+}
+
+func (p listParams) requests() *store.RequestListParams {
+	return &store.RequestListParams{Source: p.Source, Status: p.Status, Type: p.Type, EventID: p.EventID,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
+func (p listParams) events() *store.EventListParams {
+	return &store.EventListParams{Source: p.Source, Status: p.Status, Type: p.Type,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
+func (p listParams) deliveries() *store.DeliveryListParams {
+	return &store.DeliveryListParams{Source: p.Source, Destination: p.Destination, Status: p.Status, Type: p.Type, EventID: p.EventID,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
 // parseListParams reads a list's query parameters. Unknown, repeated or
 // malformed parameters are errors naming the parameter, so that a typo does
 // not silently widen a list (or a bulk retry).
-func parseListParams(q url.Values, kind listKind) (store.ListParams, error) {
-	p := store.ListParams{Limit: DefaultLimit}
+func parseListParams(q url.Values, kind listKind) (listParams, error) {
+	p := listParams{Limit: DefaultLimit}
 	if q == nil {
 		return p, nil
 	}

@@ -6,7 +6,7 @@
 // Work always comes from the store, never from memory alone: a delivery is
 // claimed under a lease (its NextAttemptAt moves to the lease expiry and its
 // Attempts count, the fencing token, goes up by one) before it is sent, and
-// its outcome is recorded with [store.Store.AttemptRecord] afterwards. If the
+// its outcome is recorded with [store.Queue.AttemptRecord] afterwards. If the
 // process dies in between, the lease expires and the delivery is claimed
 // again, so delivery is at least once; receivers deduplicate on the
 // webhook-id header, which every attempt of one event carries unchanged.

@@ -163,7 +163,7 @@ func waitStatus(t testing.TB, s store.Store, id, status string) *store.Delivery 
 
 func countStatus(t testing.TB, s store.Store, dest, status string) int {
 	t.Helper()
-	ds, err := s.DeliveryList(context.Background(), &store.ListParams{Destination: dest, Status: status, Limit: 1000})
+	ds, err := s.DeliveryList(context.Background(), &store.DeliveryListParams{Destination: dest, Status: status, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -670,7 +670,7 @@ func TestDeadDestinationDoesNotSlowOthers(t *testing.T) {
 		t.Errorf("hanging destination had %d requests in flight, want at most 2", got)
 	}
 	waitFor(t, "the refused destination to record failures", func() bool {
-		ds, err := s.DeliveryList(context.Background(), &store.ListParams{Destination: "refused", Limit: 1})
+		ds, err := s.DeliveryList(context.Background(), &store.DeliveryListParams{Destination: "refused", Limit: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

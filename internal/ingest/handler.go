@@ -66,7 +66,7 @@ const (
 
 // Handler serves the ingest endpoints. It is safe for concurrent use.
 type Handler struct {
-	store   store.Store
+	store   store.Ingester
 	catalog *catalog.Catalog
 	log     *slog.Logger
 	now     func() time.Time
@@ -75,7 +75,7 @@ type Handler struct {
 }
 
 // New returns a Handler that reads sources from cat and writes to s.
-func New(s store.Store, cat *catalog.Catalog, opts *Options) *Handler {
+func New(s store.Ingester, cat *catalog.Catalog, opts *Options) *Handler {
 	var o Options
 	if opts != nil {
 		o = *opts

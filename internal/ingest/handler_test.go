@@ -140,7 +140,7 @@ func TestAcceptFanOutAndDedup(t *testing.T) {
 	if code != 200 || res["duplicate"] != true || res["event_id"] != eventID {
 		t.Fatalf("retry: %d %v", code, res)
 	}
-	ds, err := b.store.DeliveryList(ctx, &store.ListParams{EventID: eventID})
+	ds, err := b.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: eventID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestAcceptFanOutAndDedup(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("other: %d %v", code, res)
 	}
-	ds, _ = b.store.DeliveryList(ctx, &store.ListParams{EventID: res["event_id"].(string)})
+	ds, _ = b.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: res["event_id"].(string)})
 	if len(ds) != 1 || ds[0].Destination != "audit" {
 		t.Errorf("deliveries for charge.refunded = %+v", ds)
 	}

@@ -121,7 +121,7 @@ func lookupPath(v any, path string) (any, bool) {
 // Correlator matches incoming events against open waits. Waits are
 // indexed by source, so an event costs a map lookup plus the waits of its
 // own source, never a scan of all waits. Completion goes through
-// [store.Store.TaskUpdate], which lets exactly one of racing matches win,
+// [store.Tasks.TaskUpdate], which lets exactly one of racing matches win,
 // on this instance or another.
 type Correlator struct {
 	store    store.Store
@@ -382,7 +382,7 @@ func (c *Correlator) WaitSync(ctx context.Context, key, owner string, spec WaitS
 
 // lookBack returns the oldest event matching w received since w.since.
 func (c *Correlator) lookBack(ctx context.Context, w *waiter) (*EventView, error) {
-	p := &store.ListParams{Source: w.source, Type: w.typ, Since: w.since, Limit: 1000}
+	p := &store.EventListParams{Source: w.source, Type: w.typ, Since: w.since, Limit: 1000}
 	var found *EventView
 	for {
 		evs, err := c.store.EventList(ctx, p)

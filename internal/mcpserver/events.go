@@ -147,7 +147,7 @@ func occurrence(ev *store.Event, view *EventView) map[string]any {
 // eventsAfter returns the matching events after cur, oldest first, at most
 // limit, and whether more remain.
 func (s *Server) eventsAfter(ctx context.Context, sub *eventsSubscription, cur eventsCursor, limit int) ([]map[string]any, eventsCursor, bool, error) {
-	p := &store.ListParams{Source: sub.source, Type: sub.w.typ, Since: cur.at, Limit: 1000}
+	p := &store.EventListParams{Source: sub.source, Type: sub.w.typ, Since: cur.at, Limit: 1000}
 	var all []*store.Event
 	for {
 		page, err := s.store.EventList(ctx, p)

@@ -73,7 +73,7 @@ func (s *Server) readSourceEvents(ctx context.Context, req *mcp.ReadResourceRequ
 	if _, err := s.store.SourceGet(ctx, name); err != nil {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
-	evs, err := s.store.EventList(ctx, &store.ListParams{Source: name, Limit: latestEvents})
+	evs, err := s.store.EventList(ctx, &store.EventListParams{Source: name, Limit: latestEvents})
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", name, err)
 	}

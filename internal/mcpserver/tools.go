@@ -192,7 +192,7 @@ type eventList struct {
 }
 
 func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listEventsArgs) (*mcp.CallToolResult, eventList, error) {
-	p := &store.ListParams{Source: a.Source, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
+	p := &store.EventListParams{Source: a.Source, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
 	if p.Limit <= 0 {
 		p.Limit = 20
 	}
@@ -247,7 +247,7 @@ func (s *Server) getEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventID
 		view = &EventView{EventID: ev.ID, Source: ev.Source, Type: ev.Type, ReceivedAt: ev.ReceivedAt}
 	}
 	out := eventDetail{Event: view, Status: ev.Status, RequestID: ev.RequestID, Deliveries: []*deliveryWithAttempts{}}
-	ds, err := s.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: 1000})
+	ds, err := s.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: ev.ID, Limit: 1000})
 	if err != nil {
 		return nil, eventDetail{}, fmt.Errorf("deliveries of %s: %w", ev.ID, err)
 	}
@@ -320,7 +320,7 @@ type deliveryList struct {
 }
 
 func (s *Server) listDeadDeliveries(ctx context.Context, _ *mcp.CallToolRequest, a deadArgs) (*mcp.CallToolResult, deliveryList, error) {
-	p := &store.ListParams{Destination: a.Destination, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
+	p := &store.DeliveryListParams{Destination: a.Destination, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
 	if p.Limit <= 0 {
 		p.Limit = 20
 	}

@@ -135,7 +135,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func countDeliveries(t *testing.T, s store.Store, dest, status string) int {
 	t.Helper()
-	ds, err := s.DeliveryList(context.Background(), &store.ListParams{Destination: dest, Status: status, Limit: 1000})
+	ds, err := s.DeliveryList(context.Background(), &store.DeliveryListParams{Destination: dest, Status: status, Limit: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

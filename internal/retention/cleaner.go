@@ -1,7 +1,7 @@
 // Package retention prunes old history from the store: requests, events,
 // finished deliveries and their attempts older than the configured
 // retention, and dedup keys whose window has ended. It owns the schedule
-// and the batching; what may be deleted is [store.Store.Prune]'s contract.
+// and the batching; what may be deleted is [store.Pruner.Prune]'s contract.
 //
 // Work is done in small batches with a pause between them, so that pruning
 // a large backlog never holds storage long enough to delay ingestion.
@@ -58,14 +58,14 @@ type Options struct {
 // Cleaner prunes the store periodically. Create it with [New]; it is used
 // by one [Cleaner.Run] at a time.
 type Cleaner struct {
-	store store.Store
+	store store.Pruner
 	opts  Options
 	log   *slog.Logger
 	now   func() time.Time
 }
 
 // New returns a Cleaner for s. opts may be nil; it is copied.
-func New(s store.Store, opts *Options) *Cleaner {
+func New(s store.Pruner, opts *Options) *Cleaner {
 	if s == nil {
 		panic("retention: New with nil store")
 	}

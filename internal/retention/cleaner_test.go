@@ -49,7 +49,7 @@ func TestRunOncePrunesInBatches(t *testing.T) {
 			t.Errorf("recent event %s: %v", id, err)
 		}
 	}
-	evs, _ := s.EventList(ctx, &store.ListParams{Limit: 100})
+	evs, _ := s.EventList(ctx, &store.EventListParams{Limit: 100})
 	if len(evs) != len(keep) {
 		t.Errorf("%d events left, want %d", len(evs), len(keep))
 	}

@@ -10,7 +10,7 @@
 // driver to the guarantees documented here.
 //
 // Writes that must be atomic together are single methods
-// ([Store.RequestIngest], [Store.AttemptRecord]) rather than caller-driven
+// ([Ingester.RequestIngest], [Queue.AttemptRecord]) rather than caller-driven
 // transactions, so that a driver can batch many of them into one commit
 // (group commit) without changing the promise to each caller: when the method
 // returns nil, its rows are durable.
@@ -21,12 +21,41 @@ import (
 	"time"
 )
 
-// Store is the storage seam of mailroom. Implementations are safe for
-// concurrent use. Every method honours ctx for cancellation of waiting, but a
-// write that has been handed to the storage engine may still commit after
-// ctx is done; callers must treat an error as "unknown outcome" and rely on
-// idempotency (dedup keys, fencing) to retry safely.
+// Store is the storage seam of mailroom: every role below, plus the
+// lifecycle. Implementations are safe for concurrent use. Every method
+// honours ctx for cancellation of waiting, but a write that has been
+// handed to the storage engine may still commit after ctx is done; callers
+// must treat an error as "unknown outcome" and rely on idempotency (dedup
+// keys, fencing) to retry safely.
+//
+// Consumers take the narrowest role they need ([Ingester], [Queue],
+// [Catalog], [Tasks], [History], [Pruner], [Notifier]), so that what a
+// package can touch reads from its constructor.
 type Store interface {
+	Ingester
+	Queue
+	Catalog
+	Tasks
+	History
+	Pruner
+	Notifier
+
+	// Ready reports whether the store can persist right now: it makes a
+	// real small write (and commit), so a full disk, a read-only file
+	// system, a standby or an unreachable server all fail it. The outcome
+	// is cached for [ReadyCacheTTL], so frequent health checks cost at
+	// most one write per interval.
+	Ready(ctx context.Context) error
+	// Close stops the driver and releases its resources. Calls after Close
+	// return [ErrClosed].
+	Close() error
+}
+
+// ReadyCacheTTL is how long [Store.Ready] reuses its last outcome.
+const ReadyCacheTTL = time.Second
+
+// Ingester records inbound requests: what the ingest handler needs.
+type Ingester interface {
 	// RequestIngest persists an accepted request, deduplicates it, and for a
 	// first occurrence creates its event and deliveries, all in one
 	// transaction. It returns only after that transaction is durable. When
@@ -37,29 +66,19 @@ type Store interface {
 	// RequestInsert records a request that was not accepted (for example a
 	// failed signature), with its reason. The store assigns the id.
 	RequestInsert(ctx context.Context, r *Request) (string, error)
-	// RequestGetByID returns a request with its headers and body, or
-	// [ErrNotFound].
-	RequestGetByID(ctx context.Context, id string) (*Request, error)
-	// RequestList returns requests newest first, without bodies.
-	RequestList(ctx context.Context, p *ListParams) ([]*Request, error)
+}
 
-	// EventGetByID returns an event or [ErrNotFound].
-	EventGetByID(ctx context.Context, id string) (*Event, error)
-	// EventList returns events newest first.
-	EventList(ctx context.Context, p *ListParams) ([]*Event, error)
-
+// Queue is the delivery work queue: creating, claiming, finishing and
+// retrying deliveries, and its per-destination figures.
+type Queue interface {
 	// DeliveryInsertMany creates pending deliveries due at their
 	// NextAttemptAt (or now when zero) and marks their events routed. The
 	// store assigns the ids.
 	DeliveryInsertMany(ctx context.Context, ds []*Delivery) error
-	// DeliveryGetByID returns a delivery or [ErrNotFound].
-	DeliveryGetByID(ctx context.Context, id string) (*Delivery, error)
-	// DeliveryList returns deliveries newest first.
-	DeliveryList(ctx context.Context, p *ListParams) ([]*Delivery, error)
 	// DeliveryClaimDue leases up to p.Limit pending deliveries of one
 	// destination whose NextAttemptAt is at or before p.Now, oldest due
 	// first. Each claimed delivery's Attempts is incremented (the returned
-	// value is the fencing token for [Store.AttemptRecord]) and its
+	// value is the fencing token for [Queue.AttemptRecord]) and its
 	// NextAttemptAt moved to p.LeaseUntil, so no other caller claims it
 	// until the lease expires. With p.Ordered it claims at most the oldest
 	// pending delivery of the destination, and only when that one is due.
@@ -69,19 +88,40 @@ type Store interface {
 	DeliveryRetry(ctx context.Context, id string, now time.Time) (*Delivery, error)
 	// DeliveryRetryMany does what DeliveryRetry does for every delivery that
 	// matches p (Status defaults to dead) and returns how many it changed.
-	DeliveryRetryMany(ctx context.Context, p *ListParams, now time.Time) (int, error)
+	DeliveryRetryMany(ctx context.Context, p *DeliveryRetryManyParams) (int, error)
 	// DeliveryStats returns, per destination, the number of pending
 	// deliveries, the oldest one's creation time, and the count of dead ones.
 	DeliveryStats(ctx context.Context) ([]DestinationStats, error)
-
 	// AttemptRecord stores one attempt and moves its delivery to p.Status
 	// (pending with p.NextAttemptAt, succeeded or dead) in one transaction.
 	// The delivery moves only if its Attempts still equals p.Attempt.Number;
 	// otherwise the attempt is stored and [ErrLeaseLost] returned.
 	AttemptRecord(ctx context.Context, p *AttemptRecordParams) error
+}
+
+// History reads what was received and what happened to it. Lists come
+// newest first, in creation order (ids are time-sorted), and page by
+// cursor.
+type History interface {
+	// RequestGetByID returns a request with its headers and body, or
+	// [ErrNotFound].
+	RequestGetByID(ctx context.Context, id string) (*Request, error)
+	// RequestList returns requests newest first, without bodies.
+	RequestList(ctx context.Context, p *RequestListParams) ([]*Request, error)
+	// EventGetByID returns an event or [ErrNotFound].
+	EventGetByID(ctx context.Context, id string) (*Event, error)
+	// EventList returns events newest first.
+	EventList(ctx context.Context, p *EventListParams) ([]*Event, error)
+	// DeliveryGetByID returns a delivery or [ErrNotFound].
+	DeliveryGetByID(ctx context.Context, id string) (*Delivery, error)
+	// DeliveryList returns deliveries newest first.
+	DeliveryList(ctx context.Context, p *DeliveryListParams) ([]*Delivery, error)
 	// AttemptList returns a delivery's attempts in order.
 	AttemptList(ctx context.Context, deliveryID string) ([]*Attempt, error)
+}
 
+// Catalog holds the sources, destinations and connections.
+type Catalog interface {
 	// SourceUpsert creates or replaces a source by name.
 	SourceUpsert(ctx context.Context, s *Source) error
 	// SourceGet returns a source by name or [ErrNotFound].
@@ -115,7 +155,10 @@ type Store interface {
 	ConnectionList(ctx context.Context) ([]*Connection, error)
 	// ConnectionDelete removes a connection or returns [ErrNotFound].
 	ConnectionDelete(ctx context.Context, id string) error
+}
 
+// Tasks holds durable MCP tasks.
+type Tasks interface {
 	// TaskCreate stores a new task in t.Status (working when empty). The
 	// caller sets ID; the store stamps CreatedAt, UpdatedAt and ExpiresAt.
 	// An existing ID is [ErrDuplicate].
@@ -123,7 +166,8 @@ type Store interface {
 	// TaskGet returns a task, or [ErrNotFound] when there is none or it
 	// expired before now.
 	TaskGet(ctx context.Context, id string, now time.Time) (*Task, error)
-	// TaskList returns tasks newest first.
+	// TaskList returns tasks newest first by creation time (ties broken
+	// by id, so pages never skip or repeat a task).
 	TaskList(ctx context.Context, p *TaskListParams) ([]*Task, error)
 	// TaskUpdate changes a task that is not terminal and returns it. On a
 	// terminal task it changes nothing and returns the task with
@@ -136,7 +180,10 @@ type Store interface {
 	// TaskDeleteExpired deletes up to limit tasks expired before now and
 	// returns how many it deleted.
 	TaskDeleteExpired(ctx context.Context, now time.Time, limit int) (int, error)
+}
 
+// Pruner deletes old history.
+type Pruner interface {
 	// Prune deletes history older than p.Before, at most p.Limit rows of
 	// each table per call, and says how many of each it deleted; callers
 	// repeat it until [PruneResult.Done] so that no call holds the writer
@@ -148,16 +195,14 @@ type Store interface {
 	// by p.Now. Pending deliveries, and the events and requests they are
 	// sent from, are never deleted.
 	Prune(ctx context.Context, p *PruneParams) (*PruneResult, error)
+}
 
+// Notifier tells in-process loops that something changed.
+type Notifier interface {
 	// Subscribe returns a channel of change notifications until ctx ends.
 	// Notifications are hints for waking loops, not a log: a slow
 	// subscriber may miss some, so consumers also poll.
 	Subscribe(ctx context.Context) <-chan Notification
-	// Ping checks that storage can take writes.
-	Ping(ctx context.Context) error
-	// Close stops the driver and releases its resources. Calls after Close
-	// return [ErrClosed].
-	Close() error
 }
 
 // RequestIngestParams is the input of [Store.RequestIngest].
@@ -184,39 +229,100 @@ type RequestIngestResult struct {
 	DeliveryIDs []string
 }
 
-// ListParams filters and pages a list. Zero fields do not filter.
-type ListParams struct {
-	Source      string
-	Destination string
-	Status      string
-	// Type filters events by event type.
+// RequestListParams filters and pages [History.RequestList]. Zero fields
+// do not filter.
+type RequestListParams struct {
+	Source string
+	Status string
+	// Type keeps requests whose event has this event type (so rejected
+	// requests, which have no event, never match).
 	Type string
-	// EventID filters deliveries by event.
+	// EventID keeps the requests of one event: the one that created it
+	// and its duplicates.
 	EventID string
-	// Query keeps only rows whose request body contains Query as a
-	// substring (for events and deliveries, the body of the request that
-	// created them). ASCII letters match regardless of case; every other
-	// character, including % and _, matches only itself.
+	// Query keeps requests whose body contains Query as a substring.
+	// ASCII letters match regardless of case; every other character,
+	// including % and _, matches only itself.
 	Query string
-	Since time.Time
-	Until time.Time
+	// Since and Until bound the receipt time: Since <= received_at < Until.
+	Since, Until time.Time
 	// Cursor is the id of the last row of the previous page; the list
 	// continues after it (older).
 	Cursor string
-	// Limit caps the rows returned. Zero means 50; at most 1000.
+	// Limit caps the rows returned (see [PageLimit]).
 	Limit int
 }
 
-// Normalized returns p with Limit defaulted and clamped.
-func (p ListParams) Normalized() ListParams {
-	if p.Limit <= 0 {
-		p.Limit = 50
-	}
-	if p.Limit > 1000 {
-		p.Limit = 1000
-	}
-	return p
+// EventListParams filters and pages [History.EventList]. Zero fields do
+// not filter.
+type EventListParams struct {
+	Source string
+	Status string
+	// Type filters by event type.
+	Type string
+	// Query keeps events whose request body contains Query (matched as
+	// [RequestListParams.Query] is).
+	Query string
+	// Since and Until bound the receipt time: Since <= received_at < Until.
+	Since, Until time.Time
+	// Cursor is the id of the last row of the previous page.
+	Cursor string
+	// Limit caps the rows returned (see [PageLimit]).
+	Limit int
 }
+
+// DeliveryListParams filters and pages [History.DeliveryList]. Zero fields
+// do not filter.
+type DeliveryListParams struct {
+	Source      string
+	Destination string
+	Status      string
+	// Type keeps deliveries whose event has this event type.
+	Type    string
+	EventID string
+	// Query keeps deliveries whose request body contains Query (matched as
+	// [RequestListParams.Query] is).
+	Query string
+	// Since and Until bound the creation time: Since <= created_at < Until.
+	Since, Until time.Time
+	// Cursor is the id of the last row of the previous page.
+	Cursor string
+	// Limit caps the rows returned (see [PageLimit]).
+	Limit int
+}
+
+// DeliveryRetryManyParams selects the deliveries [Queue.DeliveryRetryMany]
+// makes due again. Zero fields do not filter, except Status, which
+// defaults to dead.
+type DeliveryRetryManyParams struct {
+	Source      string
+	Destination string
+	Status      string
+	Type        string
+	EventID     string
+	Query       string
+	Since       time.Time
+	Until       time.Time
+	// Now is when the deliveries become due. Zero means the wall clock.
+	Now time.Time
+}
+
+// PageLimit returns limit defaulted and clamped for a list: zero or less
+// means [DefaultPageLimit], and at most [MaxPageLimit].
+func PageLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultPageLimit
+	}
+	return min(limit, MaxPageLimit)
+}
+
+// Page sizes of every list.
+const (
+	// DefaultPageLimit is a list's page size when it sets none.
+	DefaultPageLimit = 50
+	// MaxPageLimit is the largest page a list returns.
+	MaxPageLimit = 1000
+)
 
 // DeliveryClaimDueParams is the input of [Store.DeliveryClaimDue].
 type DeliveryClaimDueParams struct {

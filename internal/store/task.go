@@ -69,8 +69,9 @@ type TaskWait struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 }
 
-// TaskListParams filters and pages [Store.TaskList]. Tasks come newest
-// first; Cursor is the id of the last task of the previous page.
+// TaskListParams filters and pages [Tasks.TaskList]. Tasks come newest
+// first by creation time, ties broken by id; Cursor is the id of the last
+// task of the previous page.
 type TaskListParams struct {
 	// Owner restricts the list to one identity; empty lists every owner
 	// (admin views only).
@@ -79,7 +80,8 @@ type TaskListParams struct {
 	// Open lists only tasks that are not terminal.
 	Open   bool
 	Cursor string
-	Limit  int
+	// Limit caps the rows returned (see [PageLimit]).
+	Limit int
 	// Now hides tasks expired at Now; zero means the wall clock.
 	Now time.Time
 }

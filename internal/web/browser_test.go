@@ -193,7 +193,7 @@ func TestBrowser(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the dispatcher made no attempt")
 	}
-	ds, err := b.store.DeliveryList(context.Background(), &store.ListParams{EventID: evID})
+	ds, err := b.store.DeliveryList(context.Background(), &store.DeliveryListParams{EventID: evID})
 	if err != nil || len(ds) != 1 || ds[0].Status != store.DeliveryDead {
 		t.Fatalf("delivery after the failed attempt: %+v, %v", ds, err)
 	}

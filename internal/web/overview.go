@@ -58,11 +58,11 @@ type overviewData struct {
 }
 
 // listSince reads every row of a newest-first list since t, up to max.
-func listSince[T any](ctx context.Context, since time.Time, max int, fetch func(context.Context, *store.ListParams) ([]*T, error), id func(*T) string) ([]*T, bool, error) {
+func listSince[T any](ctx context.Context, since time.Time, max int, fetch func(context.Context, listParams) ([]*T, error), id func(*T) string) ([]*T, bool, error) {
 	var out []*T
-	p := store.ListParams{Since: since, Limit: 1000}
+	p := listParams{Since: since, Limit: 1000}
 	for {
-		rows, err := fetch(ctx, &p)
+		rows, err := fetch(ctx, p)
 		if err != nil {
 			return nil, false, err
 		}
@@ -95,7 +95,7 @@ func (w *Server) overview(rw http.ResponseWriter, r *http.Request) {
 		return d.Buckets[min(max(i, 0), rateBuckets-1)]
 	}
 
-	reqs, cut1, err := listSince(ctx, since, maxRateRows, w.store.RequestList, func(r *store.Request) string { return r.ID })
+	reqs, cut1, err := listSince(ctx, since, maxRateRows, w.listRequests, func(r *store.Request) string { return r.ID })
 	if err != nil {
 		w.storageError(rw, r, err)
 		return
@@ -114,7 +114,7 @@ func (w *Server) overview(rw http.ResponseWriter, r *http.Request) {
 			d.Accepted++
 		}
 	}
-	dls, cut2, err := listSince(ctx, since, maxRateRows, w.store.DeliveryList, func(d *store.Delivery) string { return d.ID })
+	dls, cut2, err := listSince(ctx, since, maxRateRows, w.listDeliveries, func(d *store.Delivery) string { return d.ID })
 	if err != nil {
 		w.storageError(rw, r, err)
 		return

@@ -53,16 +53,40 @@ func (f listFilter) pageURL(path, cursor string) string {
 	return path + "?" + v.Encode()
 }
 
+// listParams is a list page's filters and page; its methods give each
+// store list its own parameters.
+type listParams struct {
+	Source, Status, Type, Query string
+	Since, Until                time.Time
+	Cursor                      string
+	Limit                       int
+}
+
+func (p listParams) requests() *store.RequestListParams {
+	return &store.RequestListParams{Source: p.Source, Status: p.Status, Type: p.Type, Query: p.Query,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
+func (p listParams) events() *store.EventListParams {
+	return &store.EventListParams{Source: p.Source, Status: p.Status, Type: p.Type, Query: p.Query,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
+func (p listParams) deliveries() *store.DeliveryListParams {
+	return &store.DeliveryListParams{Source: p.Source, Status: p.Status, Type: p.Type, Query: p.Query,
+		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
 // parseFilter reads a list page's filters into store parameters. Bad
 // input is an error to show above the list.
-func parseFilter(q url.Values, now time.Time) (listFilter, store.ListParams, error) {
+func parseFilter(q url.Values, now time.Time) (listFilter, listParams, error) {
 	f := listFilter{
 		Source: strings.TrimSpace(q.Get("source")), Status: strings.TrimSpace(q.Get("status")),
 		Type: strings.TrimSpace(q.Get("type")), Query: q.Get("q"),
 		Range: q.Get("range"), Since: strings.TrimSpace(q.Get("since")), Until: strings.TrimSpace(q.Get("until")),
 		Cursor: q.Get("cursor"),
 	}
-	p := store.ListParams{Source: f.Source, Status: f.Status, Type: f.Type, Query: f.Query, Cursor: f.Cursor, Limit: PageSize}
+	p := listParams{Source: f.Source, Status: f.Status, Type: f.Type, Query: f.Query, Cursor: f.Cursor, Limit: PageSize}
 	if f.Range != "" {
 		d, err := time.ParseDuration(strings.Replace(f.Range, "d", "h", 1))
 		if strings.HasSuffix(f.Range, "d") && err == nil {
@@ -101,10 +125,10 @@ func parseTime(s string) (time.Time, error) {
 
 // fetchPage fetches one page of a newest-first list and the cursor of the
 // next one, asking for one row more than it shows.
-func fetchPage[T any](ctx context.Context, p store.ListParams, fetch func(context.Context, *store.ListParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
+func fetchPage[T any](ctx context.Context, p listParams, fetch func(context.Context, listParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
 	q := p
 	q.Limit = p.Limit + 1
-	rows, err := fetch(ctx, &q)
+	rows, err := fetch(ctx, q)
 	if err != nil {
 		return nil, "", err
 	}
@@ -113,6 +137,18 @@ func fetchPage[T any](ctx context.Context, p store.ListParams, fetch func(contex
 		return rows, id(rows[len(rows)-1]), nil
 	}
 	return rows, "", nil
+}
+
+func (w *Server) listRequests(ctx context.Context, p listParams) ([]*store.Request, error) {
+	return w.store.RequestList(ctx, p.requests())
+}
+
+func (w *Server) listEvents(ctx context.Context, p listParams) ([]*store.Event, error) {
+	return w.store.EventList(ctx, p.events())
+}
+
+func (w *Server) listDeliveries(ctx context.Context, p listParams) ([]*store.Delivery, error) {
+	return w.store.DeliveryList(ctx, p.deliveries())
 }
 
 // listData is what every list page's template gets.
@@ -149,7 +185,7 @@ func (w *Server) requestList(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else {
-		rows, next, err := fetchPage(ctx, p, w.store.RequestList, func(r *store.Request) string { return r.ID })
+		rows, next, err := fetchPage(ctx, p, w.listRequests, func(r *store.Request) string { return r.ID })
 		if err != nil {
 			w.storageError(rw, r, err)
 			return
@@ -230,7 +266,7 @@ func (w *Server) eventList(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else {
-		evs, next, err := fetchPage(ctx, p, w.store.EventList, func(e *store.Event) string { return e.ID })
+		evs, next, err := fetchPage(ctx, p, w.listEvents, func(e *store.Event) string { return e.ID })
 		if err != nil {
 			w.storageError(rw, r, err)
 			return
@@ -239,7 +275,7 @@ func (w *Server) eventList(rw http.ResponseWriter, r *http.Request) {
 		for _, ev := range evs {
 			row := &eventRow{Event: ev}
 			if ev.Deliveries > 0 {
-				ds, err := w.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: 1000})
+				ds, err := w.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: ev.ID, Limit: 1000})
 				if err != nil {
 					w.storageError(rw, r, err)
 					return
@@ -297,7 +333,7 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := &eventData{Event: ev}
-	ds, err := w.store.DeliveryList(ctx, &store.ListParams{EventID: ev.ID, Limit: 1000})
+	ds, err := w.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: ev.ID, Limit: 1000})
 	if err != nil {
 		w.storageError(rw, r, err)
 		return
@@ -324,7 +360,7 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 		default:
 			d.Request = w.viewRequest(ctx, req)
 		}
-		reqs, err := w.store.RequestList(ctx, &store.ListParams{EventID: ev.ID, Status: store.RequestDuplicate, Limit: 100})
+		reqs, err := w.store.RequestList(ctx, &store.RequestListParams{EventID: ev.ID, Status: store.RequestDuplicate, Limit: 100})
 		if err != nil {
 			w.storageError(rw, r, err)
 			return
@@ -402,7 +438,7 @@ func (w *Server) destinationRows(ctx context.Context) ([]*destinationRow, error)
 		if row.Concurrency == 0 {
 			row.Concurrency = 10
 		}
-		ds, err := w.store.DeliveryList(ctx, &store.ListParams{Destination: d.Name, Limit: recentDeliveries})
+		ds, err := w.store.DeliveryList(ctx, &store.DeliveryListParams{Destination: d.Name, Limit: recentDeliveries})
 		if err != nil {
 			return nil, err
 		}

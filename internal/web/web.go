@@ -4,7 +4,7 @@
 // attempts, destinations, sources, MCP tasks) and offer the operator's
 // actions (retry a delivery, replay an event, pause and resume a
 // destination). New rows appear without a reload through a server-sent
-// event stream fed by [store.Store.Subscribe].
+// event stream fed by [store.Notifier.Subscribe].
 //
 // Templates, the stylesheet and the one script are embedded, so the binary
 // needs no build step and no network. The pages work without JavaScript

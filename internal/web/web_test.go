@@ -478,7 +478,7 @@ func TestActions(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "flash=replayed&n=1") {
 		t.Fatalf("replay: %d %q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	ds, _ := b.store.DeliveryList(ctx, &store.ListParams{EventID: f.eventID})
+	ds, _ := b.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: f.eventID})
 	if len(ds) != 2 {
 		t.Errorf("after replay: %d deliveries, want 2", len(ds))
 	}

@@ -51,7 +51,6 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -60,11 +59,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/store/sqlrow"
+	"github.com/mailroomhq/mailroom/internal/store/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -116,13 +114,16 @@ type Options struct {
 }
 
 // Store is the PostgreSQL driver. It is safe for concurrent use; Close
-// releases its pool, writers and listener.
+// releases its pool, writers and listener. Every [store.Store] method but
+// Subscribe and Close comes from the shared SQL core ([sqlstore.Store])
+// running on this driver's pool and writers.
 type Store struct {
+	*sqlstore.Store
 	opts    Options
 	log     *slog.Logger
 	pool    *pgxpool.Pool
 	hub     store.Hub
-	ids     *store.IDGenerator
+	rebind  sqlstore.Rebinder
 	channel string
 	origin  string // this Store's id in notification payloads
 
@@ -190,7 +191,6 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		opts:    o,
 		log:     log,
 		pool:    pool,
-		ids:     store.NewIDGenerator(),
 		channel: channel,
 		origin:  hex.EncodeToString(origin[:]),
 		ops:     make(chan *writeOp, o.MaxBatch*o.Writers*2),
@@ -199,6 +199,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect, Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Closed: s.closed})
 	l := newListener(s, cfg.ConnConfig.Copy())
 	if err := l.connect(ctx); err != nil {
 		stop()
@@ -359,47 +360,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Subscribe implements [store.Store]. It sees this instance's commits and,
+// Subscribe implements [store.Notifier]. It sees this instance's commits and,
 // through LISTEN, every other instance's on the same channel.
 func (s *Store) Subscribe(ctx context.Context) <-chan store.Notification {
 	return s.hub.Subscribe(ctx)
-}
-
-// Ping checks that the server answers and is not a read-only standby.
-func (s *Store) Ping(ctx context.Context) error {
-	select {
-	case <-s.closed:
-		return store.ErrClosed
-	default:
-	}
-	var standby bool
-	if err := s.pool.QueryRow(ctx, `SELECT pg_is_in_recovery()`).Scan(&standby); err != nil {
-		return fmt.Errorf("ping postgres: %w", interpretError(err))
-	}
-	if standby {
-		return errors.New("ping postgres: server is a read-only standby (in recovery)")
-	}
-	return nil
-}
-
-// micros converts t to the stored form; the zero time is 0.
-func micros(t time.Time) int64 { return sqlrow.Micros(t) }
-
-// fromMicros converts a stored time back; 0 is the zero time.
-func fromMicros(v int64) time.Time { return sqlrow.FromMicros(v) }
-
-// interpretError maps pgx errors onto the store's sentinels.
-func interpretError(err error) error {
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.ErrNotFound
-	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return fmt.Errorf("%w: %v", store.ErrDuplicate, err)
-	case strings.Contains(err.Error(), "closed pool"):
-		return store.ErrClosed
-	}
-	return err
 }

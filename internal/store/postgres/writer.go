@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlstore"
 )
 
 // writeOp is one caller's write. fn runs inside a batch transaction (and,
@@ -23,28 +24,46 @@ type writeOp struct {
 	done  chan struct{}
 }
 
-// wtx is what a writeOp's fn sees: the transaction and its op.
+// wtx is what a writeOp's fn sees: the [sqlstore.Tx] over the batch
+// transaction, bound to its op.
 type wtx struct {
+	querier
 	ctx context.Context
-	tx  pgx.Tx
 	op  *writeOp
 }
 
-// notify queues a notification to send (to other instances) and publish
-// (locally) if this op commits.
-func (w *wtx) notify(n store.Notification) { w.op.notes = append(w.op.notes, n) }
+var _ sqlstore.Tx = (*wtx)(nil)
 
-func (w *wtx) exec(q string, args ...any) (int64, error) {
-	tag, err := w.tx.Exec(w.ctx, q, args...)
-	if err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
+// Notify implements [sqlstore.Tx]: n is sent (to other instances) and
+// published (locally) if this op commits.
+func (w *wtx) Notify(n store.Notification) { w.op.notes = append(w.op.notes, n) }
+
+// writeTx is the [sqlstore.WriteFunc] of the store: fn runs through the
+// group-commit writers, on the batch transaction's context.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx sqlstore.Tx) error) error {
+	return s.write(ctx, func(w *wtx) error { return fn(w.ctx, w) })
 }
 
-func (w *wtx) query(q string, args ...any) (pgx.Rows, error) { return w.tx.Query(w.ctx, q, args...) }
-
-func (w *wtx) queryRow(q string, args ...any) pgx.Row { return w.tx.QueryRow(w.ctx, q, args...) }
+// writeAside is the store's [sqlstore.Engine.WriteAside]: fn runs in a
+// transaction of its own on a pool connection, not through the writers,
+// so that ingestion never queues behind a long maintenance write. Its
+// notifications are published locally after the commit.
+func (s *Store) writeAside(ctx context.Context, fn func(ctx context.Context, tx sqlstore.Tx) error) error {
+	select {
+	case <-s.closed:
+		return store.ErrClosed
+	default:
+	}
+	op := &writeOp{}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return fn(ctx, &wtx{querier: querier{q: tx, rb: &s.rebind}, ctx: ctx, op: op})
+	})
+	if err != nil {
+		return interpretError(err)
+	}
+	s.hub.Publish(op.notes...)
+	return nil
+}
 
 // write hands fn to the writers and waits until its transaction has
 // committed (or failed). If ctx ends first it returns ctx's error, but fn
@@ -190,7 +209,7 @@ func (s *Store) runTx(ops []*writeOp) error {
 		return fmt.Errorf("begin: %w", interpretError(err))
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	w := &wtx{ctx: ctx, tx: tx}
+	w := &wtx{querier: querier{q: tx, rb: &s.rebind}, ctx: ctx}
 	var notes []store.Notification
 	for _, op := range ops {
 		op.notes = op.notes[:0]

@@ -27,13 +27,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/store/sqlrow"
+	"github.com/mailroomhq/mailroom/internal/store/sqlstore"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -57,6 +55,10 @@ type Options struct {
 	MaxBatch int
 	// ReadConns sizes the read pool. If zero, [DefaultReadConns].
 	ReadConns int
+	// CreateDirs creates the database file's missing parent directories.
+	// If false, a missing parent directory is [ErrNoDirectory], so that a
+	// mistyped path does not silently start an empty database.
+	CreateDirs bool
 	// Synchronous is the SQLite synchronous pragma. If empty, "FULL":
 	// every commit is fsynced before it is acknowledged. "NORMAL" survives
 	// a process crash but not power loss.
@@ -68,18 +70,20 @@ type Options struct {
 	NoMigrate bool
 }
 
-// Store is the SQLite driver. It is safe for concurrent use.
+// Store is the SQLite driver. It is safe for concurrent use. Every
+// [store.Store] method but Subscribe and Close comes from the shared SQL
+// core ([sqlstore.Store]) running on this driver's reads and writer.
 type Store struct {
+	*sqlstore.Store
 	opts   Options
 	log    *slog.Logger
 	wdb    *sql.DB
 	wconn  *sql.Conn
 	rdb    *sql.DB
 	w      *writer
-	reads  *readStmts
+	reads  *stmtCache
 	ops    chan *writeOp
 	hub    store.Hub
-	ids    *store.IDGenerator
 	close  sync.Once
 	closed chan struct{} // closed when Close starts
 	done   chan struct{} // closed when the writer has exited
@@ -87,8 +91,12 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path, applies
-// migrations and starts the writer. The caller must Close it.
+// Open opens the database file at path (creating the file, and with
+// [Options.CreateDirs] its missing parent directories), applies migrations
+// and starts the writer. The caller must Close it. A missing parent
+// directory is [ErrNoDirectory]; a file or directory the process may not
+// write is reported in words ("permission denied", "read-only file
+// system"), not as SQLite's "unable to open database file".
 func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -110,11 +118,21 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("open sqlite: create directory %s: %w", dir, err)
-		}
+	if err := checkPath(path, o.CreateDirs); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	s, err := open(ctx, path, o, log)
+	if err != nil {
+		if why := diagnose(path); why != nil {
+			return nil, fmt.Errorf("open sqlite %s: %w", path, why)
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// open opens the connections, migrates and starts the writer.
+func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store, error) {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)"
 	wdsn := "file:" + path + "?" + pragmas + "&_pragma=synchronous(" + o.Synchronous + ")"
 	wdb, err := sql.Open("sqlite", wdsn)
@@ -143,75 +161,25 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
-	w, err := newWriter(ctx, wconn)
-	if err != nil {
-		rdb.Close()
-		wconn.Close()
-		wdb.Close()
-		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
-	}
-	reads, err := prepareReads(ctx, rdb)
-	if err != nil {
-		w.close()
-		rdb.Close()
-		wconn.Close()
-		wdb.Close()
-		return nil, fmt.Errorf("prepare sqlite statements: %w", err)
-	}
 	s := &Store{
-		reads:  reads,
 		opts:   o,
 		log:    log,
 		wdb:    wdb,
 		wconn:  wconn,
 		rdb:    rdb,
-		w:      w,
+		w:      newWriter(ctx, wconn),
+		reads:  newStmtCache(rdb),
 		ops:    make(chan *writeOp, o.MaxBatch*4),
-		ids:    store.NewIDGenerator(),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
+	// The dispatcher's per-delivery lookups: prepared now, not on first use.
+	for _, q := range sqlstore.HotReads {
+		s.reads.stmt(ctx, q)
+	}
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect, Read: s.reads, Write: s.writeTx, Closed: s.closed})
 	go s.runWriter()
 	return s, nil
-}
-
-// readStmts are the hot reads, prepared once on the read pool (database/sql
-// prepares each on a pooled connection the first time it runs there), so
-// that the dispatcher's per-delivery lookups do not parse SQL every time.
-type readStmts struct {
-	request  *sql.Stmt
-	event    *sql.Stmt
-	delivery *sql.Stmt
-}
-
-func prepareReads(ctx context.Context, db *sql.DB) (*readStmts, error) {
-	r := &readStmts{}
-	for _, p := range []struct {
-		st **sql.Stmt
-		q  string
-	}{
-		{&r.request, `SELECT ` + requestCols + ` FROM requests WHERE id = ?`},
-		{&r.event, `SELECT ` + eventCols + ` FROM events WHERE id = ?`},
-		{&r.delivery, `SELECT ` + deliveryCols + ` FROM deliveries WHERE id = ?`},
-	} {
-		st, err := db.PrepareContext(ctx, p.q)
-		if err != nil {
-			r.close()
-			return nil, fmt.Errorf("prepare %q: %w", p.q, err)
-		}
-		*p.st = st
-	}
-	return r, nil
-}
-
-func (r *readStmts) close() error {
-	var errs []error
-	for _, st := range []*sql.Stmt{r.request, r.event, r.delivery} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // migrate refuses a database migrated by a newer mailroom, then applies
@@ -315,32 +283,7 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Subscribe implements [store.Store].
+// Subscribe implements [store.Notifier].
 func (s *Store) Subscribe(ctx context.Context) <-chan store.Notification {
 	return s.hub.Subscribe(ctx)
-}
-
-// Ping runs an empty write transaction through the writer, so it fails when
-// the database cannot take writes.
-func (s *Store) Ping(ctx context.Context) error {
-	return s.write(ctx, func(*writer) error { return nil })
-}
-
-// micros converts t to the stored form; the zero time is 0.
-func micros(t time.Time) int64 { return sqlrow.Micros(t) }
-
-// fromMicros converts a stored time back; 0 is the zero time.
-func fromMicros(v int64) time.Time { return sqlrow.FromMicros(v) }
-
-// interpretError maps driver errors onto the store's sentinels.
-func interpretError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, sql.ErrNoRows):
-		return store.ErrNotFound
-	case strings.Contains(err.Error(), "UNIQUE constraint failed"):
-		return fmt.Errorf("%w: %v", store.ErrDuplicate, err)
-	}
-	return err
 }

@@ -143,7 +143,7 @@ func TestBackup(t *testing.T) {
 	if _, err := b.EventGetByID(ctx, before.EventID); err != nil {
 		t.Errorf("the event written before the backup is not in it: %v", err)
 	}
-	events, err := b.EventList(ctx, &store.ListParams{Limit: 10})
+	events, err := b.EventList(ctx, &store.EventListParams{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

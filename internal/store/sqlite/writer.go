@@ -3,10 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/sqlstore"
 )
 
 // writeOp is one caller's write. fn runs on the writer goroutine inside the
@@ -18,101 +18,58 @@ type writeOp struct {
 	done  chan struct{}
 }
 
-// notify queues a notification to publish if this op commits.
-func (w *writer) notify(n store.Notification) { w.cur.notes = append(w.cur.notes, n) }
-
 // writer owns the write connection and its prepared statements. Only the
-// writer goroutine touches it.
+// writer goroutine touches it. It is the [sqlstore.Tx] that write
+// functions see.
 type writer struct {
-	conn  *sql.Conn
-	ctx   context.Context
-	cur   *writeOp
-	stmts map[string]*sql.Stmt
+	*stmtCache
+	ctx context.Context
+	cur *writeOp
 }
 
-// Statements prepared once on the write connection.
+var _ sqlstore.Tx = (*writer)(nil)
+
+// Transaction control, prepared once like every other statement.
 const (
-	sqlInsertRequest = `INSERT INTO requests (id, source, received_at, method, path, query, headers, body, remote_addr, status, reason, http_status, event_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlInsertEvent = `INSERT INTO events (id, source, request_id, received_at, type, dedup_key, status, deliveries)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlDedupClaim = `INSERT INTO dedup (source, key, event_id, expires_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (source, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
-		WHERE dedup.expires_at <= ?`
-	sqlDedupGet       = `SELECT event_id FROM dedup WHERE source = ? AND key = ?`
-	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`
-	sqlInsertAttempt = `INSERT INTO attempts (id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?
-		WHERE id = ? AND attempts = ? AND status = 'pending'`
-	sqlClaimDue = `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-		WHERE id IN (SELECT id FROM deliveries WHERE destination = ? AND status = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?)
-		RETURNING ` + deliveryCols
-	sqlOrderedHead = `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1`
-	sqlClaimOne    = `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING ` + deliveryCols
-	sqlEventRouted = `UPDATE events SET status = 'routed', deliveries = deliveries + ? WHERE id = ?`
-	sqlBegin       = `BEGIN IMMEDIATE`
-	sqlCommit      = `COMMIT`
-	sqlRollback    = `ROLLBACK`
-	sqlSavepoint   = `SAVEPOINT op`
-	sqlRelease     = `RELEASE op`
-	sqlRollbackTo  = `ROLLBACK TO op`
+	sqlBegin      = `BEGIN IMMEDIATE`
+	sqlCommit     = `COMMIT`
+	sqlRollback   = `ROLLBACK`
+	sqlSavepoint  = `SAVEPOINT op`
+	sqlRelease    = `RELEASE op`
+	sqlRollbackTo = `ROLLBACK TO op`
 )
 
-func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{conn: conn, ctx: context.WithoutCancel(ctx), stmts: map[string]*sql.Stmt{}}
-	for _, q := range []string{sqlInsertRequest, sqlInsertEvent, sqlDedupClaim, sqlDedupGet, sqlInsertDelivery,
-		sqlInsertAttempt, sqlFinishDelivery, sqlClaimDue, sqlOrderedHead, sqlClaimOne, sqlEventRouted,
-		sqlBegin, sqlCommit, sqlRollback, sqlSavepoint, sqlRelease, sqlRollbackTo} {
-		st, err := conn.PrepareContext(ctx, q)
+func newWriter(ctx context.Context, conn *sql.Conn) *writer {
+	return &writer{stmtCache: newStmtCache(conn), ctx: context.WithoutCancel(ctx)}
+}
+
+// Notify implements [sqlstore.Tx]: n is published if this op commits.
+func (w *writer) Notify(n store.Notification) { w.cur.notes = append(w.cur.notes, n) }
+
+// ExecBatch implements [sqlstore.Tx]. SQLite has no round trips to save,
+// so the statements simply run in order.
+func (w *writer) ExecBatch(ctx context.Context, stmts ...sqlstore.Stmt) ([]int64, error) {
+	out := make([]int64, len(stmts))
+	for i, st := range stmts {
+		n, err := w.Exec(ctx, st.SQL, st.Args...)
 		if err != nil {
-			w.close()
-			return nil, fmt.Errorf("prepare %q: %w", firstLine(q), err)
+			return nil, err
 		}
-		w.stmts[q] = st
+		out[i] = n
 	}
-	return w, nil
+	return out, nil
 }
 
-func firstLine(q string) string {
-	for i, c := range q {
-		if c == '\n' {
-			return q[:i]
-		}
-	}
-	return q
+// exec runs transaction control on the writer's context.
+func (w *writer) exec(q string) error {
+	_, err := w.Exec(w.ctx, q)
+	return err
 }
 
-func (w *writer) close() error {
-	var errs []error
-	for _, st := range w.stmts {
-		errs = append(errs, st.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// exec runs a prepared statement, or an ad-hoc one when q was not prepared.
-func (w *writer) exec(q string, args ...any) (sql.Result, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st.ExecContext(w.ctx, args...)
-	}
-	return w.conn.ExecContext(w.ctx, q, args...)
-}
-
-func (w *writer) query(q string, args ...any) (*sql.Rows, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st.QueryContext(w.ctx, args...)
-	}
-	return w.conn.QueryContext(w.ctx, q, args...)
-}
-
-func (w *writer) queryRow(q string, args ...any) *sql.Row {
-	if st, ok := w.stmts[q]; ok {
-		return st.QueryRowContext(w.ctx, args...)
-	}
-	return w.conn.QueryRowContext(w.ctx, q, args...)
+// writeTx is the [sqlstore.WriteFunc] of the store: fn runs through the
+// writer, on the writer's context.
+func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx sqlstore.Tx) error) error {
+	return s.write(ctx, func(w *writer) error { return fn(w.ctx, w) })
 }
 
 // write hands fn to the writer and waits until its batch has committed (or
@@ -192,7 +149,7 @@ func (s *Store) runWriter() {
 // rather than accumulating them.
 func (s *Store) runBatch(ops []*writeOp) {
 	w := s.w
-	if _, err := w.exec(sqlBegin); err != nil {
+	if err := w.exec(sqlBegin); err != nil {
 		s.log.Error("sqlite begin", "err", err)
 		s.finish(ops, fmt.Errorf("begin: %w", err))
 		return
@@ -213,7 +170,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 		}
 	}
 	if failed != nil {
-		if _, err := w.exec(sqlRollback); err != nil {
+		if err := w.exec(sqlRollback); err != nil {
 			s.log.Error("sqlite rollback", "err", err)
 		}
 		if len(ops) == 1 {
@@ -227,7 +184,7 @@ func (s *Store) runBatch(ops []*writeOp) {
 		s.runBatchSavepoints(ops)
 		return
 	}
-	if _, err := w.exec(sqlCommit); err != nil {
+	if err := w.exec(sqlCommit); err != nil {
 		w.exec(sqlRollback)
 		s.log.Error("sqlite commit", "err", err, "ops", len(ops))
 		s.finish(ops, fmt.Errorf("commit: %w", err))
@@ -254,35 +211,35 @@ func (s *Store) finish(ops []*writeOp, err error) {
 // completes them after the commit.
 func (s *Store) runBatchSavepoints(ops []*writeOp) {
 	w := s.w
-	if _, err := w.exec(sqlBegin); err != nil {
+	if err := w.exec(sqlBegin); err != nil {
 		s.log.Error("sqlite begin", "err", err)
 		s.finish(ops, fmt.Errorf("begin: %w", err))
 		return
 	}
 	for _, op := range ops {
 		w.cur = op
-		if _, err := w.exec(sqlSavepoint); err != nil {
+		if err := w.exec(sqlSavepoint); err != nil {
 			op.err = fmt.Errorf("savepoint: %w", err)
 			continue
 		}
 		op.err = op.fn(w)
 		if op.err != nil {
 			op.notes = nil
-			if _, err := w.exec(sqlRollbackTo); err != nil {
+			if err := w.exec(sqlRollbackTo); err != nil {
 				w.exec(sqlRollback)
 				s.log.Error("sqlite rollback to savepoint", "err", err)
 				s.finish(ops, fmt.Errorf("rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := w.exec(sqlRelease); err != nil {
+		if err := w.exec(sqlRelease); err != nil {
 			w.exec(sqlRollback)
 			s.finish(ops, fmt.Errorf("release savepoint: %w", err))
 			return
 		}
 	}
 	w.cur = nil
-	if _, err := w.exec(sqlCommit); err != nil {
+	if err := w.exec(sqlCommit); err != nil {
 		w.exec(sqlRollback)
 		s.log.Error("sqlite commit", "err", err, "ops", len(ops))
 		s.finish(ops, fmt.Errorf("commit: %w", err))

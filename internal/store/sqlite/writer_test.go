@@ -25,8 +25,8 @@ func TestBatchFailureSparesNeighbours(t *testing.T) {
 
 	insert := func(name string) func(w *writer) error {
 		return func(w *writer) error {
-			w.notify(store.Notification{Kind: store.NotifyCatalogChanged, ID: name})
-			_, err := w.exec(`INSERT INTO sources (name, spec, created_at, updated_at) VALUES (?, '{}', 0, 0)`, name)
+			w.Notify(store.Notification{Kind: store.NotifyCatalogChanged, ID: name})
+			_, err := w.Exec(w.ctx, `INSERT INTO sources (name, spec, created_at, updated_at) VALUES (?, '{}', 0, 0)`, name)
 			return err
 		}
 	}

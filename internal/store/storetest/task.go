@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -184,6 +185,53 @@ func testTasks(t *testing.T, newStore NewStore) {
 		waiting, err := s.TaskListWaiting(ctx, time.Time{})
 		if err != nil || len(waiting) != 3 {
 			t.Errorf("waiting: %v %v", ids(waiting), err)
+		}
+	})
+	t.Run("ListNewestFirstByCreationAcrossPages", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		// Task ids are random, so their order says nothing of age: here
+		// the first created has the largest id.
+		const n = 7
+		for i := range n {
+			if err := s.TaskCreate(ctx, newTask(fmt.Sprintf("task_%c", 'z'-i), "alice", nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var all []*store.Task
+		for i := range n {
+			tk, err := s.TaskGet(ctx, fmt.Sprintf("task_%c", 'z'-i), time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, tk)
+		}
+		// Newest first by creation time, ties by id (descending).
+		sort.SliceStable(all, func(i, j int) bool {
+			if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
+				return all[i].CreatedAt.After(all[j].CreatedAt)
+			}
+			return all[i].ID > all[j].ID
+		})
+		want := ids(all)
+		for _, owner := range []string{"alice", ""} {
+			var got []string
+			cursor := ""
+			for range n {
+				page, err := s.TaskList(ctx, &store.TaskListParams{Owner: owner, Limit: 3, Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, ids(page)...)
+				if len(page) < 3 {
+					break
+				}
+				cursor = page[len(page)-1].ID
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("owner %q: pages give %v, want %v", owner, got, want)
+			}
 		}
 	})
 	t.Run("NotifiesChanges", func(t *testing.T) {

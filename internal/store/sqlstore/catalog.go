@@ -1,0 +1,205 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+var catalogChanged = store.Notification{Kind: store.NotifyCatalogChanged}
+
+// upsertSpec writes a source or destination (table) as its JSON spec,
+// keeping created_at (and a destination's paused state) on update.
+func (s *Store) upsertSpec(ctx context.Context, table, name string, v any) error {
+	spec, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	now := micros(s.now())
+	return s.write(ctx, func(ctx context.Context, tx Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`, name, spec, now, now); err != nil {
+			return err
+		}
+		tx.Notify(catalogChanged)
+		return nil
+	})
+}
+
+// deleteWithConnections deletes the row of table whose key is name and
+// the connections whose column col names it (none when col is empty).
+func (s *Store) deleteWithConnections(ctx context.Context, table, key, col, name string) error {
+	return s.write(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE `+key+` = ?`, name)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if col != "" {
+			if _, err := tx.Exec(ctx, `DELETE FROM connections WHERE `+col+` = ?`, name); err != nil {
+				return err
+			}
+		}
+		tx.Notify(catalogChanged)
+		return nil
+	})
+}
+
+// getOne reads one row with scan and names what in an error.
+func getOne[T any](ctx context.Context, q Querier, scan func(Row) (*T, error), what, sql string, args ...any) (*T, error) {
+	v, err := scan(q.QueryRow(ctx, sql, args...))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// listAll reads every row with scan and names what in an error.
+func listAll[T any](ctx context.Context, q Querier, scan func(Row) (*T, error), what, sql string) ([]*T, error) {
+	rows, err := q.Query(ctx, sql)
+	out, err := collect(rows, err, scan)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// SourceUpsert implements [store.Catalog].
+func (s *Store) SourceUpsert(ctx context.Context, src *store.Source) error {
+	if err := s.upsertSpec(ctx, "sources", src.Name, src); err != nil {
+		return fmt.Errorf("upsert source %s: %w", src.Name, err)
+	}
+	return nil
+}
+
+// SourceGet implements [store.Catalog].
+func (s *Store) SourceGet(ctx context.Context, name string) (*store.Source, error) {
+	return getOne(ctx, s.read, scanSource, "source "+name, `SELECT `+sourceCols+` FROM sources WHERE name = ?`, name)
+}
+
+// SourceList implements [store.Catalog].
+func (s *Store) SourceList(ctx context.Context) ([]*store.Source, error) {
+	return listAll(ctx, s.read, scanSource, "sources", `SELECT `+sourceCols+` FROM sources ORDER BY name`)
+}
+
+// SourceDelete implements [store.Catalog].
+func (s *Store) SourceDelete(ctx context.Context, name string) error {
+	if err := s.deleteWithConnections(ctx, "sources", "name", "source", name); err != nil {
+		return fmt.Errorf("delete source %s: %w", name, err)
+	}
+	return nil
+}
+
+// DestinationUpsert implements [store.Catalog].
+func (s *Store) DestinationUpsert(ctx context.Context, d *store.Destination) error {
+	if err := s.upsertSpec(ctx, "destinations", d.Name, d); err != nil {
+		return fmt.Errorf("upsert destination %s: %w", d.Name, err)
+	}
+	return nil
+}
+
+// DestinationGet implements [store.Catalog].
+func (s *Store) DestinationGet(ctx context.Context, name string) (*store.Destination, error) {
+	return getOne(ctx, s.read, scanDestination, "destination "+name, `SELECT `+destCols+` FROM destinations WHERE name = ?`, name)
+}
+
+// DestinationList implements [store.Catalog].
+func (s *Store) DestinationList(ctx context.Context) ([]*store.Destination, error) {
+	return listAll(ctx, s.read, scanDestination, "destinations", `SELECT `+destCols+` FROM destinations ORDER BY name`)
+}
+
+// DestinationDelete implements [store.Catalog].
+func (s *Store) DestinationDelete(ctx context.Context, name string) error {
+	if err := s.deleteWithConnections(ctx, "destinations", "name", "destination", name); err != nil {
+		return fmt.Errorf("delete destination %s: %w", name, err)
+	}
+	return nil
+}
+
+// DestinationSetPaused implements [store.Catalog]. Resuming wakes the
+// destination's dispatcher.
+func (s *Store) DestinationSetPaused(ctx context.Context, name string, paused bool, reason string) error {
+	now := micros(s.now())
+	var pausedAt int64
+	if paused {
+		pausedAt = now
+	} else {
+		reason = ""
+	}
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE destinations SET paused = ?, paused_at = ?, pause_reason = ?, updated_at = ? WHERE name = ?`,
+			paused, pausedAt, reason, now, name)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		tx.Notify(catalogChanged)
+		if !paused {
+			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: name})
+		}
+		return nil
+	})
+	if err != nil {
+		verb := "resume"
+		if paused {
+			verb = "pause"
+		}
+		return fmt.Errorf("%s destination %s: %w", verb, name, err)
+	}
+	return nil
+}
+
+// ConnectionUpsert implements [store.Catalog]. Both ends are checked in
+// the same transaction (and, where the engine locks rows, kept from being
+// deleted until it commits).
+func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error {
+	if c.ID == "" {
+		c.ID = store.ConnectionID(c.Source, c.Destination)
+	}
+	now := micros(s.now())
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM sources WHERE name = ?`+s.d.ForShare+`) a) +
+			(SELECT count(*) FROM (SELECT 1 FROM destinations WHERE name = ?`+s.d.ForShare+`) b)`, c.Source, c.Destination).Scan(&n); err != nil {
+			return err
+		}
+		if n != 2 {
+			return fmt.Errorf("source %q or destination %q: %w", c.Source, c.Destination, store.ErrNotFound)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
+			updated_at = excluded.updated_at`, c.ID, c.Source, c.Destination, c.Filter, now, now); err != nil {
+			return err
+		}
+		tx.Notify(catalogChanged)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("upsert connection %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// ConnectionGet implements [store.Catalog].
+func (s *Store) ConnectionGet(ctx context.Context, id string) (*store.Connection, error) {
+	return getOne(ctx, s.read, scanConnection, "connection "+id, `SELECT `+connectionCols+` FROM connections WHERE id = ?`, id)
+}
+
+// ConnectionList implements [store.Catalog].
+func (s *Store) ConnectionList(ctx context.Context) ([]*store.Connection, error) {
+	return listAll(ctx, s.read, scanConnection, "connections", `SELECT `+connectionCols+` FROM connections ORDER BY id`)
+}
+
+// ConnectionDelete implements [store.Catalog].
+func (s *Store) ConnectionDelete(ctx context.Context, id string) error {
+	if err := s.deleteWithConnections(ctx, "connections", "id", "", id); err != nil {
+		return fmt.Errorf("delete connection %s: %w", id, err)
+	}
+	return nil
+}

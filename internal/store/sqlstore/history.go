@@ -1,0 +1,113 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Point reads by primary key.
+const (
+	sqlGetRequest  = `SELECT ` + requestBodyCols + ` FROM requests WHERE id = ?`
+	sqlGetEvent    = `SELECT ` + eventCols + ` FROM events WHERE id = ?`
+	sqlGetDelivery = `SELECT ` + DeliveryCols + ` FROM deliveries WHERE id = ?`
+)
+
+// HotReads are the point reads the dispatcher runs for every delivery; a
+// driver may prepare them once.
+var HotReads = []string{sqlGetRequest, sqlGetEvent, sqlGetDelivery}
+
+// RequestGetByID implements [store.History].
+func (s *Store) RequestGetByID(ctx context.Context, id string) (*store.Request, error) {
+	r, err := scanRequestBody(s.read.QueryRow(ctx, sqlGetRequest, id))
+	if err != nil {
+		return nil, fmt.Errorf("get request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// RequestList implements [store.History].
+func (s *Store) RequestList(ctx context.Context, p *store.RequestListParams) ([]*store.Request, error) {
+	if p == nil {
+		p = &store.RequestListParams{}
+	}
+	w := &where{}
+	w.eq("source", p.Source)
+	w.eq("status", p.Status)
+	w.eq("event_id", p.EventID)
+	w.eventType("requests", p.Type)
+	s.bodyQuery(w, p.Query, true)
+	w.between("received_at", p.Since, p.Until)
+	tail := w.page(p.Cursor, p.Limit)
+	rows, err := s.read.Query(ctx, `SELECT `+requestCols+` FROM requests`+tail, w.args...)
+	out, err := collect(rows, err, scanRequestHead)
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	return out, nil
+}
+
+// EventGetByID implements [store.History].
+func (s *Store) EventGetByID(ctx context.Context, id string) (*store.Event, error) {
+	e, err := scanEvent(s.read.QueryRow(ctx, sqlGetEvent, id))
+	if err != nil {
+		return nil, fmt.Errorf("get event %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// EventList implements [store.History].
+func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*store.Event, error) {
+	if p == nil {
+		p = &store.EventListParams{}
+	}
+	w := &where{}
+	w.eq("source", p.Source)
+	w.eq("status", p.Status)
+	w.eq("type", p.Type)
+	s.bodyQuery(w, p.Query, false)
+	w.between("received_at", p.Since, p.Until)
+	tail := w.page(p.Cursor, p.Limit)
+	rows, err := s.read.Query(ctx, `SELECT `+eventCols+` FROM events`+tail, w.args...)
+	out, err := collect(rows, err, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return out, nil
+}
+
+// DeliveryGetByID implements [store.History].
+func (s *Store) DeliveryGetByID(ctx context.Context, id string) (*store.Delivery, error) {
+	d, err := ScanDelivery(s.read.QueryRow(ctx, sqlGetDelivery, id))
+	if err != nil {
+		return nil, fmt.Errorf("get delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// DeliveryList implements [store.History].
+func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) ([]*store.Delivery, error) {
+	if p == nil {
+		p = &store.DeliveryListParams{}
+	}
+	w := s.deliveryWhere(deliveryFilter{source: p.Source, destination: p.Destination, status: p.Status, typ: p.Type,
+		eventID: p.EventID, query: p.Query, since: p.Since, until: p.Until})
+	tail := w.page(p.Cursor, p.Limit)
+	rows, err := s.read.Query(ctx, `SELECT `+DeliveryCols+` FROM deliveries`+tail, w.args...)
+	out, err := collect(rows, err, ScanDelivery)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// AttemptList implements [store.History].
+func (s *Store) AttemptList(ctx context.Context, deliveryID string) ([]*store.Attempt, error) {
+	rows, err := s.read.Query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE delivery_id = ? ORDER BY number, id`, deliveryID)
+	out, err := collect(rows, err, scanAttempt)
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %s: %w", deliveryID, err)
+	}
+	return out, nil
+}

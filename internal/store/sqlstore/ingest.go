@@ -1,0 +1,121 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Statements of the ingest path.
+const (
+	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	// The dedup key is inserted, or taken over only when its window has
+	// expired. The primary key makes concurrent duplicates (on any
+	// instance) wait for the first and then find it.
+	sqlDedupClaim = `INSERT INTO dedup (source, key, event_id, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (source, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
+		WHERE dedup.expires_at <= ?`
+	sqlDedupGet       = `SELECT event_id FROM dedup WHERE source = ? AND key = ?`
+	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`
+)
+
+// requestArgs are sqlInsertRequest's arguments for r with the given id,
+// status, reason, answer and event.
+func requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
+	return []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
+		r.RemoteAddr, status, reason, httpStatus, eventID, r.Body}
+}
+
+// RequestIngest implements [store.Ingester].
+func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams) (*store.RequestIngestResult, error) {
+	if p == nil || p.Request == nil || p.Event == nil {
+		return nil, errors.New("ingest request: request and event are required")
+	}
+	// Encode before the write: the writer is the serial resource.
+	headers, err := encodeHeaders(p.Request.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("ingest request: encode headers: %w", err)
+	}
+	window := p.DedupWindow
+	if window <= 0 {
+		window = store.DefaultDedupWindow
+	}
+	req := p.Request
+	req.ReceivedAt = s.orNow(req.ReceivedAt)
+	var res store.RequestIngestResult
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+		res = store.RequestIngestResult{}
+		at := micros(req.ReceivedAt)
+		reqID := s.ids.New("req", req.ReceivedAt)
+		evID := s.ids.New("evt", req.ReceivedAt)
+		if key := p.Event.DedupKey; key != "" {
+			n, err := tx.Exec(ctx, sqlDedupClaim, req.Source, key, evID, micros(req.ReceivedAt.Add(window)), at)
+			if err != nil {
+				return fmt.Errorf("claim dedup key: %w", err)
+			}
+			if n == 0 {
+				var first string
+				if err := tx.QueryRow(ctx, sqlDedupGet, req.Source, key).Scan(&first); err != nil {
+					return fmt.Errorf("read dedup key: %w", err)
+				}
+				if _, err := tx.Exec(ctx, sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestDuplicate, "duplicate of "+first, 200, first)...); err != nil {
+					return fmt.Errorf("insert request: %w", err)
+				}
+				res.RequestID, res.EventID, res.Duplicate = reqID, first, true
+				return nil
+			}
+		}
+		status := store.EventIgnored
+		if len(p.Deliveries) > 0 {
+			status = store.EventRouted
+		}
+		stmts := make([]Stmt, 0, 2+len(p.Deliveries))
+		stmts = append(stmts,
+			Stmt{sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
+			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, status, len(p.Deliveries)}})
+		res.DeliveryIDs = make([]string, 0, len(p.Deliveries))
+		for _, d := range p.Deliveries {
+			id := s.ids.New("dlv", req.ReceivedAt)
+			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{id, evID, reqID, req.Source, d.Destination, d.ConnectionID, at, at, at}})
+			res.DeliveryIDs = append(res.DeliveryIDs, id)
+			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: id})
+		}
+		if _, err := tx.ExecBatch(ctx, stmts...); err != nil {
+			return fmt.Errorf("insert request, event and deliveries: %w", err)
+		}
+		tx.Notify(store.Notification{Kind: store.NotifyEventCreated, Source: req.Source, ID: evID})
+		res.RequestID, res.EventID = reqID, evID
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest request: %w", err)
+	}
+	return &res, nil
+}
+
+// RequestInsert implements [store.Ingester].
+func (s *Store) RequestInsert(ctx context.Context, r *store.Request) (string, error) {
+	headers, err := encodeHeaders(r.Headers)
+	if err != nil {
+		return "", fmt.Errorf("insert request: encode headers: %w", err)
+	}
+	r.ReceivedAt = s.orNow(r.ReceivedAt)
+	status := r.Status
+	if status == "" {
+		status = store.RequestRejected
+	}
+	var id string
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+		id = s.ids.New("req", r.ReceivedAt)
+		_, err := tx.Exec(ctx, sqlInsertRequest, requestArgs(r, id, headers, status, r.Reason, r.HTTPStatus, r.EventID)...)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("insert request: %w", err)
+	}
+	return id, nil
+}

@@ -1,0 +1,214 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Statements of the delivery queue.
+const (
+	sqlEventRouted   = `UPDATE events SET status = 'routed', deliveries = deliveries + ? WHERE id = ?`
+	sqlClaimOne      = `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING ` + DeliveryCols
+	sqlInsertAttempt = `INSERT INTO attempts (` + attemptCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Fenced: only the claim whose token is still current moves the
+	// delivery.
+	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?
+		WHERE id = ? AND attempts = ? AND status = 'pending'`
+)
+
+// DeliveryInsertMany implements [store.Queue].
+func (s *Store) DeliveryInsertMany(ctx context.Context, ds []*store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		perEvent := map[string]int{}
+		stmts := make([]Stmt, 0, len(ds)+1)
+		for _, d := range ds {
+			now := s.now()
+			due := d.NextAttemptAt
+			if due.IsZero() {
+				due = now
+			}
+			d.ID = s.ids.New("dlv", now)
+			d.Status, d.Attempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = store.DeliveryPending, 0, due, now, now
+			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{d.ID, d.EventID, d.RequestID, d.Source, d.Destination, d.ConnectionID,
+				micros(due), micros(now), micros(now)}})
+			perEvent[d.EventID]++
+			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: d.ID})
+		}
+		for ev, n := range perEvent {
+			stmts = append(stmts, Stmt{sqlEventRouted, []any{n, ev}})
+		}
+		_, err := tx.ExecBatch(ctx, stmts...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	return nil
+}
+
+// DeliveryClaimDue implements [store.Queue]. It never returns a delivery
+// whose lease another caller, on this instance or another, holds.
+func (s *Store) DeliveryClaimDue(ctx context.Context, p *store.DeliveryClaimDueParams) ([]*store.Delivery, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	var out []*store.Delivery
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		out = nil
+		now, lease := micros(p.Now), micros(p.LeaseUntil)
+		if p.Ordered {
+			var id string
+			var next int64
+			err := tx.QueryRow(ctx, s.d.OrderedHead, p.Destination).Scan(&id, &next)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && next > now) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read ordered head: %w", err)
+			}
+			d, err := ScanDelivery(tx.QueryRow(ctx, sqlClaimOne, lease, now, id))
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+			return nil
+		}
+		rows, err := tx.Query(ctx, s.d.ClaimDue, lease, now, p.Destination, now, p.Limit)
+		out, err = collect(rows, err, ScanDelivery)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim deliveries for %s: %w", p.Destination, err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].NextAttemptAt.Equal(out[j].NextAttemptAt) {
+			return out[i].NextAttemptAt.Before(out[j].NextAttemptAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// DeliveryRetry implements [store.Queue].
+func (s *Store) DeliveryRetry(ctx context.Context, id string, now time.Time) (*store.Delivery, error) {
+	var d *store.Delivery
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		var err error
+		d, err = ScanDelivery(tx.QueryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING `+DeliveryCols,
+			micros(now), micros(now), id))
+		if err != nil {
+			return err
+		}
+		tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: d.ID})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retry delivery %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// DeliveryRetryMany implements [store.Queue].
+func (s *Store) DeliveryRetryMany(ctx context.Context, p *store.DeliveryRetryManyParams) (int, error) {
+	if p == nil {
+		p = &store.DeliveryRetryManyParams{}
+	}
+	status := p.Status
+	if status == "" {
+		status = store.DeliveryDead
+	}
+	w := s.deliveryWhere(deliveryFilter{source: p.Source, destination: p.Destination, status: status, typ: p.Type,
+		eventID: p.EventID, query: p.Query, since: p.Since, until: p.Until})
+	now := micros(s.orNow(p.Now))
+	var n int
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ?`+w.sql()+` RETURNING destination`,
+			append([]any{now, now}, w.args...)...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		n = 0
+		seen := map[string]bool{}
+		for rows.Next() {
+			var dest string
+			if err := rows.Scan(&dest); err != nil {
+				return err
+			}
+			n++
+			if !seen[dest] {
+				seen[dest] = true
+				tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: dest})
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("retry deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// DeliveryStats implements [store.Queue].
+func (s *Store) DeliveryStats(ctx context.Context) ([]store.DestinationStats, error) {
+	rows, err := s.read.Query(ctx, s.d.Stats)
+	if err != nil {
+		return nil, fmt.Errorf("delivery stats: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DestinationStats
+	for rows.Next() {
+		var st store.DestinationStats
+		var oldest int64
+		if err := rows.Scan(&st.Destination, &st.Pending, &oldest, &st.Dead); err != nil {
+			return nil, fmt.Errorf("delivery stats: %w", err)
+		}
+		st.OldestPending = fromMicros(oldest)
+		out = append(out, st)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("delivery stats: %w", err)
+	}
+	return out, nil
+}
+
+// AttemptRecord implements [store.Queue].
+func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams) error {
+	a := p.Attempt
+	headers, err := encodeHeaders(a.ResponseHeaders)
+	if err != nil {
+		return fmt.Errorf("record attempt: encode headers: %w", err)
+	}
+	now := s.orNow(p.Now)
+	lost := false
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+		a.ID = s.ids.New("att", a.StartedAt)
+		n, err := tx.ExecBatch(ctx,
+			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
+				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success}},
+			Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, micros(now), a.DeliveryID, a.Number}})
+		if err != nil {
+			return fmt.Errorf("insert attempt and update delivery: %w", err)
+		}
+		lost = n[1] == 0
+		if !lost && p.Status == store.DeliveryPending {
+			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, err)
+	}
+	if lost {
+		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, store.ErrLeaseLost)
+	}
+	return nil
+}

@@ -1,0 +1,204 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+// Times are stored as Unix microseconds, durations as microseconds.
+
+// micros stores t as Unix microseconds; the zero time is 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros converts a stored time back; 0 is the zero time.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+// nullable stores an empty byte slice as NULL.
+func nullable(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// encodeHeaders stores headers as JSON; none is NULL.
+func encodeHeaders(h map[string][]string) ([]byte, error) {
+	if len(h) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(h)
+}
+
+// Column lists, in the order the scanners read them.
+const (
+	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id`
+	// requestBodyCols is requestCols with the body last.
+	requestBodyCols = requestCols + `, body`
+	eventCols       = `id, source, request_id, received_at, type, dedup_key, status, deliveries`
+	// DeliveryCols are the columns a claim returns, in order.
+	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
+	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
+	sourceCols     = `spec, created_at, updated_at`
+	destCols       = `spec, paused, paused_at, pause_reason, created_at, updated_at`
+	connectionCols = `id, source, destination, filter, created_at, updated_at`
+	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
+	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
+)
+
+// scanRequest reads a row of requestCols, or of requestBodyCols when
+// withBody.
+func scanRequest(sc Row, withBody bool) (*store.Request, error) {
+	var r store.Request
+	var at int64
+	var headers []byte
+	dest := []any{&r.ID, &r.Source, &at, &r.Method, &r.Path, &r.Query, &headers, &r.RemoteAddr, &r.Status, &r.Reason, &r.HTTPStatus, &r.EventID}
+	if withBody {
+		dest = append(dest, &r.Body)
+	}
+	if err := sc.Scan(dest...); err != nil {
+		return nil, err
+	}
+	r.ReceivedAt = fromMicros(at)
+	if len(headers) > 0 {
+		if err := json.Unmarshal(headers, &r.Headers); err != nil {
+			return nil, fmt.Errorf("decode headers of %s: %w", r.ID, err)
+		}
+	}
+	return &r, nil
+}
+
+func scanRequestBody(sc Row) (*store.Request, error) { return scanRequest(sc, true) }
+func scanRequestHead(sc Row) (*store.Request, error) { return scanRequest(sc, false) }
+
+func scanEvent(sc Row) (*store.Event, error) {
+	var e store.Event
+	var at int64
+	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.Status, &e.Deliveries); err != nil {
+		return nil, err
+	}
+	e.ReceivedAt = fromMicros(at)
+	return &e, nil
+}
+
+// ScanDelivery reads a row of [DeliveryCols].
+func ScanDelivery(sc Row) (*store.Delivery, error) {
+	var d store.Delivery
+	var next, created, updated int64
+	if err := sc.Scan(&d.ID, &d.EventID, &d.RequestID, &d.Source, &d.Destination, &d.ConnectionID, &d.Status, &d.Attempts,
+		&next, &created, &updated, &d.LastError, &d.LastStatus); err != nil {
+		return nil, err
+	}
+	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
+	return &d, nil
+}
+
+func scanAttempt(sc Row) (*store.Attempt, error) {
+	var a store.Attempt
+	var started int64
+	var headers []byte
+	if err := sc.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.Destination, &a.Number, &started, &a.DurationMS, &a.StatusCode,
+		&headers, &a.ResponseBody, &a.Error, &a.Success); err != nil {
+		return nil, err
+	}
+	a.StartedAt = fromMicros(started)
+	if len(headers) > 0 {
+		if err := json.Unmarshal(headers, &a.ResponseHeaders); err != nil {
+			return nil, fmt.Errorf("decode response headers of %s: %w", a.ID, err)
+		}
+	}
+	return &a, nil
+}
+
+func scanSource(sc Row) (*store.Source, error) {
+	var spec []byte
+	var created, updated int64
+	if err := sc.Scan(&spec, &created, &updated); err != nil {
+		return nil, err
+	}
+	var src store.Source
+	if err := json.Unmarshal(spec, &src); err != nil {
+		return nil, fmt.Errorf("decode source: %w", err)
+	}
+	src.CreatedAt, src.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &src, nil
+}
+
+func scanDestination(sc Row) (*store.Destination, error) {
+	var spec []byte
+	var paused bool
+	var pausedAt, created, updated int64
+	var reason string
+	if err := sc.Scan(&spec, &paused, &pausedAt, &reason, &created, &updated); err != nil {
+		return nil, err
+	}
+	var d store.Destination
+	if err := json.Unmarshal(spec, &d); err != nil {
+		return nil, fmt.Errorf("decode destination: %w", err)
+	}
+	d.Paused, d.PausedAt, d.PauseReason = paused, fromMicros(pausedAt), reason
+	d.CreatedAt, d.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &d, nil
+}
+
+func scanConnection(sc Row) (*store.Connection, error) {
+	var c store.Connection
+	var created, updated int64
+	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &created, &updated); err != nil {
+		return nil, err
+	}
+	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &c, nil
+}
+
+func scanTask(sc Row) (*store.Task, error) {
+	var t store.Task
+	var created, updated, ttl, expires, poll, since, deadline int64
+	var args, result, rpcErr []byte
+	var w store.TaskWait
+	if err := sc.Scan(&t.ID, &t.Owner, &t.SessionID, &t.Protocol, &t.Tool, &args, &t.Status, &t.StatusMessage,
+		&created, &updated, &ttl, &expires, &poll, &result, &rpcErr,
+		&w.Source, &w.Type, &w.Filter, &since, &deadline, &t.EventID); err != nil {
+		return nil, err
+	}
+	t.Arguments, t.Result, t.Error = args, result, rpcErr
+	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = fromMicros(created), fromMicros(updated), fromMicros(expires)
+	t.TTL, t.PollInterval = time.Duration(ttl)*time.Microsecond, time.Duration(poll)*time.Microsecond
+	if w.Source != "" {
+		w.Since, w.Deadline = fromMicros(since), fromMicros(deadline)
+		t.Wait = &w
+	}
+	return &t, nil
+}
+
+// collect scans every row of a query with scan.
+func collect[T any](rows Rows, err error, scan func(Row) (*T, error)) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,223 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+func claim(ctx context.Context, t testing.TB, s store.Store, dest string, now time.Time, limit int, ordered bool) []*store.Delivery {
+	t.Helper()
+	ds, err := s.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{
+		Destination: dest, Now: now, LeaseUntil: now.Add(time.Minute), Limit: limit, Ordered: ordered,
+	})
+	if err != nil {
+		t.Fatalf("DeliveryClaimDue: %v", err)
+	}
+	return ds
+}
+
+func testDeliveryClaimDue(t *testing.T, newStore NewStore) {
+	t.Run("LeasesAndFences", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for i := range 5 {
+			Ingest(ctx, t, s, "s", fmt.Sprint(i), "d", "other")
+		}
+		now := time.Now()
+		got := claim(ctx, t, s, "d", now, 3, false)
+		if len(got) != 3 {
+			t.Fatalf("claimed %d, want 3", len(got))
+		}
+		for _, d := range got {
+			if d.Attempts != 1 || d.Destination != "d" {
+				t.Errorf("claimed %+v", d)
+			}
+		}
+		rest := claim(ctx, t, s, "d", now, 10, false)
+		if len(rest) != 2 {
+			t.Fatalf("second claim %d, want 2 (the first 3 are leased)", len(rest))
+		}
+		if n := len(claim(ctx, t, s, "d", now, 10, false)); n != 0 {
+			t.Fatalf("third claim %d, want 0", n)
+		}
+		// After the lease expires they are due again, with a new token.
+		again := claim(ctx, t, s, "d", now.Add(2*time.Minute), 10, false)
+		if len(again) != 5 {
+			t.Fatalf("after lease expiry claimed %d, want 5", len(again))
+		}
+		for _, d := range again {
+			if d.Attempts != 2 {
+				t.Errorf("attempts = %d, want 2", d.Attempts)
+			}
+		}
+	})
+	t.Run("ConcurrentClaimsNeverOverlap", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for i := range 100 {
+			Ingest(ctx, t, s, "s", fmt.Sprint(i), "d")
+		}
+		now := time.Now()
+		var mu sync.Mutex
+		seen := map[string]int{}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ds := claim(ctx, t, s, "d", now, 7, false)
+					if len(ds) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range ds {
+						seen[d.ID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(seen) != 100 {
+			t.Errorf("claimed %d distinct, want 100", len(seen))
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("%s claimed %d times", id, n)
+			}
+		}
+	})
+	t.Run("NotDueNotClaimed", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		res := Ingest(ctx, t, s, "s", "1")
+		future := time.Now().Add(time.Hour)
+		if err := s.DeliveryInsertMany(ctx, []*store.Delivery{{EventID: res.EventID, RequestID: res.RequestID, Source: "s",
+			Destination: "d", NextAttemptAt: future}}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(claim(ctx, t, s, "d", time.Now(), 10, false)); n != 0 {
+			t.Errorf("claimed %d not-yet-due deliveries", n)
+		}
+		if n := len(claim(ctx, t, s, "d", future, 10, false)); n != 1 {
+			t.Errorf("claimed %d due deliveries, want 1", n)
+		}
+		ev, err := s.EventGetByID(ctx, res.EventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Status != store.EventRouted || ev.Deliveries != 1 {
+			t.Errorf("event after insert = %+v", ev)
+		}
+	})
+	t.Run("OrderedClaimsOnlyTheHead", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		var ids []string
+		for i := range 3 {
+			ids = append(ids, Ingest(ctx, t, s, "s", fmt.Sprint(i), "d").DeliveryIDs[0])
+		}
+		now := time.Now()
+		head := claim(ctx, t, s, "d", now, 10, true)
+		if len(head) != 1 || head[0].ID != ids[0] {
+			t.Fatalf("ordered claim = %v, want head %s", head, ids[0])
+		}
+		if n := len(claim(ctx, t, s, "d", now, 10, true)); n != 0 {
+			t.Fatalf("claimed %d while the head is leased", n)
+		}
+		// The head fails and waits: nothing behind it moves.
+		a := &store.Attempt{DeliveryID: ids[0], Destination: "d", Number: 1, StartedAt: now, StatusCode: 500}
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: a, Status: store.DeliveryPending, NextAttemptAt: now.Add(time.Hour), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(claim(ctx, t, s, "d", now.Add(2*time.Minute), 10, true)); n != 0 {
+			t.Fatalf("claimed %d behind a waiting head", n)
+		}
+		// The head succeeds: the next one is claimed.
+		head = claim(ctx, t, s, "d", now.Add(time.Hour), 10, true)
+		if len(head) != 1 || head[0].ID != ids[0] {
+			t.Fatalf("head again = %v", head)
+		}
+		a = &store.Attempt{DeliveryID: ids[0], Destination: "d", Number: 2, StartedAt: now, StatusCode: 200, Success: true}
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: a, Status: store.DeliverySucceeded, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		next := claim(ctx, t, s, "d", now.Add(time.Hour), 10, true)
+		if len(next) != 1 || next[0].ID != ids[1] {
+			t.Fatalf("next = %v, want %s", next, ids[1])
+		}
+	})
+}
+
+func testDeliveryRetry(t *testing.T, newStore NewStore) {
+	t.Run("DeadBecomesDue", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		Ingest(ctx, t, s, "s", "1", "d")
+		now := time.Now()
+		d := claim(ctx, t, s, "d", now, 1, false)[0]
+		a := &store.Attempt{DeliveryID: d.ID, Destination: "d", Number: d.Attempts, StartedAt: now, StatusCode: 500}
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: a, Status: store.DeliveryDead, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(claim(ctx, t, s, "d", now.Add(time.Hour), 1, false)); n != 0 {
+			t.Fatal("dead delivery was claimed")
+		}
+		got, err := s.DeliveryRetry(ctx, d.ID, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != store.DeliveryPending {
+			t.Errorf("status = %s", got.Status)
+		}
+		again := claim(ctx, t, s, "d", now, 1, false)
+		if len(again) != 1 || again[0].Attempts != 2 {
+			t.Errorf("claim after retry = %+v", again)
+		}
+		if _, err := s.DeliveryRetry(ctx, "dlv_missing", now); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("retry missing: %v", err)
+		}
+	})
+	t.Run("RetryManyByFilter", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for i := range 4 {
+			Ingest(ctx, t, s, "s", fmt.Sprint(i), "d", "e")
+		}
+		now := time.Now()
+		for _, dest := range []string{"d", "e"} {
+			for _, d := range claim(ctx, t, s, dest, now, 10, false) {
+				a := &store.Attempt{DeliveryID: d.ID, Destination: dest, Number: d.Attempts, StartedAt: now, StatusCode: 500}
+				if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: a, Status: store.DeliveryDead, Now: now}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		n, err := s.DeliveryRetryMany(ctx, &store.DeliveryRetryManyParams{Destination: "d", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 4 {
+			t.Errorf("retried %d, want 4", n)
+		}
+		if got := len(claim(ctx, t, s, "d", now, 10, false)); got != 4 {
+			t.Errorf("claimable on d = %d, want 4", got)
+		}
+		if got := len(claim(ctx, t, s, "e", now, 10, false)); got != 0 {
+			t.Errorf("claimable on e = %d, want 0", got)
+		}
+	})
+}
