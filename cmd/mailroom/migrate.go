@@ -83,7 +83,7 @@ A database migrated by a newer mailroom is refused by every command.`,
 			if err := before.Check(); err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), dsn, slog.New(slog.DiscardHandler), false)
+			st, err := openStore(cmd.Context(), dsn, slog.New(slog.DiscardHandler), f)
 			if err != nil {
 				return fmt.Errorf("open storage: %w", err)
 			}
@@ -100,6 +100,7 @@ A database migrated by a newer mailroom is refused by every command.`,
 		},
 	}
 	addStorageFlags(up, &f)
+	up.Flags().BoolVar(&f.createDirs, "create-dirs", false, "create the SQLite file's missing parent directories")
 	cmd.AddCommand(status, up)
 	return cmd
 }

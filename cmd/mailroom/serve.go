@@ -39,6 +39,9 @@ type serveFlags struct {
 	// noMigrate refuses a database with pending schema migrations
 	// instead of applying them at start (--migrate=false).
 	noMigrate bool
+	// createDirs creates a SQLite file's missing parent directories
+	// (--create-dirs); without it a missing directory is refused.
+	createDirs bool
 	// started, if non-nil, is called once the listener is open, with its
 	// address and the open store (used by `mailroom bench --embedded`).
 	started func(addr string, st store.Store)
@@ -65,6 +68,7 @@ MAILROOM_* environment variables override the file; flags override both.`,
 	cmd.Flags().StringVarP(&f.configPath, "config", "c", "", "YAML config file (default: embedded default config)")
 	cmd.Flags().StringVar(&f.listen, "listen", "", "listen address, host:port (overrides the config)")
 	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH or postgres://... (overrides the config)")
+	cmd.Flags().BoolVar(&f.createDirs, "create-dirs", false, "create the SQLite file's missing parent directories (without it a missing directory is an error, so that a mistyped path does not start an empty database)")
 	cmd.Flags().BoolVar(&migrate, "migrate", true, "apply pending schema migrations at start; with --migrate=false a database that is behind is refused (see mailroom migrate)")
 	return cmd
 }
@@ -113,15 +117,24 @@ func newLogger(cfg *config.Config) *slog.Logger {
 }
 
 // openStore opens the driver the DSN names. Pending migrations are applied
-// unless noMigrate is set, when they make it fail instead.
-func openStore(ctx context.Context, dsn string, log *slog.Logger, noMigrate bool) (store.Store, error) {
+// unless f.noMigrate is set, when they make it fail instead; a SQLite
+// file's missing directory is created only with f.createDirs.
+func openStore(ctx context.Context, dsn string, log *slog.Logger, f serveFlags) (store.Store, error) {
 	driver, target, err := config.ParseStorage(dsn)
 	if err != nil {
 		return nil, err
 	}
+	noMigrate := f.noMigrate
 	switch driver {
 	case "sqlite":
-		return sqlite.Open(ctx, target, &sqlite.Options{Logger: log, NoMigrate: noMigrate})
+		st, err := sqlite.Open(ctx, target, &sqlite.Options{Logger: log, NoMigrate: noMigrate, CreateDirs: f.createDirs})
+		if errors.Is(err, sqlite.ErrNoDirectory) {
+			return nil, fmt.Errorf("%w (check the path; to create the directory, start with --create-dirs)", err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
 	case "postgres":
 		return postgres.Open(ctx, target, &postgres.Options{Logger: log, NoMigrate: noMigrate})
 	default:
@@ -195,7 +208,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		log.Info("tracing on: exporting spans over OTLP/HTTP (OTEL_* environment)")
 	}
 
-	st, err := openStore(ctx, cfg.Storage, log, f.noMigrate)
+	st, err := openStore(ctx, cfg.Storage, log, f)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
 	}
