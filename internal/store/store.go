@@ -155,6 +155,18 @@ type Catalog interface {
 	ConnectionList(ctx context.Context) ([]*Connection, error)
 	// ConnectionDelete removes a connection or returns [ErrNotFound].
 	ConnectionDelete(ctx context.Context, id string) error
+	// CatalogSync makes the entries owned by the config file
+	// ([ManagedByConfig]) exactly p's, in one transaction: it writes each
+	// of p's sources, destinations and connections as config-owned
+	// (taking over an API-created entry of the same name, keeping a
+	// destination's paused state, leaving unchanged entries untouched),
+	// and deletes every config-owned entry p does not hold. Deleting a
+	// source or destination also deletes the connections that name it,
+	// whoever owns them; the pending deliveries of a deleted destination
+	// become dead with p.RemovedReason as their last error, so they stay
+	// visible and can be retried once the destination is back. Entries
+	// owned by the API are otherwise left alone. On error nothing changes.
+	CatalogSync(ctx context.Context, p *CatalogSyncParams) (*CatalogSyncResult, error)
 }
 
 // Tasks holds durable MCP tasks.
@@ -368,6 +380,47 @@ type PruneResult struct {
 // Total is the number of rows deleted.
 func (r *PruneResult) Total() int {
 	return r.Requests + r.Events + r.Deliveries + r.Attempts + r.Dedup
+}
+
+// CatalogSyncParams are the entries the config file declares, for
+// [Store.CatalogSync].
+type CatalogSyncParams struct {
+	Sources      []*Source
+	Destinations []*Destination
+	// Connections may name sources and destinations of the API as well as
+	// of the file. An empty ID becomes [ConnectionID] of its ends.
+	Connections []*Connection
+	// RemovedReason is the last error recorded on the pending deliveries
+	// of a destination the sync deletes, e.g. "destination removed from
+	// the config file mailroom.yaml".
+	RemovedReason string
+}
+
+// CatalogSyncResult says what a [Store.CatalogSync] changed.
+type CatalogSyncResult struct {
+	// Written are the entries created or changed (an unchanged entry is
+	// not written), Adopted those among them that the API owned before,
+	// and Removed the config-owned entries deleted. Connections deleted
+	// only because an end was deleted are in Removed too.
+	Written, Adopted, Removed CatalogNames
+	// DeadDeliveries counts the pending deliveries of removed destinations
+	// that became dead.
+	DeadDeliveries int
+}
+
+// CatalogNames are catalog entry names (connection ids) by kind.
+type CatalogNames struct {
+	Sources      []string `json:"sources,omitempty"`
+	Destinations []string `json:"destinations,omitempty"`
+	Connections  []string `json:"connections,omitempty"`
+}
+
+// Len returns the number of names of every kind.
+func (n CatalogNames) Len() int { return len(n.Sources) + len(n.Destinations) + len(n.Connections) }
+
+// Changed reports whether the sync wrote or removed anything.
+func (r *CatalogSyncResult) Changed() bool {
+	return r.Written.Len() > 0 || r.Removed.Len() > 0
 }
 
 // DestinationStats summarises a destination's queue.

@@ -159,9 +159,12 @@ type Source struct {
 	// MaxBodyBytes caps the request body. Zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty" json:"max_body_bytes,omitempty"`
 	// Description is free text for operators.
-	Description string    `yaml:"description,omitempty" json:"description,omitempty"`
-	CreatedAt   time.Time `yaml:"-" json:"created_at"`
-	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// ManagedBy says who owns the entry: [ManagedByConfig] or
+	// [ManagedByAPI]. The store keeps it beside the spec.
+	ManagedBy string    `yaml:"-" json:"managed_by"`
+	CreatedAt time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt time.Time `yaml:"-" json:"updated_at"`
 }
 
 // RetryPolicy bounds a destination's automatic retries.
@@ -207,20 +210,50 @@ type Destination struct {
 	Paused      bool      `yaml:"-" json:"paused"`
 	PausedAt    time.Time `yaml:"-" json:"paused_at,omitzero"`
 	PauseReason string    `yaml:"-" json:"pause_reason,omitempty"`
-	CreatedAt   time.Time `yaml:"-" json:"created_at"`
-	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+	// ManagedBy says who owns the entry: [ManagedByConfig] or
+	// [ManagedByAPI]. The store keeps it beside the spec.
+	ManagedBy string    `yaml:"-" json:"managed_by"`
+	CreatedAt time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt time.Time `yaml:"-" json:"updated_at"`
 }
 
 // Connection routes a source's events to a destination, optionally through
 // a CEL filter over {body, headers, query, path, source}.
 type Connection struct {
 	// ID is "source->destination" unless set.
-	ID          string    `yaml:"id,omitempty" json:"id"`
-	Source      string    `yaml:"source" json:"source"`
-	Destination string    `yaml:"destination" json:"destination"`
-	Filter      string    `yaml:"filter,omitempty" json:"filter,omitempty"`
-	CreatedAt   time.Time `yaml:"-" json:"created_at"`
-	UpdatedAt   time.Time `yaml:"-" json:"updated_at"`
+	ID          string `yaml:"id,omitempty" json:"id"`
+	Source      string `yaml:"source" json:"source"`
+	Destination string `yaml:"destination" json:"destination"`
+	Filter      string `yaml:"filter,omitempty" json:"filter,omitempty"`
+	// ManagedBy says who owns the entry: [ManagedByConfig] or
+	// [ManagedByAPI].
+	ManagedBy string    `yaml:"-" json:"managed_by"`
+	CreatedAt time.Time `yaml:"-" json:"created_at"`
+	UpdatedAt time.Time `yaml:"-" json:"updated_at"`
+}
+
+// Owners of a catalog entry (the ManagedBy of [Source], [Destination] and
+// [Connection]).
+const (
+	// ManagedByConfig marks an entry declared in the config file. The file
+	// owns it: [Store.CatalogSync] updates it as the file says and removes
+	// it when the file no longer declares it, and the admin API refuses to
+	// change it.
+	ManagedByConfig = "config"
+	// ManagedByAPI marks an entry created through the admin API (or
+	// written before ownership was recorded). A config sync leaves it
+	// alone unless the file declares an entry of the same name, which
+	// then takes it over.
+	ManagedByAPI = "api"
+)
+
+// ManagedByOrAPI returns owner, or [ManagedByAPI] when it is empty: what
+// an upsert records for an entry that names no owner.
+func ManagedByOrAPI(owner string) string {
+	if owner == "" {
+		return ManagedByAPI
+	}
+	return owner
 }
 
 // ConnectionID returns the default id of a connection from source to dest.

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -10,17 +9,15 @@ import (
 
 var catalogChanged = store.Notification{Kind: store.NotifyCatalogChanged}
 
-// upsertSpec writes a source or destination (table) as its JSON spec,
-// keeping created_at (and a destination's paused state) on update.
-func (s *Store) upsertSpec(ctx context.Context, table, name string, v any) error {
-	spec, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
+// upsertSpec writes a source or destination (table) as its spec, owned by
+// owner (empty means [store.ManagedByAPI]), keeping created_at (and a
+// destination's paused state) on update.
+func (s *Store) upsertSpec(ctx context.Context, table, name string, spec []byte, owner string) error {
 	now := micros(s.now())
 	return s.write(ctx, func(ctx context.Context, tx Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`, name, spec, now, now); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, spec, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+			name, spec, store.ManagedByOrAPI(owner), now, now); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)
@@ -70,7 +67,11 @@ func listAll[T any](ctx context.Context, q Querier, scan func(Row) (*T, error), 
 
 // SourceUpsert implements [store.Catalog].
 func (s *Store) SourceUpsert(ctx context.Context, src *store.Source) error {
-	if err := s.upsertSpec(ctx, "sources", src.Name, src); err != nil {
+	spec, err := sourceSpec(src)
+	if err == nil {
+		err = s.upsertSpec(ctx, "sources", src.Name, spec, src.ManagedBy)
+	}
+	if err != nil {
 		return fmt.Errorf("upsert source %s: %w", src.Name, err)
 	}
 	return nil
@@ -96,7 +97,11 @@ func (s *Store) SourceDelete(ctx context.Context, name string) error {
 
 // DestinationUpsert implements [store.Catalog].
 func (s *Store) DestinationUpsert(ctx context.Context, d *store.Destination) error {
-	if err := s.upsertSpec(ctx, "destinations", d.Name, d); err != nil {
+	spec, err := destinationSpec(d)
+	if err == nil {
+		err = s.upsertSpec(ctx, "destinations", d.Name, spec, d.ManagedBy)
+	}
+	if err != nil {
 		return fmt.Errorf("upsert destination %s: %w", d.Name, err)
 	}
 	return nil
@@ -172,9 +177,10 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 		if n != 2 {
 			return fmt.Errorf("source %q or destination %q: %w", c.Source, c.Destination, store.ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			updated_at = excluded.updated_at`, c.ID, c.Source, c.Destination, c.Filter, now, now); err != nil {
+			managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+			c.ID, c.Source, c.Destination, c.Filter, store.ManagedByOrAPI(c.ManagedBy), now, now); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)

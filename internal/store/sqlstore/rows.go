@@ -51,9 +51,9 @@ const (
 	// DeliveryCols are the columns a claim returns, in order.
 	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
 	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
-	sourceCols     = `spec, created_at, updated_at`
-	destCols       = `spec, paused, paused_at, pause_reason, created_at, updated_at`
-	connectionCols = `id, source, destination, filter, created_at, updated_at`
+	sourceCols     = `spec, managed_by, created_at, updated_at`
+	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at`
+	connectionCols = `id, source, destination, filter, managed_by, created_at, updated_at`
 	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
 	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
 )
@@ -124,15 +124,16 @@ func scanAttempt(sc Row) (*store.Attempt, error) {
 
 func scanSource(sc Row) (*store.Source, error) {
 	var spec []byte
+	var owner string
 	var created, updated int64
-	if err := sc.Scan(&spec, &created, &updated); err != nil {
+	if err := sc.Scan(&spec, &owner, &created, &updated); err != nil {
 		return nil, err
 	}
 	var src store.Source
 	if err := json.Unmarshal(spec, &src); err != nil {
 		return nil, fmt.Errorf("decode source: %w", err)
 	}
-	src.CreatedAt, src.UpdatedAt = fromMicros(created), fromMicros(updated)
+	src.ManagedBy, src.CreatedAt, src.UpdatedAt = owner, fromMicros(created), fromMicros(updated)
 	return &src, nil
 }
 
@@ -140,8 +141,8 @@ func scanDestination(sc Row) (*store.Destination, error) {
 	var spec []byte
 	var paused bool
 	var pausedAt, created, updated int64
-	var reason string
-	if err := sc.Scan(&spec, &paused, &pausedAt, &reason, &created, &updated); err != nil {
+	var reason, owner string
+	if err := sc.Scan(&spec, &paused, &pausedAt, &reason, &owner, &created, &updated); err != nil {
 		return nil, err
 	}
 	var d store.Destination
@@ -149,6 +150,7 @@ func scanDestination(sc Row) (*store.Destination, error) {
 		return nil, fmt.Errorf("decode destination: %w", err)
 	}
 	d.Paused, d.PausedAt, d.PauseReason = paused, fromMicros(pausedAt), reason
+	d.ManagedBy = owner
 	d.CreatedAt, d.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &d, nil
 }
@@ -156,7 +158,7 @@ func scanDestination(sc Row) (*store.Destination, error) {
 func scanConnection(sc Row) (*store.Connection, error) {
 	var c store.Connection
 	var created, updated int64
-	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &created, &updated); err != nil {
+	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.ManagedBy, &created, &updated); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
