@@ -370,3 +370,53 @@ func assertNoSecret(t testing.TB, body []byte, secrets ...string) {
 		}
 	}
 }
+
+// TestConfigOwnedEntriesRefuseChanges: what the config file declares is
+// the file's to change; the API says so with a 409 instead of making a
+// change the next reload would undo, and marks what it creates as its own.
+func TestConfigOwnedEntriesRefuseChanges(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	if _, err := b.store.CatalogSync(ctx, &store.CatalogSyncParams{
+		Sources:      []*store.Source{{Name: "stripe"}},
+		Destinations: []*store.Destination{{Name: "billing", URL: "https://billing.example/hook"}},
+		Connections:  []*store.Connection{{Source: "stripe", Destination: "billing"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, method, path string
+		body               any
+	}{
+		{"put source", "PUT", "/api/v1/sources/stripe", map[string]any{"name": "stripe"}},
+		{"delete source", "DELETE", "/api/v1/sources/stripe", nil},
+		{"put destination", "PUT", "/api/v1/destinations/billing", map[string]any{"url": "https://attacker.example/"}},
+		{"delete destination", "DELETE", "/api/v1/destinations/billing", nil},
+		{"put connection", "PUT", "/api/v1/connections/stripe-%3Ebilling", map[string]any{"source": "stripe", "destination": "billing", "filter": "false"}},
+		{"delete connection", "DELETE", "/api/v1/connections/stripe-%3Ebilling", nil},
+	} {
+		r := b.do(t, tt.method, tt.path, tt.body)
+		if r.status != http.StatusConflict || !strings.Contains(r.errorMessage(t), "declared in the config file") {
+			t.Errorf("%s: %d %s, want 409 naming the config file", tt.name, r.status, r.body)
+		}
+	}
+	d := must[store.Destination](t, b.do(t, "GET", "/api/v1/destinations/billing", nil), http.StatusOK)
+	if d.URL != "https://billing.example/hook" || d.ManagedBy != store.ManagedByConfig {
+		t.Errorf("destination after refused edits = %+v", d)
+	}
+	// Pausing is runtime state, not config: allowed.
+	if r := b.do(t, "POST", "/api/v1/destinations/billing/pause", nil); r.status != http.StatusOK {
+		t.Errorf("pause a config-owned destination: %d %s", r.status, r.body)
+	}
+
+	// The API's own entries are marked so, and it cannot claim the file's mark.
+	created := must[store.Connection](t, b.do(t, "POST", "/api/v1/connections", map[string]any{"source": "stripe", "destination": "billing", "id": "copy"}), http.StatusCreated)
+	if created.ManagedBy != store.ManagedByAPI {
+		t.Errorf("created connection managed_by = %q, want %q", created.ManagedBy, store.ManagedByAPI)
+	}
+	r := b.do(t, "POST", "/api/v1/sources", map[string]any{"name": "sneaky", "managed_by": "config"})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorMessage(t), "managed_by") {
+		t.Errorf("create claiming managed_by config: %d %s, want 400", r.status, r.body)
+	}
+}

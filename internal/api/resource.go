@@ -12,8 +12,9 @@ import (
 
 // resource describes one catalog kind (sources, destinations, connections)
 // to the generic CRUD handlers, which hold what the kinds share: decoding,
-// path/body key agreement, 409 on a create that exists, name checks,
-// the catalog lock and reload, and 201 with a Location on creation.
+// path/body key agreement, 409 on a create that exists, 409 on a change to
+// an entry the config file owns, name checks, the catalog lock and reload,
+// and 201 with a Location on creation.
 type resource[T any] struct {
 	kind string // "source", in messages
 	path string // "sources", in URLs
@@ -21,6 +22,8 @@ type resource[T any] struct {
 
 	keyOf  func(*T) string
 	setKey func(*T, string)
+	// owner points at the entry's ManagedBy.
+	owner  func(*T) *string
 	get    func(context.Context, string) (*T, error)
 	list   func(context.Context) ([]*T, error)
 	upsert func(context.Context, *T) error
@@ -112,8 +115,18 @@ func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request,
 	case err != nil:
 		a.fail(w, r, err, "")
 		return
+	case *res.owner(old) == store.ManagedByConfig:
+		res.refuseConfigOwned(w, key, "change")
+		return
 	case create:
 		writeError(w, http.StatusConflict, fmt.Sprintf("%s %q already exists; PUT %s%s/%s replaces it", res.kind, key, Prefix, res.path, key))
+		return
+	}
+	switch owner := res.owner(in); *owner {
+	case "", store.ManagedByAPI:
+		*owner = store.ManagedByAPI
+	default:
+		a.fail(w, r, badf("managed_by: %q cannot be set through the API; entries created here are %q, the config file declares the others", *owner, store.ManagedByAPI), "")
 		return
 	}
 	if old == nil {
@@ -145,6 +158,15 @@ func (res *resource[T]) handleDelete(a *Server) http.HandlerFunc {
 		key := r.PathValue(res.key)
 		a.catalogMu.Lock()
 		defer a.catalogMu.Unlock()
+		old, err := res.get(r.Context(), key)
+		if err != nil {
+			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
+			return
+		}
+		if *res.owner(old) == store.ManagedByConfig {
+			res.refuseConfigOwned(w, key, "delete")
+			return
+		}
 		if err := res.del(r.Context(), key); err != nil {
 			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
 			return
@@ -154,13 +176,21 @@ func (res *resource[T]) handleDelete(a *Server) http.HandlerFunc {
 	}
 }
 
+// refuseConfigOwned answers 409 to a change of an entry that the config
+// file declares: the file would undo it at the next start or reload.
+func (res *resource[T]) refuseConfigOwned(w http.ResponseWriter, key, verb string) {
+	writeError(w, http.StatusConflict, fmt.Sprintf("%s %q is declared in the config file (managed_by %q): %s it there and reload (SIGHUP or POST %sreload); the API changes only entries it created",
+		res.kind, key, store.ManagedByConfig, verb, Prefix))
+}
+
 // sourcesResource, destinationsResource and connectionsResource describe
 // the three catalog kinds.
 func (a *Server) sourcesResource() *resource[store.Source] {
 	return &resource[store.Source]{
 		kind: "source", path: "sources", key: "name",
 		keyOf: func(s *store.Source) string { return s.Name }, setKey: func(s *store.Source, k string) { s.Name = k },
-		get: a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
+		owner: func(s *store.Source) *string { return &s.ManagedBy },
+		get:   a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
 		view: viewSource,
 		prepare: func(_ context.Context, in, old *store.Source) error {
 			if err := restoreSourceSecrets(in, old); err != nil {
@@ -179,7 +209,8 @@ func (a *Server) destinationsResource() *resource[store.Destination] {
 	return &resource[store.Destination]{
 		kind: "destination", path: "destinations", key: "name",
 		keyOf: func(d *store.Destination) string { return d.Name }, setKey: func(d *store.Destination, k string) { d.Name = k },
-		get: a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
+		owner: func(d *store.Destination) *string { return &d.ManagedBy },
+		get:   a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
 		view: viewDestination,
 		prepare: func(_ context.Context, in, old *store.Destination) error {
 			if err := restoreDestinationSecrets(in, old); err != nil {
@@ -200,7 +231,8 @@ func (a *Server) connectionsResource() *resource[store.Connection] {
 	return &resource[store.Connection]{
 		kind: "connection", path: "connections", key: "id",
 		keyOf: func(c *store.Connection) string { return c.ID }, setKey: func(c *store.Connection, k string) { c.ID = k },
-		get: a.store.ConnectionGet, list: a.store.ConnectionList, del: a.store.ConnectionDelete,
+		owner: func(c *store.Connection) *string { return &c.ManagedBy },
+		get:   a.store.ConnectionGet, list: a.store.ConnectionList, del: a.store.ConnectionDelete,
 		upsert: func(ctx context.Context, c *store.Connection) error {
 			err := a.store.ConnectionUpsert(ctx, c)
 			if errors.Is(err, store.ErrNotFound) { // an end was deleted between the check and the write

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -72,14 +73,21 @@ type Options struct {
 	// Streams, when it ends, ends long-lived responses (the event stream),
 	// so that a shutdown does not wait on them. Nil means never.
 	Streams context.Context
+	// Reload, if non-nil, serves POST /reload ([reload.Reloader.Reload]):
+	// it re-reads the config file and applies it whole or not at all,
+	// answering 200 with what it did, 422 with every reason when the file
+	// was refused (lines naming file:line: field), or 503 when storage
+	// failed. If nil, /reload answers 404.
+	Reload func(ctx context.Context) (*reload.Result, error)
 }
 
 // Server is the admin API. Build it with [New] and mount it with
 // [Server.Register]. It is safe for concurrent use.
 type Server struct {
-	store   store.Store
-	catalog *catalog.Catalog
-	alerts  AlertLister
+	store        store.Store
+	catalog      *catalog.Catalog
+	alerts       AlertLister
+	reloadConfig func(ctx context.Context) (*reload.Result, error)
 	// watchTask is Options.WatchTask.
 	watchTask func(ctx context.Context, t *store.Task) error
 	streams   context.Context
@@ -113,7 +121,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux()}
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux()}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))
 		a.tokenSum = sum[:]
@@ -176,6 +184,8 @@ func (a *Server) routes() {
 		{"POST /api/v1/tasks/{id}/cancel", a.taskCancel},
 
 		{"GET /api/v1/alerts", a.alertList},
+
+		{"POST /api/v1/reload", a.configReload},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
 	}

@@ -349,7 +349,7 @@ func TestPages(t *testing.T) {
 			"verified", "stripe signature matched", "key <code>evt_1</code>", "1 later duplicate dropped", f.dupID,
 			"Stripe-Signature", "&#34;id&#34;: &#34;" + bodyMarker, "203.0.113.7",
 		}},
-		{"/ui/destinations", []string{`id="dest-billing"`, "failing", "5/s", "Pause", "standard-webhooks", "1 dead"}},
+		{"/ui/destinations", []string{`id="dest-billing"`, "failing", "5/s", "Pause", "standard-webhooks", "1 dead", "Managed by</dt><dd>the API"}},
 		{"/ui/sources", []string{"/e/stripe", "data-copy=", "Copy", "stripe", "billing"}},
 		{"/ui/tasks", []string{"task_open_1", "create_payment_link", "working", "waiting for stripe"}},
 		{"/ui/tasks?status=open", []string{"task_open_1"}},
