@@ -23,6 +23,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
@@ -663,12 +664,9 @@ connections:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := seedCatalog(ctx, sq, cfg); err != nil {
-		t.Fatal(err)
-	}
 	fs := &faultyStore{Store: sq}
 	cat := catalog.New(fs, compiler, nil)
-	if err := cat.Load(ctx); err != nil {
+	if _, err := reload.New(sq, cat, nil, cfg, nil).Apply(ctx); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()

@@ -22,6 +22,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/metrics"
+	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/retention"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -104,11 +105,18 @@ func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) 
 	return cfg, nil
 }
 
-func newLogger(cfg *config.Config) *slog.Logger {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
-		level = slog.LevelInfo
+// newLogger returns the logger cfg asks for. When level is non-nil it is
+// set to cfg's level and the logger follows it, so that a reload can
+// change the level.
+func newLogger(cfg *config.Config, level *slog.LevelVar) *slog.Logger {
+	if level == nil {
+		level = new(slog.LevelVar)
 	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		l = slog.LevelInfo
+	}
+	level.Set(l)
 	hopts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, hopts))
@@ -142,27 +150,6 @@ func openStore(ctx context.Context, dsn string, log *slog.Logger, f serveFlags) 
 	}
 }
 
-// seedCatalog writes the config file's sources, destinations and
-// connections into the store. Entities created through the API are kept.
-func seedCatalog(ctx context.Context, s store.Store, cfg *config.Config) error {
-	for i := range cfg.Sources {
-		if err := s.SourceUpsert(ctx, &cfg.Sources[i]); err != nil {
-			return err
-		}
-	}
-	for i := range cfg.Destinations {
-		if err := s.DestinationUpsert(ctx, &cfg.Destinations[i]); err != nil {
-			return err
-		}
-	}
-	for i := range cfg.Connections {
-		if err := s.ConnectionUpsert(ctx, &cfg.Connections[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -184,14 +171,21 @@ func runServe(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	// SIGHUP reloads the config; caught from here on, so that one sent
+	// during start-up waits for the reloader instead of ending the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	level := new(slog.LevelVar)
+	log := newLogger(cfg, level)
 	source := "config file " + f.configPath
 	if f.configPath == "" {
 		source = "embedded default config (no --config given)"
 	}
 	build := buildinfo.Read()
-	log.Info("mailroom starting on "+source, "version", build.Version, "commit", build.Commit, "built", build.Date, "go", build.GoVersion, "listen", cfg.Listen, "storage", cfg.Storage,
-		"sources", len(cfg.Sources), "destinations", len(cfg.Destinations), "connections", len(cfg.Connections))
+	// What the catalog holds, by owner, is logged once the file is applied.
+	log.Info("mailroom starting on "+source, "version", build.Version, "commit", build.Commit, "built", build.Date, "go", build.GoVersion,
+		"listen", cfg.Listen, "storage", cfg.Storage)
 
 	tp, flushTraces, err := newTracerProvider(ctx, os.Getenv)
 	if err != nil {
@@ -217,19 +211,20 @@ func runServe(ctx context.Context, f serveFlags) error {
 			log.Error("close storage", "err", err)
 		}
 	}()
-	if err := seedCatalog(ctx, st, cfg); err != nil {
-		return fmt.Errorf("seed catalog from config: %w", err)
-	}
+	met := metrics.New(st, &metrics.Options{Logger: log})
 	cat := catalog.New(st, compiler, &catalog.Options{Logger: log})
-	if err := cat.Load(ctx); err != nil {
-		log.Error("some catalog entries were left out", "err", err)
+	reloader := reload.New(st, cat, func() (*config.Config, error) { return loadConfig(f, compiler) }, cfg,
+		&reload.Options{File: f.configPath, Logger: log, Level: level, OnReload: met.ObserveConfigReload})
+	applied, err := reloader.Apply(ctx)
+	if err != nil {
+		return fmt.Errorf("apply the config file's sources, destinations and connections: %w", err)
 	}
+	met.SetConfigApplied(applied.AppliedAt)
 
 	guard, err := deliveryGuard(cfg, log)
 	if err != nil {
 		return err
 	}
-	met := metrics.New(st, &metrics.Options{Logger: log})
 	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, TracerProvider: tp}).Register(mux)
@@ -252,7 +247,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, WatchTask: func(ctx context.Context, t *store.Task) error {
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, WatchTask: func(ctx context.Context, t *store.Task) error {
 			if watchTask == nil { // MCP disabled: no correlator here
 				return nil
 			}
@@ -320,6 +315,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
+	g.Go(func() error { return reloader.Run(gctx, hup) })
 	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error {
 		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), Logger: log}).Run(gctx)

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -378,4 +380,58 @@ func (c *Config) Validate(opts *Options) error {
 	v := &validator{c: c, opts: opts}
 	v.run()
 	return joinErrors(v.errs)
+}
+
+// Reloadable settings: [Config.CheckReload] lets these differ from the
+// running config; every other setting is read only at start.
+var reloadable = map[string]bool{"sources": true, "destinations": true, "connections": true, "log.level": true}
+
+// IsReloadable reports whether the setting at field path (a top-level key
+// such as "sources", or "log.level") takes effect on a reload without a
+// restart.
+func IsReloadable(field string) bool { return reloadable[field] }
+
+// CheckReload compares c, a newly read config, with running, the config
+// in force, and returns an [*Error] (joined with [errors.Join]) for each
+// setting that differs but takes effect only at start, on its line in c's
+// file. Only the catalog (sources, destinations, connections) and
+// log.level can change on a reload; a reload that would change anything
+// else must change nothing, rather than apply part of the file and leave
+// the operator believing the rest took effect (a rotated token that is in
+// fact still the old one). Values are not quoted: some are secrets.
+func (c *Config) CheckReload(running *Config) error {
+	v := &validator{c: c, opts: &Options{}}
+	walkSettings(reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem(), "", func(field string) {
+		v.errf(field, "changed, but it is read only at start: restart mailroom to apply it (nothing was reloaded)")
+	})
+	return joinErrors(v.errs)
+}
+
+// walkSettings calls changed with the path of each setting that differs
+// between a and b (both Config or a struct within), descending into
+// structs until it reaches a reloadable setting or a leaf.
+func walkSettings(a, b reflect.Value, prefix string, changed func(field string)) {
+	t := a.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		field := join(prefix, tag)
+		if reloadable[field] {
+			continue
+		}
+		fa, fb := a.Field(i), b.Field(i)
+		if f.Type.Kind() == reflect.Struct && !f.Type.Implements(unmarshalerType) && !reflect.PointerTo(f.Type).Implements(unmarshalerType) {
+			walkSettings(fa, fb, field, changed)
+			continue
+		}
+		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+			changed(field)
+		}
+	}
 }

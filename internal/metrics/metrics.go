@@ -66,6 +66,8 @@ type Metrics struct {
 	deliveries      *prometheus.CounterVec
 	attemptDuration *prometheus.HistogramVec
 	taskCompletion  prometheus.Histogram
+	configReloads   *prometheus.CounterVec
+	configApplied   prometheus.Gauge
 }
 
 // New returns Metrics registered in a fresh registry. When s is non-nil
@@ -115,8 +117,17 @@ func New(s store.Store, opts *Options) *Metrics {
 			Help:    "Time from creating an MCP task to its completion by a correlated event.",
 			Buckets: []float64{1, 5, 15, 30, 60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600},
 		}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailroom_config_reload_total",
+			Help: "Config reloads (SIGHUP or POST /api/v1/reload) by outcome: success (applied whole) or error (refused, nothing changed).",
+		}, []string{"outcome"}),
+		configApplied: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mailroom_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time when the config in force was applied: at start, then at each successful reload.",
+		}),
 	}
-	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.deliveries, m.attemptDuration, m.taskCompletion)
+	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.deliveries, m.attemptDuration, m.taskCompletion,
+		m.configReloads, m.configApplied)
 	m.reg.MustRegister(buildInfoGauge(buildinfo.Read()))
 	if s != nil {
 		m.reg.MustRegister(newStoreCollector(s, o.ScrapeTimeout, o.Now, o.Logger))
@@ -182,6 +193,22 @@ func (m *Metrics) ObserveAttempt(a store.Attempt, outcome string) {
 // to completion. The MCP server calls it when a task completes.
 func (m *Metrics) ObserveTaskCompletion(d time.Duration) {
 	m.taskCompletion.Observe(d.Seconds())
+}
+
+// ObserveConfigReload counts one config reload by outcome ("success" or
+// "error") and records applied, when the config in force was applied. Its
+// signature matches reload.Options.OnReload.
+func (m *Metrics) ObserveConfigReload(outcome string, applied time.Time) {
+	m.configReloads.WithLabelValues(outcome).Inc()
+	m.SetConfigApplied(applied)
+}
+
+// SetConfigApplied records when the config in force was applied (at start,
+// before any reload). A zero time is ignored.
+func (m *Metrics) SetConfigApplied(applied time.Time) {
+	if !applied.IsZero() {
+		m.configApplied.Set(float64(applied.UnixMilli()) / 1000)
+	}
 }
 
 // storeCollector reads queue and task gauges from the store at scrape
