@@ -179,7 +179,11 @@ func TestReadmeTour(t *testing.T) {
 			Status int `json:"status_code"`
 		} `json:"attempts"`
 	}
-	getJSON(t, api+"/deliveries/"+deliveries.Data[0].ID, &detail)
+	// The sink has the body before mailroom records the attempt's outcome.
+	waitUntil(t, "the delivery to leave pending", func() bool {
+		getJSON(t, api+"/deliveries/"+deliveries.Data[0].ID, &detail)
+		return detail.Status != "pending"
+	})
 	if detail.Status != "succeeded" || len(detail.Attempts) < 3 {
 		t.Fatalf("delivery detail: %+v", detail)
 	}
