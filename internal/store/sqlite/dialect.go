@@ -66,7 +66,7 @@ type preparer interface {
 // parse SQL every time.
 type stmtCache struct {
 	db    preparer
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	stmts map[string]*sql.Stmt
 }
 
@@ -76,6 +76,12 @@ func newStmtCache(db preparer) *stmtCache {
 
 // stmt returns q prepared, or nil to run it unprepared.
 func (c *stmtCache) stmt(ctx context.Context, q string) *sql.Stmt {
+	c.mu.RLock()
+	st, ok := c.stmts[q]
+	c.mu.RUnlock()
+	if ok {
+		return st
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if st, ok := c.stmts[q]; ok {
