@@ -262,16 +262,9 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string, apply b
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at bigint NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	st, err := schemaStatus(ctx, conn.Conn())
+	pending, err := sqlstore.PendingMigrations(ctx, querier{q: conn.Conn(), rb: &sqlstore.Rebinder{}}, migrationsFS, "migrations", apply)
 	if err != nil {
 		return err
-	}
-	if err := st.Check(); err != nil {
-		return err
-	}
-	pending := st.Pending()
-	if len(pending) > 0 && !apply {
-		return &store.SchemaBehindError{Database: st.Current(), Binary: st.Latest()}
 	}
 	for _, m := range pending {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -291,24 +284,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, searchPath string, apply b
 // schemaStatus reads schema_migrations (which must exist) and compares it
 // with the embedded migrations.
 func schemaStatus(ctx context.Context, conn *pgx.Conn) (*store.SchemaStatus, error) {
-	st, err := store.NewSchemaStatus(migrationsFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := conn.Query(ctx, `SELECT version, applied_at FROM schema_migrations`)
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v int
-		var at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			return nil, fmt.Errorf("read schema_migrations: %w", err)
-		}
-		st.Applied[v] = time.UnixMicro(at).UTC()
-	}
-	return st, rows.Err()
+	return sqlstore.ReadSchemaStatus(ctx, querier{q: conn, rb: &sqlstore.Rebinder{}}, migrationsFS, "migrations")
 }
 
 // Status reports the schema of the database the DSN names against this

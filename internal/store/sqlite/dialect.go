@@ -63,7 +63,8 @@ type preparer interface {
 
 // stmtCache is a [sqlstore.Querier] over a pool or one connection that
 // prepares each statement the first time it runs, so the hot paths do not
-// parse SQL every time.
+// parse SQL every time. Without a map (a zero stmts) it prepares nothing:
+// for one-off reads on a connection that outlives them.
 type stmtCache struct {
 	db    preparer
 	mu    sync.RWMutex
@@ -76,6 +77,9 @@ func newStmtCache(db preparer) *stmtCache {
 
 // stmt returns q prepared, or nil to run it unprepared.
 func (c *stmtCache) stmt(ctx context.Context, q string) *sql.Stmt {
+	if c.stmts == nil {
+		return nil
+	}
 	c.mu.RLock()
 	st, ok := c.stmts[q]
 	c.mu.RUnlock()

@@ -190,16 +190,9 @@ func migrate(ctx context.Context, c *sql.Conn, apply bool) error {
 	if _, err := c.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
 	}
-	st, err := schemaStatus(ctx, c)
+	pending, err := sqlstore.PendingMigrations(ctx, &stmtCache{db: c}, migrationsFS, "migrations", apply)
 	if err != nil {
 		return err
-	}
-	if err := st.Check(); err != nil {
-		return err
-	}
-	pending := st.Pending()
-	if len(pending) > 0 && !apply {
-		return &store.SchemaBehindError{Database: st.Current(), Binary: st.Latest()}
 	}
 	for _, m := range pending {
 		if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
@@ -224,24 +217,7 @@ func migrate(ctx context.Context, c *sql.Conn, apply bool) error {
 // schemaStatus reads schema_migrations (which must exist) and compares it
 // with the embedded migrations.
 func schemaStatus(ctx context.Context, c *sql.Conn) (*store.SchemaStatus, error) {
-	st, err := store.NewSchemaStatus(migrationsFS, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	rows, err := c.QueryContext(ctx, `SELECT version, applied_at FROM schema_migrations`)
-	if err != nil {
-		return nil, fmt.Errorf("read schema_migrations: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var v int
-		var at int64
-		if err := rows.Scan(&v, &at); err != nil {
-			return nil, fmt.Errorf("read schema_migrations: %w", err)
-		}
-		st.Applied[v] = time.UnixMicro(at).UTC()
-	}
-	return st, rows.Err()
+	return sqlstore.ReadSchemaStatus(ctx, &stmtCache{db: c}, migrationsFS, "migrations")
 }
 
 // Status reports the schema of the database file at path against this
