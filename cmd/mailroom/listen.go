@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mailroomhq/mailroom/internal/client"
 	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // listenFlags are the flags of `mailroom listen`.
@@ -29,9 +31,20 @@ type listenFlags struct {
 	session string
 }
 
-// forwardedHeaders are the request headers a forward keeps.
-var forwardedHeaders = []string{"Content-Type", "User-Agent", "Stripe-Signature", "X-GitHub-Event", "X-GitHub-Delivery",
-	"X-Hub-Signature-256", "X-Shopify-Topic", "X-Shopify-Hmac-Sha256", "X-Shopify-Webhook-Id", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature"}
+// forwardedHeaders returns the request headers a forward keeps: the
+// content type and user agent, and every header a provider of the verify
+// table needs to verify the copy.
+func forwardedHeaders() []string {
+	hs := []string{"Content-Type", "User-Agent"}
+	for _, p := range verify.Providers() {
+		for _, h := range p.Headers {
+			if !slices.Contains(hs, h) {
+				hs = append(hs, h)
+			}
+		}
+	}
+	return hs
+}
 
 func newListenCommand() *cobra.Command {
 	var f listenFlags
@@ -144,7 +157,7 @@ func forwardOne(ctx context.Context, out io.Writer, c *client.Client, local *htt
 		return
 	}
 	if ev.Request != nil {
-		for _, h := range forwardedHeaders {
+		for _, h := range forwardedHeaders() {
 			if v := ev.Request.Headers.Get(h); v != "" {
 				req.Header.Set(h, v)
 			}

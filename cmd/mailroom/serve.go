@@ -78,7 +78,7 @@ MAILROOM_* environment variables override the file; flags override both.`,
 // the flags, and validates the result.
 func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) {
 	opts := &config.Options{
-		CheckVerify: func(v store.VerifyConfig) error { _, err := verify.New(v); return err },
+		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
 		CheckExpr:   compiler.Check,
 	}
 	var cfg *config.Config

@@ -28,10 +28,10 @@ func newTriggerCommand() *cobra.Command {
 	var f triggerFlags
 	cmd := &cobra.Command{
 		Use:   "trigger PROVIDER EVENT",
-		Short: "Send a realistic, correctly signed sample webhook (stripe, github, shopify, standard-webhooks)",
+		Short: "Send a realistic, correctly signed sample webhook of any known provider (see --list)",
 		Long: `Send a realistic sample webhook, signed the way the provider signs it, to a
-running mailroom (default http://127.0.0.1:8080/e/<source>, the sources of
-examples/mailroom.yaml: stripe, github, shopify and app for standard-webhooks).
+running mailroom (default http://127.0.0.1:8080/e/<source>: the provider's
+name, or app for standard-webhooks, as in examples/mailroom.yaml).
 
 Ids and timestamps are fresh on every call. --set overrides body fields by
 dotted path; a value that parses as JSON is used as JSON:
@@ -41,17 +41,20 @@ dotted path; a value that parses as JSON is used as JSON:
   mailroom trigger standard-webhooks --type invoice.paid
   mailroom trigger --list
 
-The secret defaults to the provider's variable of the example config
-(STRIPE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET, SHOPIFY_WEBHOOK_SECRET,
-APP_WEBHOOK_SECRET) or its demo value.`,
+The secret defaults to the provider's variable (STRIPE_WEBHOOK_SECRET,
+SLACK_WEBHOOK_SECRET ...; APP_WEBHOOK_SECRET for standard-webhooks) or its
+demo value; --list shows the verify config that accepts the demo samples.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case f.list && len(args) == 0:
 				return nil
 			case f.list:
 				return usageErrorf("--list takes no arguments")
-			case len(args) == 1 && args[0] == "standard-webhooks":
-				return nil
+			case len(args) == 1:
+				if p, err := trigger.Lookup(args[0]); err == nil && p.AnyType {
+					return nil
+				}
+				return usageErrorf("%s takes PROVIDER EVENT (got 1 argument); see --list", cmd.CommandPath())
 			case len(args) != 2:
 				return usageErrorf("%s takes PROVIDER EVENT (got %d arguments); see --list", cmd.CommandPath(), len(args))
 			}
@@ -71,7 +74,7 @@ APP_WEBHOOK_SECRET) or its demo value.`,
 	cmd.Flags().StringVar(&f.to, "to", "", "URL to POST to (default $MAILROOM_SERVER/e/<source>, server default "+client.DefaultServer+")")
 	cmd.Flags().StringVar(&f.secret, "secret", "", "signing secret (default: the provider's variable of the example config, or its demo secret)")
 	cmd.Flags().StringArrayVar(&f.set, "set", nil, "override a body field: path=value (repeatable; JSON values allowed)")
-	cmd.Flags().StringVar(&f.typ, "type", "", "event type, for standard-webhooks")
+	cmd.Flags().StringVar(&f.typ, "type", "", "event type, for the providers that take any type (standard-webhooks)")
 	cmd.Flags().BoolVar(&f.list, "list", false, "list the providers and events that can be triggered")
 	cmd.Flags().BoolVar(&f.print, "print", false, "print the signed request instead of sending it")
 	return cmd
@@ -79,7 +82,7 @@ APP_WEBHOOK_SECRET) or its demo value.`,
 
 func listTriggers(w io.Writer) error {
 	for _, p := range trigger.Providers() {
-		fmt.Fprintf(w, "%s (source %q, verify %s)\n%s", p.Name, p.Source, p.VerifyType, trigger.FormatEvents(p))
+		fmt.Fprintf(w, "%s: %s (source %q, verify %s)\n%s", p.Name, p.Title, p.Source, p.VerifyType, trigger.FormatEvents(p))
 	}
 	return nil
 }
@@ -89,16 +92,12 @@ func runTrigger(ctx context.Context, w io.Writer, provider, event string, f trig
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
-	if f.typ != "" && p.Name != "standard-webhooks" {
-		return usageErrorf("--type is for standard-webhooks; %s events are named by EVENT", p.Name)
+	if f.typ != "" && !p.AnyType {
+		return usageErrorf("--type is for the providers that take any type; %s events are named by EVENT", p.Name)
 	}
 	secret := f.secret
 	if secret == "" {
 		secret = os.Getenv(p.SecretEnv)
-	}
-	wh, err := trigger.Build(p.Name, event, &trigger.Options{Secret: secret, Set: f.set, Type: f.typ})
-	if err != nil {
-		return usageErrorf("%v", err)
 	}
 	to := f.to
 	if to == "" {
@@ -107,6 +106,10 @@ func runTrigger(ctx context.Context, w io.Writer, provider, event string, f trig
 			server = client.DefaultServer
 		}
 		to = strings.TrimRight(server, "/") + "/e/" + p.Source
+	}
+	wh, err := trigger.Build(p.Name, event, &trigger.Options{Secret: secret, Set: f.set, Type: f.typ, URL: to})
+	if err != nil {
+		return usageErrorf("%v", err)
 	}
 	if f.print {
 		fmt.Fprintf(w, "POST %s\n", to)

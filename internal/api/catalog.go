@@ -11,16 +11,14 @@ import (
 	"unicode"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
-// Mask is what the API shows in place of a secret. A PUT that sends it
-// back unchanged keeps the stored secret.
-const Mask = "********"
-
-// SignStandardWebhooks is the one signing scheme destinations support.
-const SignStandardWebhooks = "standard-webhooks"
+// Mask is what the API shows in place of a secret ([redact.Mask]). A PUT
+// that sends it back unchanged keeps the stored secret.
+const Mask = redact.Mask
 
 // maxNameLen bounds source and destination names and connection ids.
 const maxNameLen = 200
@@ -80,15 +78,14 @@ func keepSecret(field, in, old string, exists bool) (string, error) {
 
 // viewSource returns a copy of s with its secrets masked.
 func viewSource(s *store.Source) *store.Source {
-	c := *s
-	c.Verify = s.Verify.Redacted()
+	c := redact.Source(*s)
 	return &c
 }
 
 // restoreSourceSecrets puts stored secrets back where in sends the mask.
 func restoreSourceSecrets(in, old *store.Source) error {
 	exists := old != nil
-	var ov store.VerifyConfig
+	var ov verify.Config
 	if exists {
 		ov = old.Verify
 	}
@@ -100,7 +97,7 @@ func restoreSourceSecrets(in, old *store.Source) error {
 		return err
 	}
 	if slices.Contains(in.Verify.Secrets, Mask) {
-		if !exists || !slices.Equal(in.Verify.Secrets, ov.Redacted().Secrets) {
+		if !exists || !slices.Equal(in.Verify.Secrets, redact.Verify(ov).Secrets) {
 			return badf("verify.secrets: send the secrets in full, or the masked list exactly as the API showed it to keep them")
 		}
 		in.Verify.Secrets = slices.Clone(ov.Secrets)
@@ -119,13 +116,13 @@ func (a *Server) validateSource(s *store.Source) error {
 	case s.Verify.Tolerance < 0:
 		return badf("verify.tolerance must not be negative")
 	}
-	if _, err := verify.New(s.Verify); err != nil {
+	if _, err := verify.New(s.Verify, nil); err != nil {
 		if msg := err.Error(); strings.HasPrefix(msg, "verify") {
 			return badf("%s", msg)
 		}
 		return badf("verify: %v", err)
 	}
-	if _, err := catalog.CompileSource(a.catalog.Compiler(), s); err != nil {
+	if _, err := catalog.CompileSource(a.catalog.Compiler(), s, nil); err != nil {
 		// The message names the source, which the client knows, then the
 		// field at fault.
 		return badf("%s", strings.TrimPrefix(err.Error(), "source "+s.Name+": "))
@@ -157,54 +154,11 @@ func pathEscapeName(path string) string {
 
 // ---- destinations ----
 
-// sensitiveHeader reports whether a destination header is likely to carry
-// a credential, and so is masked in output.
-func sensitiveHeader(name string) bool {
-	n := strings.ToLower(name)
-	switch n {
-	case "authorization", "proxy-authorization", "cookie":
-		return true
-	}
-	for _, w := range []string{"token", "secret", "key", "password", "auth", "signature", "session"} {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
-
 // viewDestination returns a copy of d with its signing secret, sensitive
 // header values and URL password masked.
 func viewDestination(d *store.Destination) *store.Destination {
-	c := *d
-	if c.Sign.Secret != "" {
-		c.Sign.Secret = Mask
-	}
-	if len(d.Headers) > 0 {
-		c.Headers = make(map[string]string, len(d.Headers))
-		for k, v := range d.Headers {
-			if sensitiveHeader(k) && v != "" {
-				v = Mask
-			}
-			c.Headers[k] = v
-		}
-	}
-	c.URL = redactURL(d.URL)
+	c := redact.Destination(*d)
 	return &c
-}
-
-// redactURL masks the password of a URL that carries one.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, ok := u.User.Password(); !ok {
-		return s
-	}
-	// url.URL escapes '*' in userinfo, so swap the mask into the standard
-	// redaction's placeholder instead.
-	return strings.Replace(u.Redacted(), ":xxxxx@", ":"+Mask+"@", 1)
 }
 
 // restoreDestinationSecrets puts stored secrets back where in sends what
@@ -234,7 +188,7 @@ func restoreDestinationSecrets(in, old *store.Destination) error {
 			return err
 		}
 	}
-	if exists && in.URL != ov.URL && in.URL == redactURL(ov.URL) {
+	if exists && in.URL != ov.URL && in.URL == redact.URL(ov.URL) {
 		in.URL = ov.URL
 	}
 	return nil
@@ -247,7 +201,7 @@ func validateDestination(d *store.Destination) error {
 	}
 	u, err := url.Parse(d.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return badf("url: %q is not an absolute http or https URL", redactURL(d.URL))
+		return badf("url: %q is not an absolute http or https URL", redact.URL(d.URL))
 	}
 	if _, err := store.ParseRate(d.RateLimit); err != nil {
 		return badf("rate_limit: %v", err)
@@ -274,14 +228,14 @@ func validateDestination(d *store.Destination) error {
 	switch d.Sign.Type {
 	case "":
 		if d.Sign.Secret != "" {
-			return badf("sign.type is required when sign.secret is set (want %q)", SignStandardWebhooks)
+			return badf("sign.type is required when sign.secret is set (want %q)", verify.TypeStandardWebhooks)
 		}
-	case SignStandardWebhooks:
+	case verify.TypeStandardWebhooks:
 		if d.Sign.Secret == "" {
 			return badf("sign.secret is required when sign.type is %q", d.Sign.Type)
 		}
 	default:
-		return badf("sign.type: unknown signing scheme %q (want %q or none)", d.Sign.Type, SignStandardWebhooks)
+		return badf("sign.type: unknown signing scheme %q (want %q or none)", d.Sign.Type, verify.TypeStandardWebhooks)
 	}
 	for k, v := range d.Headers {
 		if k == "" || strings.IndexFunc(k, func(c rune) bool { return !isTokenChar(c) }) >= 0 {

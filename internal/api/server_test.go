@@ -18,6 +18,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 const testToken = "s3cret-admin-token"
@@ -68,8 +69,8 @@ func (b *testBundle) seed(t testing.TB) {
 	t.Helper()
 	ctx := context.Background()
 	for _, src := range []*store.Source{
-		{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: "whsec_stripe"}},
-		{Name: "github", Verify: store.VerifyConfig{Type: "github", Secret: "gh_secret"}},
+		{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: "whsec_stripe"}},
+		{Name: "github", Verify: verify.Config{Type: "github", Secret: "gh_secret"}},
 	} {
 		if err := b.store.SourceUpsert(ctx, src); err != nil {
 			t.Fatal(err)

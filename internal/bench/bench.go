@@ -227,7 +227,7 @@ func (g *generator) run(ctx context.Context, start, end time.Time) {
 		id := idPrefix + strconv.Itoa(seq)
 		body = appendBody(body[:0], id, now, o.Size)
 		clear(h)
-		if err := o.Provider.sign(h, id, body, now); err != nil {
+		if err := o.Provider.sign(h, "http://"+g.host+o.Path, id, body, now); err != nil {
 			g.res.statuses["sign_error"]++
 			if g.res.firstErr == "" {
 				g.res.firstErr = err.Error()

@@ -26,14 +26,14 @@ func TestLoadSignsForEveryProvider(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := verify.New(prov.Verify)
+			v, err := verify.New(prov.Verify, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sink := &Sink{}
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
-				if err := v.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query()}); err != nil {
+				if err := v.Verify(verify.NewRequest(r, body, time.Now())); err != nil {
 					http.Error(w, err.Error(), http.StatusUnauthorized)
 					return
 				}

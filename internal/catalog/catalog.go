@@ -25,6 +25,8 @@ const DefaultRefresh = 30 * time.Second
 // expressions compiled.
 type Source struct {
 	*store.Source
+	// Provider is the row of the source's verify type.
+	Provider *verify.Provider
 	Verifier verify.Verifier
 	// DedupKey yields the dedup key; nil means no deduplication.
 	DedupKey *route.Program
@@ -52,6 +54,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Refresh is the periodic reload interval. If zero, [DefaultRefresh].
 	Refresh time.Duration
+	// Verify tunes the verifiers built. If nil, their defaults.
+	Verify *verify.Options
 }
 
 // Catalog holds the current snapshot and reloads it when the store says the
@@ -61,6 +65,7 @@ type Catalog struct {
 	compiler *route.Compiler
 	log      *slog.Logger
 	refresh  time.Duration
+	verify   *verify.Options
 	cur      atomic.Pointer[Snapshot]
 }
 
@@ -76,7 +81,7 @@ func New(s store.Store, c *route.Compiler, opts *Options) *Catalog {
 	if o.Refresh <= 0 {
 		o.Refresh = DefaultRefresh
 	}
-	cat := &Catalog{store: s, compiler: c, log: o.Logger, refresh: o.Refresh}
+	cat := &Catalog{store: s, compiler: c, log: o.Logger, refresh: o.Refresh, verify: o.Verify}
 	r, _ := route.NewRouter(c, nil)
 	cat.cur.Store(&Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, Router: r})
 	return cat
@@ -107,7 +112,7 @@ func (c *Catalog) Load(ctx context.Context) error {
 	snap := &Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, LoadedAt: time.Now()}
 	var errs []error
 	for _, s := range srcs {
-		cs, err := CompileSource(c.compiler, s)
+		cs, err := CompileSource(c.compiler, s, c.verify)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -162,45 +167,41 @@ func (c *Catalog) Run(ctx context.Context) error {
 	}
 }
 
-// providerDefaults are the dedup key and event type expressions of each
-// verification scheme, used when a source sets no dedup key of its own.
-var providerDefaults = map[string]struct{ dedup, eventType string }{
-	"stripe":            {`body.id`, `body.type`},
-	"github":            {`headers["x-github-delivery"]`, `headers["x-github-event"]`},
-	"shopify":           {`headers["x-shopify-webhook-id"]`, `headers["x-shopify-topic"]`},
-	"standard-webhooks": {`"webhook-id" in headers ? headers["webhook-id"] : headers["svix-id"]`, `body.type`},
-}
-
 // genericEventType is tried for schemes without a known place.
 const genericEventType = `has(body.type) ? body.type : ""`
 
-// CompileSource builds a source's verifier and compiles its expressions.
-// The error names the source and the field at fault.
-func CompileSource(c *route.Compiler, s *store.Source) (*Source, error) {
-	v, err := verify.New(s.Verify)
+// CompileSource builds a source's verifier (with opts, which may be nil)
+// and compiles its expressions; the dedup key and event type default to
+// those of the source's provider row. The error names the source and the
+// field at fault.
+func CompileSource(c *route.Compiler, s *store.Source, opts *verify.Options) (*Source, error) {
+	row, err := verify.Lookup(s.Verify.Type)
 	if err != nil {
 		return nil, fmt.Errorf("source %s: %w", s.Name, err)
 	}
-	cs := &Source{Source: s, Verifier: v, DedupWindow: s.Dedup.Window.D(), MaxBodyBytes: s.MaxBodyBytes}
+	v, err := verify.New(s.Verify, opts)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	cs := &Source{Source: s, Provider: row, Verifier: v, DedupWindow: s.Dedup.Window.D(), MaxBodyBytes: s.MaxBodyBytes}
 	if cs.DedupWindow <= 0 {
 		cs.DedupWindow = store.DefaultDedupWindow
 	}
 	if cs.MaxBodyBytes <= 0 {
 		cs.MaxBodyBytes = store.DefaultMaxBodyBytes
 	}
-	defaults, known := providerDefaults[s.Verify.Type]
 	keyExpr := s.Dedup.Key
 	if keyExpr == "" {
-		keyExpr = defaults.dedup
+		keyExpr = row.DedupKey
 	}
 	if keyExpr != "" && !s.Dedup.Disabled {
 		if cs.DedupKey, err = c.Compile(keyExpr); err != nil {
 			return nil, fmt.Errorf("source %s: dedup.key: %w", s.Name, err)
 		}
 	}
-	typeExpr := genericEventType
-	if known {
-		typeExpr = defaults.eventType
+	typeExpr := row.EventType
+	if typeExpr == "" {
+		typeExpr = genericEventType
 	}
 	if cs.EventType, err = c.Compile(typeExpr); err != nil {
 		return nil, fmt.Errorf("source %s: event type: %w", s.Name, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 func setup(t *testing.T) (*sqlite.Store, *catalog.Catalog) {
@@ -28,9 +29,9 @@ func TestLoadCompilesAndSkipsBroken(t *testing.T) {
 	ctx := context.Background()
 	s, cat := setup(t)
 	for _, src := range []*store.Source{
-		{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: "whsec_x"}},
+		{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: "whsec_x"}},
 		{Name: "broken", Dedup: store.DedupConfig{Key: "body.("}},
-		{Name: "nodedup", Verify: store.VerifyConfig{Type: "github", Secret: "x"}, Dedup: store.DedupConfig{Disabled: true}},
+		{Name: "nodedup", Verify: verify.Config{Type: "github", Secret: "x"}, Dedup: store.DedupConfig{Disabled: true}},
 	} {
 		if err := s.SourceUpsert(ctx, src); err != nil {
 			t.Fatal(err)

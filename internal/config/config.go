@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // Defaults of the top-level settings.
@@ -228,7 +229,7 @@ type Options struct {
 	// each destination that signs, since signing uses the same secret
 	// format as verifying. An error whose text starts "verify.KEY: " is
 	// reported on that key's line.
-	CheckVerify func(store.VerifyConfig) error
+	CheckVerify func(verify.Config) error
 	// CheckExpr, if non-nil, is called with each connection filter and
 	// each dedup key and returns an error if the expression does not
 	// compile; cmd/mailroom wires the CEL compiler.

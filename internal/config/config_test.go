@@ -29,7 +29,7 @@ func realOptions(tb testing.TB, env map[string]string) *config.Options {
 	}
 	return &config.Options{
 		LookupEnv:   mapEnv(env),
-		CheckVerify: func(v store.VerifyConfig) error { _, err := verify.New(v); return err },
+		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
 		CheckExpr:   compiler.Check,
 	}
 }
@@ -961,7 +961,7 @@ func TestParseAliasBomb(t *testing.T) {
 func TestCheckVerifyErrorWithoutField(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("no such scheme here")
-	opts := &config.Options{CheckVerify: func(v store.VerifyConfig) error {
+	opts := &config.Options{CheckVerify: func(v verify.Config) error {
 		if v.Type == "x" {
 			return boom
 		}

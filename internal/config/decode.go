@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"fmt"
 	"io"
@@ -260,7 +261,10 @@ func (d *decoder) spend(n *yaml.Node, field string, count int) bool {
 	return true
 }
 
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+var (
+	unmarshalerType     = reflect.TypeFor[yaml.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
 
 // value decodes n into v, the field at path field.
 func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
@@ -275,6 +279,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, field string) {
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(unmarshalerType) {
 		d.unmarshaler(n, v, field)
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(textUnmarshalerType) {
+		d.text(n, v, field)
 		return
 	}
 	switch v.Kind() {
@@ -495,6 +503,21 @@ func (d *decoder) unmarshaler(n *yaml.Node, v reflect.Value, field string) {
 		n = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Line: n.Line, Column: n.Column}
 	}
 	if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
+		d.add(n, field, err)
+	}
+}
+
+// text hands n's scalar value, expanded, to v's UnmarshalText (durations).
+func (d *decoder) text(n *yaml.Node, v reflect.Value, field string) {
+	if n.Kind != yaml.ScalarNode {
+		d.errAt(n, field, "must be a string, got %s", describe(n))
+		return
+	}
+	s, ok := d.expand(n, field)
+	if !ok {
+		return
+	}
+	if err := v.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
 		d.add(n, field, err)
 	}
 }

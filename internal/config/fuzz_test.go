@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/mailroomhq/mailroom/internal/config"
-	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // FuzzParse checks that no input makes Parse panic, that every problem it
@@ -38,7 +38,7 @@ func FuzzParse(f *testing.F) {
 		LookupEnv: mapEnv(env),
 		// Cheap stand-ins for the real hooks, which have fuzz targets of
 		// their own: they exercise the error paths.
-		CheckVerify: func(v store.VerifyConfig) error {
+		CheckVerify: func(v verify.Config) error {
 			if v.Type == "bad" {
 				return errors.New("verify.type: bad type")
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // nameRE is what a source or destination name looks like: it appears in
@@ -25,9 +26,6 @@ var connectionIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.>-]{0,128}$`)
 
 // MaxRetryAttempts is the largest retry.max_attempts a destination may set.
 const MaxRetryAttempts = 1000
-
-// signStandardWebhooks is the one signing scheme destinations support.
-const signStandardWebhooks = "standard-webhooks"
 
 // validator checks a Config and collects every problem.
 type validator struct {
@@ -365,9 +363,9 @@ func (v *validator) sign(p string, s store.SignConfig) {
 	switch s.Type {
 	case "":
 		return
-	case signStandardWebhooks:
+	case verify.TypeStandardWebhooks:
 	default:
-		v.errf(p+".type", "unknown type %q (want %s, or leave it out for no signature)", s.Type, signStandardWebhooks)
+		v.errf(p+".type", "unknown type %q (want %s, or leave it out for no signature)", s.Type, verify.TypeStandardWebhooks)
 		return
 	}
 	if s.Secret == "" {
@@ -375,7 +373,7 @@ func (v *validator) sign(p string, s store.SignConfig) {
 		return
 	}
 	if v.opts.CheckVerify != nil {
-		if err := v.opts.CheckVerify(store.VerifyConfig{Type: s.Type, Secret: s.Secret}); err != nil {
+		if err := v.opts.CheckVerify(verify.Config{Type: s.Type, Secret: s.Secret}); err != nil {
 			v.verifyError(p, err)
 		}
 	}

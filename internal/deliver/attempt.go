@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
@@ -79,7 +79,7 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 	status, next, outcome := d.decide(cfg, &a, retryAfter, canceled, now)
 	if outcome == OutcomePaused {
 		w.holdLocal()
-		reason := "410 Gone from " + redactURL(cfg.dest.URL)
+		reason := "410 Gone from " + redact.URL(cfg.dest.URL)
 		if err := d.store.DestinationSetPaused(rctx, w.name, true, reason); err != nil {
 			d.log.Error("pause destination", "destination", w.name, "err", err)
 		} else {
@@ -258,7 +258,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	}
 	h.Set(verify.StandardWebhooksIDHeader, dl.EventID)
 	h.Set(verify.StandardWebhooksTimestampHeader, strconv.FormatInt(a.StartedAt.Unix(), 10))
-	if cfg.dest.Sign.Type == SignStandardWebhooksType {
+	if cfg.dest.Sign.Type == verify.TypeStandardWebhooks {
 		sig, err := verify.SignStandardWebhooks(cfg.dest.Sign.Secret, dl.EventID, a.StartedAt, req.Body)
 		if err != nil {
 			// resolve checked the secret, so only an empty event id
@@ -315,15 +315,6 @@ func describeError(ctx context.Context, err error, timeout time.Duration) string
 		return fmt.Sprintf("canceled, dispatcher stopping: %v", err)
 	}
 	return err.Error()
-}
-
-// redactURL hides a password in raw, for text that operators see.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Redacted()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -252,7 +252,7 @@ func TestDeliverSuccess(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
 	secret := newSecret(t)
-	v, err := verify.New(store.VerifyConfig{Type: "standard-webhooks", Secret: secret})
+	v, err := verify.New(verify.Config{Type: "standard-webhooks", Secret: secret}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

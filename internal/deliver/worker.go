@@ -14,10 +14,6 @@ import (
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
-// SignStandardWebhooksType is the [store.SignConfig] Type that signs
-// deliveries the Standard Webhooks way.
-const SignStandardWebhooksType = "standard-webhooks"
-
 // destConfig is a destination with its defaults filled in.
 type destConfig struct {
 	dest        *store.Destination
@@ -60,7 +56,7 @@ func resolve(dest *store.Destination) *destConfig {
 	}
 	switch dest.Sign.Type {
 	case "":
-	case SignStandardWebhooksType:
+	case verify.TypeStandardWebhooks:
 		// Sign a probe once so that a bad secret holds the destination
 		// instead of failing every attempt.
 		if _, err := verify.SignStandardWebhooks(dest.Sign.Secret, "probe", time.Unix(0, 0), nil); err != nil {

@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
@@ -160,11 +161,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	ctx := r.Context()
 	src, ok := h.catalog.Current().Sources[rec.Source]
 	if !ok {
-		rec.Headers = redact(r.Header, "")
+		rec.Headers = redact.Credentials(r.Header)
 		h.reject(w, r, rec, http.StatusNotFound, fmt.Sprintf("unknown source %q", rec.Source))
 		return OutcomeUnknownSource
 	}
-	rec.Headers = redact(r.Header, src.Verify)
+	rec.Headers = redact.Credentials(r.Header, src.Provider.Credentials(src.Verify)...)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -178,7 +179,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 		return OutcomeBadRequest
 	}
 	rec.Body = body
-	if err := src.Verifier.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query(), Now: rec.ReceivedAt}); err != nil {
+	if err := src.Verifier.Verify(verify.NewRequest(r, body, rec.ReceivedAt)); err != nil {
 		h.reject(w, r, rec, http.StatusUnauthorized, "verification failed: "+err.Error())
 		return OutcomeUnauthorized
 	}
@@ -251,27 +252,6 @@ func suffix(r *http.Request) string {
 		return ""
 	}
 	return "/" + rest
-}
-
-// redact copies h, masking credentials that must not sit in storage: the
-// Authorization headers and a source's api-key header.
-func redact(h http.Header, v any) http.Header {
-	out := h.Clone()
-	for _, k := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
-		if _, ok := out[k]; ok {
-			out[k] = []string{"[redacted]"}
-		}
-	}
-	if vc, ok := v.(store.VerifyConfig); ok && vc.Type == "api-key" {
-		hk := vc.Header
-		if hk == "" {
-			hk = "X-API-Key"
-		}
-		if out.Get(hk) != "" {
-			out.Set(hk, "[redacted]")
-		}
-	}
-	return out
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -37,8 +37,8 @@ func setup(t *testing.T) *testBundle {
 	ctx := context.Background()
 	s := sqlitetest.Open(t, nil)
 	for _, src := range []*store.Source{
-		{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: stripeSecret}},
-		{Name: "custom", Verify: store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: "k"}, Dedup: store.DedupConfig{Key: "body.id"}},
+		{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: stripeSecret}},
+		{Name: "custom", Verify: verify.Config{Type: "hmac", Header: "X-Signature", Secret: "k"}, Dedup: store.DedupConfig{Key: "body.id"}},
 		{Name: "open"},
 		{Name: "tiny", MaxBodyBytes: 16},
 	} {

@@ -52,7 +52,7 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: stripeSecret}}); err != nil {
+	if err := st.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: stripeSecret}}); err != nil {
 		t.Fatal(err)
 	}
 	compiler, err := route.NewCompiler()

@@ -25,6 +25,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 type testBundle struct {
@@ -52,7 +53,7 @@ func setup(t *testing.T) *testBundle {
 	if err := s.SourceUpsert(ctx, &store.Source{Name: "open", Dedup: store.DedupConfig{Key: "body.id"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SourceUpsert(ctx, &store.Source{Name: "signed", Verify: store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: "k"}}); err != nil {
+	if err := s.SourceUpsert(ctx, &store.Source{Name: "signed", Verify: verify.Config{Type: "hmac", Header: "X-Signature", Secret: "k"}}); err != nil {
 		t.Fatal(err)
 	}
 	fast := store.RetryPolicy{MaxAttempts: 2, Initial: store.Duration(10 * time.Millisecond), Max: store.Duration(20 * time.Millisecond)}

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -9,126 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/mailroomhq/mailroom/internal/duration"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
-// Duration is a time.Duration that reads and writes as a Go duration string
-// ("5m", "1h30m") in YAML and JSON. A bare JSON number is taken as seconds.
-type Duration time.Duration
-
-// D returns d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// String formats d like time.Duration does.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
-
-// UnmarshalJSON reads a duration string or a number of seconds.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return fmt.Errorf("duration must be a string like \"5m\" or a number of seconds")
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	return d.parse(s)
-}
-
-// UnmarshalYAML reads a duration string such as "30s".
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("duration must be a string like \"5m\"")
-	}
-	return d.parse(n.Value)
-}
-
-// MarshalYAML writes d as a duration string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
-
-func (d *Duration) parse(s string) error {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		*d = 0
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("invalid duration %q (want e.g. 30s, 5m, 1h)", s)
-	}
-	if v < 0 {
-		return fmt.Errorf("invalid duration %q: must not be negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// VerifyConfig says how a source proves that a request is genuine.
-// Type is one of the verify package's scheme names: "stripe", "github",
-// "shopify", "standard-webhooks", "hmac", "basic", "api-key" or "none".
-type VerifyConfig struct {
-	// Type names the scheme. Empty means "none".
-	Type string `yaml:"type" json:"type"`
-	// Secret is the signing secret. Secrets lists more for rotation; a
-	// request passes when any of them verifies it.
-	Secret  string   `yaml:"secret,omitempty" json:"secret,omitempty"`
-	Secrets []string `yaml:"secrets,omitempty" json:"secrets,omitempty"`
-	// Tolerance bounds the age (and future skew) of a signed timestamp for
-	// schemes that sign one (stripe, standard-webhooks). Zero means 5m.
-	Tolerance Duration `yaml:"tolerance,omitempty" json:"tolerance,omitempty"`
-	// Header names the header that carries the signature (hmac) or the key
-	// (api-key).
-	Header string `yaml:"header,omitempty" json:"header,omitempty"`
-	// Algorithm is sha256 (default) or sha512, for hmac.
-	Algorithm string `yaml:"algorithm,omitempty" json:"algorithm,omitempty"`
-	// Encoding is hex (default) or base64, for hmac.
-	Encoding string `yaml:"encoding,omitempty" json:"encoding,omitempty"`
-	// Prefix is stripped from the header value before decoding, for hmac
-	// (e.g. "sha256=").
-	Prefix string `yaml:"prefix,omitempty" json:"prefix,omitempty"`
-	// Username and Password are the credentials for basic.
-	Username string `yaml:"username,omitempty" json:"username,omitempty"`
-	Password string `yaml:"password,omitempty" json:"password,omitempty"`
-}
-
-// AllSecrets returns Secret followed by Secrets, without empty entries.
-func (v VerifyConfig) AllSecrets() []string {
-	var out []string
-	if v.Secret != "" {
-		out = append(out, v.Secret)
-	}
-	for _, s := range v.Secrets {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// Redacted returns a copy of v with secrets and passwords masked, for
-// display through the API.
-func (v VerifyConfig) Redacted() VerifyConfig {
-	mask := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		return "********"
-	}
-	v.Secret = mask(v.Secret)
-	if len(v.Secrets) > 0 {
-		ss := make([]string, len(v.Secrets))
-		for i, s := range v.Secrets {
-			ss[i] = mask(s)
-		}
-		v.Secrets = ss
-	}
-	v.Password = mask(v.Password)
-	return v
-}
+// Duration is the config and API text form of a duration; see
+// [duration.Duration].
+type Duration = duration.Duration
 
 // DedupConfig says how a source recognises a provider's retry of an event
 // it has already accepted.
@@ -153,9 +39,9 @@ const DefaultMaxBodyBytes = 10 << 20
 
 // Source is a named ingest endpoint, POST /e/{name}.
 type Source struct {
-	Name   string       `yaml:"name" json:"name"`
-	Verify VerifyConfig `yaml:"verify,omitempty" json:"verify"`
-	Dedup  DedupConfig  `yaml:"dedup,omitempty" json:"dedup"`
+	Name   string        `yaml:"name" json:"name"`
+	Verify verify.Config `yaml:"verify,omitempty" json:"verify"`
+	Dedup  DedupConfig   `yaml:"dedup,omitempty" json:"dedup"`
 	// MaxBodyBytes caps the request body. Zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty" json:"max_body_bytes,omitempty"`
 	// Description is free text for operators.

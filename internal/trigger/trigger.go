@@ -1,6 +1,5 @@
 // Package trigger builds sample webhooks for `mailroom trigger`: realistic
-// payloads in the shapes Stripe, GitHub, Shopify and Standard Webhooks
-// senders document, with fresh ids and timestamps, signed the way each
+// payloads in the shapes each provider of the verify table documents, with fresh ids and timestamps, signed the way each
 // provider signs them, so that a local mailroom (or any receiver that uses
 // the provider's own library) accepts them.
 //
@@ -10,6 +9,7 @@ package trigger
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"embed"
 	"encoding/hex"
@@ -25,73 +25,103 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 //go:embed all:templates
 var templates embed.FS
 
-// Provider is a webhook sender mailroom can imitate.
+// Provider is a webhook sender mailroom can imitate: a named row of the
+// verify provider table that has sample templates.
 type Provider struct {
-	// Name is what `mailroom trigger` takes: stripe, github, shopify or
-	// standard-webhooks.
+	// Name is what `mailroom trigger` takes, the verify type (stripe,
+	// github, slack ...).
 	Name string
+	// Title is the provider's own name.
+	Title string
 	// Source is the source name the example config gives this provider,
-	// the default target /e/{Source}.
+	// the default target /e/{Source}: the name itself, except "app" for
+	// standard-webhooks.
 	Source string
 	// VerifyType is the verify scheme that checks its signature.
 	VerifyType string
-	// DefaultSecret is the demo secret of examples/mailroom.yaml, and
-	// SecretEnv the variable that overrides it there.
+	// DefaultSecret is the demo signing secret (for the providers of
+	// examples/mailroom.yaml, its value there), and SecretEnv the variable
+	// that overrides it: NAME_WEBHOOK_SECRET.
 	DefaultSecret string
 	SecretEnv     string
+	// Verify is the config of a source that accepts the samples signed
+	// with DefaultSecret (for providers that sign with a private key, it
+	// holds the public key).
+	Verify verify.Config
 	// Events are the event names it has templates for, sorted.
 	Events []string
+	// AnyType says the provider takes any event type (--type), from one
+	// template: the Standard Webhooks family.
+	AnyType bool
+
+	row *verify.Provider
 }
 
-// providers are the known senders, their example-config sources and demo
-// secrets (public values from examples/mailroom.yaml).
-var providers = []Provider{
-	{Name: "stripe", Source: "stripe", VerifyType: verify.TypeStripe, DefaultSecret: "whsec_demo_stripe_secret", SecretEnv: "STRIPE_WEBHOOK_SECRET"},
-	{Name: "github", Source: "github", VerifyType: verify.TypeGitHub, DefaultSecret: "c72ec9b909b677f81dec673aebfaeab6", SecretEnv: "GITHUB_WEBHOOK_SECRET"},
-	{Name: "shopify", Source: "shopify", VerifyType: verify.TypeShopify, DefaultSecret: "shpss_04e68f24e0d141aadd737c3a", SecretEnv: "SHOPIFY_WEBHOOK_SECRET"},
-	{Name: "standard-webhooks", Source: "app", VerifyType: verify.TypeStandardWebhooks, DefaultSecret: "whsec_j+sq9gpAIIedLBRcjsMaUvx8uaMEIL+K", SecretEnv: "APP_WEBHOOK_SECRET"},
+// exampleSources are the demo sources of examples/mailroom.yaml whose name
+// or secret is not the default one.
+var exampleSources = map[string]struct{ source, secret string }{
+	verify.TypeStripe:           {"stripe", "whsec_demo_stripe_secret"},
+	verify.TypeGitHub:           {"github", "c72ec9b909b677f81dec673aebfaeab6"},
+	verify.TypeShopify:          {"shopify", "shpss_04e68f24e0d141aadd737c3a"},
+	verify.TypeStandardWebhooks: {"app", "whsec_j+sq9gpAIIedLBRcjsMaUvx8uaMEIL+K"},
 }
 
-// Providers returns the known providers with their events.
+// Providers returns the providers with sample templates, sorted by name.
 func Providers() []Provider {
-	out := make([]Provider, len(providers))
-	for i, p := range providers {
-		entries, _ := fs.ReadDir(templates, "templates/"+p.Name) // embedded: cannot fail
+	var out []Provider
+	for _, row := range verify.Providers() {
+		if row.Generic || !row.CanSign() {
+			continue
+		}
+		entries, err := fs.ReadDir(templates, "templates/"+row.Name)
+		if err != nil {
+			continue // a test requires every named provider to have templates
+		}
+		ex, ok := exampleSources[row.Name]
+		if !ok {
+			ex.source, ex.secret = row.Name, row.SampleSecret
+		}
+		p := Provider{Name: row.Name, Title: row.Title, Source: ex.source, VerifyType: row.Name, DefaultSecret: ex.secret,
+			SecretEnv: strings.ToUpper(strings.ReplaceAll(row.Name, "-", "_")) + "_WEBHOOK_SECRET", row: row}
+		if p.Name == verify.TypeStandardWebhooks {
+			p.SecretEnv = "APP_WEBHOOK_SECRET"
+		}
+		p.Verify = row.SampleConfig(p.DefaultSecret)
 		for _, e := range entries {
-			if p.Name == "standard-webhooks" {
-				break // one template for every --type
-			}
 			name, ok := strings.CutSuffix(e.Name(), ".json")
 			if !ok {
 				continue
 			}
-			if p.Name == "shopify" {
-				name = strings.Replace(name, "-", "/", 1)
+			if name == anyTypeTemplate {
+				p.AnyType = true
+				continue
 			}
-			p.Events = append(p.Events, name)
+			p.Events = append(p.Events, strings.Replace(name, "-", "/", 1))
 		}
 		slices.Sort(p.Events)
-		out[i] = p
+		out = append(out, p)
 	}
 	return out
 }
 
+// anyTypeTemplate is the template file (without .json) of a provider that
+// takes any event type.
+const anyTypeTemplate = "event"
+
 // Lookup returns the provider called name.
 func Lookup(name string) (Provider, error) {
-	for _, p := range Providers() {
+	ps := Providers()
+	names := make([]string, len(ps))
+	for i, p := range ps {
 		if p.Name == name {
 			return p, nil
 		}
-	}
-	names := make([]string, len(providers))
-	for i, p := range providers {
 		names[i] = p.Name
 	}
 	return Provider{}, fmt.Errorf("unknown provider %q (known: %s)", name, strings.Join(names, ", "))
@@ -111,6 +141,9 @@ type Options struct {
 	Type string
 	// Now stamps ids, timestamps and the signature. Zero means time.Now.
 	Now time.Time
+	// URL is where the webhook will be sent, signed by the providers that
+	// sign the URL (Twilio, Square, HubSpot).
+	URL string
 }
 
 // Webhook is a signed sample request, ready to POST.
@@ -141,16 +174,16 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 		return nil, err
 	}
 	file := event
-	if p.Name == "standard-webhooks" {
+	switch {
+	case p.AnyType && (event == "" || !slices.Contains(p.Events, event)):
 		if o.Type == "" {
-			o.Type = event
+			o.Type = cmp.Or(event, "test.event")
 		}
-		if o.Type == "" {
-			o.Type = "test.event"
-		}
-		event, file = o.Type, "event"
-	} else if !slices.Contains(p.Events, event) {
+		event, file = o.Type, anyTypeTemplate
+	case !slices.Contains(p.Events, event):
 		return nil, fmt.Errorf("no %s template for event %q (known: %s)", p.Name, event, strings.Join(p.Events, ", "))
+	default:
+		o.Type = event
 	}
 	body, err := render(p.Name, strings.ReplaceAll(file, "/", "-"), o)
 	if err != nil {
@@ -161,47 +194,60 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 			return nil, err
 		}
 	}
-	secret := o.Secret
-	if secret == "" {
-		secret = p.DefaultSecret
+	cfg := p.Verify
+	if o.Secret != "" {
+		cfg = p.row.SampleConfig(o.Secret)
 	}
-	wh := &Webhook{Provider: p.Name, Event: event, Header: http.Header{}, Body: body}
-	wh.Header.Set("Content-Type", "application/json")
-	switch p.Name {
-	case "stripe":
-		var head struct {
-			ID string `json:"id"`
+	wh := &Webhook{Provider: p.Name, Event: event, Header: http.Header{}}
+	wh.Header.Set("Content-Type", cmp.Or(contentTypes[p.Name], "application/json"))
+	decorate(p.Name, wh.Header, o.Now)
+	var id string
+	if p.row.IDHeader != "" {
+		id = uuid()
+		if p.row.Alias == verify.TypeStandardWebhooks || p.Name == verify.TypeStandardWebhooks {
+			id = "msg_" + strings.ToLower(rand.Text())
 		}
-		_ = json.Unmarshal(body, &head) // rendered JSON: cannot fail
-		wh.ID = head.ID
-		wh.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
-	case "github":
-		wh.ID = uuid()
-		wh.Header.Set("User-Agent", "GitHub-Hookshot/mailroom")
-		wh.Header.Set("X-GitHub-Event", event)
-		wh.Header.Set("X-GitHub-Delivery", wh.ID)
-		wh.Header.Set("X-GitHub-Hook-ID", "123456789")
-		wh.Header.Set("X-GitHub-Hook-Installation-Target-Type", "repository")
-		wh.Header.Set("X-GitHub-Hook-Installation-Target-ID", "1296269")
-		// go-github's ValidatePayload also accepts the legacy SHA-1
-		// header; GitHub sends both, mailroom checks the SHA-256 one.
-	case "shopify":
-		wh.ID = uuid()
-		wh.Header.Set("User-Agent", "Shopify-Captain-Hook")
-		wh.Header.Set("X-Shopify-Topic", event)
-		wh.Header.Set("X-Shopify-Webhook-Id", wh.ID)
-		wh.Header.Set("X-Shopify-Event-Id", uuid())
-		wh.Header.Set("X-Shopify-Shop-Domain", "example.myshopify.com")
-		wh.Header.Set("X-Shopify-API-Version", "2025-04")
-		wh.Header.Set("X-Shopify-Triggered-At", o.Now.UTC().Format(time.RFC3339Nano))
-	case "standard-webhooks":
-		wh.ID = "msg_" + strings.ToLower(rand.Text())
-		wh.Header.Set(verify.StandardWebhooksIDHeader, wh.ID)
 	}
-	if err := verify.Sign(store.VerifyConfig{Type: p.VerifyType, Secret: secret}, wh.Header, body, o.Now); err != nil {
+	m := &verify.Message{URL: o.URL, Header: wh.Header, Body: body, ID: id, Event: event, Now: o.Now}
+	if err := verify.Sign(cfg, m); err != nil {
 		return nil, fmt.Errorf("sign %s %s: %w", p.Name, event, err)
 	}
+	wh.Body = m.Body
+	wh.ID = id
+	if id == "" {
+		var head struct {
+			ID any `json:"id"`
+		}
+		_ = json.Unmarshal(wh.Body, &head) // rendered JSON: cannot fail
+		if head.ID != nil {
+			wh.ID = fmt.Sprint(head.ID)
+		}
+	}
 	return wh, nil
+}
+
+// contentTypes are the request content types of providers that do not
+// send JSON.
+var contentTypes = map[string]string{}
+
+// decorate sets the headers a provider sends besides its signature, id and
+// event, so that a sample looks like the real thing.
+func decorate(provider string, h http.Header, now time.Time) {
+	switch provider {
+	case verify.TypeStripe:
+		h.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+	case verify.TypeGitHub:
+		h.Set("User-Agent", "GitHub-Hookshot/mailroom")
+		h.Set("X-GitHub-Hook-ID", "123456789")
+		h.Set("X-GitHub-Hook-Installation-Target-Type", "repository")
+		h.Set("X-GitHub-Hook-Installation-Target-ID", "1296269")
+	case verify.TypeShopify:
+		h.Set("User-Agent", "Shopify-Captain-Hook")
+		h.Set("X-Shopify-Event-Id", uuid())
+		h.Set("X-Shopify-Shop-Domain", "example.myshopify.com")
+		h.Set("X-Shopify-API-Version", "2025-04")
+		h.Set("X-Shopify-Triggered-At", now.UTC().Format(time.RFC3339Nano))
+	}
 }
 
 // render executes a template with fresh ids and o's clock.
@@ -325,10 +371,10 @@ func uuid() string {
 
 // FormatEvents renders a provider's events for --list, one per line.
 func FormatEvents(p Provider) string {
-	if p.Name == "standard-webhooks" {
-		return "  (any type: --type invoice.paid, or give it as EVENT)\n"
-	}
 	var b strings.Builder
+	if p.AnyType {
+		b.WriteString("  (any type: --type invoice.paid, or give it as EVENT)\n")
+	}
 	for _, e := range p.Events {
 		b.WriteString("  " + e + "\n")
 	}

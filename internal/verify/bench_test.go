@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -18,20 +17,20 @@ import (
 func BenchmarkVerify(b *testing.B) {
 	body := bytes.Repeat([]byte("x"), 1024)
 	now := time.Now()
-	for _, cfg := range []store.VerifyConfig{
+	for _, cfg := range []verify.Config{
 		{Type: verify.TypeStripe, Secret: "whsec_bench"},
 		{Type: verify.TypeGitHub, Secret: "bench"},
 		{Type: verify.TypeHMAC, Secret: "bench", Header: "X-Signature"},
 		{Type: verify.TypeStandardWebhooks, Secret: "whsec_" + base64.StdEncoding.EncodeToString([]byte("bench-secret"))},
 	} {
 		b.Run(cfg.Type, func(b *testing.B) {
-			v, err := verify.New(cfg)
+			v, err := verify.New(cfg, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := http.Header{}
 			h.Set(verify.StandardWebhooksIDHeader, "msg_1")
-			if err := verify.Sign(cfg, h, body, now); err != nil {
+			if err := verify.Sign(cfg, &verify.Message{Header: h, Body: body, Now: now}); err != nil {
 				b.Fatal(err)
 			}
 			r := &verify.Request{Header: h, Body: body, Now: now}

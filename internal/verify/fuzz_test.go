@@ -13,7 +13,6 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stripe/stripe-go/v85/webhook"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -40,7 +39,7 @@ func FuzzStripe(f *testing.F) {
 		if secret == "" {
 			secret = "s"
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "stripe", Secret: secret})
+		v := mustNew(t, verify.Config{Type: "stripe", Secret: secret})
 		now := fuzzTime(ts)
 
 		// Judge the hostile header at its own timestamp, if it has one, so
@@ -93,7 +92,7 @@ func FuzzStandardWebhooks(f *testing.F) {
 			key = []byte{1}
 		}
 		secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
-		v := mustNew(t, store.VerifyConfig{Type: "standard-webhooks", Secret: secret})
+		v := mustNew(t, verify.Config{Type: "standard-webhooks", Secret: secret})
 		lib, err := standardwebhooks.NewWebhook(secret)
 		if err != nil {
 			t.Fatal(err)
@@ -153,7 +152,7 @@ func FuzzGitHub(f *testing.F) {
 		if secret == "" {
 			secret = "s"
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "github", Secret: secret})
+		v := mustNew(t, verify.Config{Type: "github", Secret: secret})
 		h := http.Header{"X-Hub-Signature-256": {header}}
 		if err := v.Verify(&verify.Request{Header: h, Body: body}); err == nil {
 			if theirs := github.ValidateSignature(header, body, []byte(secret)); theirs != nil {
@@ -188,7 +187,7 @@ func FuzzShopify(f *testing.F) {
 		if secret == "" {
 			secret = "s"
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "shopify", Secret: secret})
+		v := mustNew(t, verify.Config{Type: "shopify", Secret: secret})
 		_ = v.Verify(&verify.Request{Header: http.Header{"X-Shopify-Hmac-Sha256": {header}}, Body: body})
 		signed := verify.SignShopify(secret, body)
 		if err := v.Verify(&verify.Request{Header: http.Header{"X-Shopify-Hmac-Sha256": {signed}}, Body: body}); err != nil {
@@ -209,7 +208,7 @@ func FuzzHMAC(f *testing.F) {
 		if secret == "" {
 			secret = "s"
 		}
-		cfg := store.VerifyConfig{
+		cfg := verify.Config{
 			Type: "hmac", Header: "X-Signature", Secret: secret, Prefix: prefix,
 			Algorithm: []string{"", "sha256", "sha512"}[alg%3],
 			Encoding:  []string{"", "hex", "base64"}[enc%3],
@@ -238,7 +237,7 @@ func FuzzBasic(f *testing.F) {
 		if user == "" || pass == "" || strings.Contains(user, ":") {
 			return
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "basic", Username: user, Password: pass})
+		v := mustNew(t, verify.Config{Type: "basic", Username: user, Password: pass})
 		if err := v.Verify(&verify.Request{Header: http.Header{"Authorization": {auth}}}); err == nil {
 			// net/http must read the same credentials from the header.
 			r := &http.Request{Header: http.Header{"Authorization": {auth}}}
@@ -263,7 +262,7 @@ func FuzzAPIKey(f *testing.F) {
 		if key == "" {
 			return
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "api-key", Secret: key})
+		v := mustNew(t, verify.Config{Type: "api-key", Secret: key})
 		err := v.Verify(&verify.Request{Header: http.Header{"X-Api-Key": {given}}})
 		if (err == nil) != (given == key) {
 			t.Fatalf("given %q, key %q: Verify = %v", given, key, err)

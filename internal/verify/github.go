@@ -48,3 +48,27 @@ func (g *GitHub) Verify(r *Request) error {
 func SignGitHub(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(bodyMAC(sha256.New, []byte(secret), body))
 }
+
+func githubProvider() *Provider {
+	return &Provider{
+		Name: TypeGitHub, Title: "GitHub",
+		Scheme:      "X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>",
+		Fields:      []string{"secret*"},
+		IDHeader:    "X-GitHub-Delivery",
+		EventHeader: "X-GitHub-Event",
+		DedupKey:    `headers["x-github-delivery"]`,
+		EventType:   `headers["x-github-event"]`,
+		Headers:     []string{GitHubHeader, "X-GitHub-Delivery", "X-GitHub-Event"},
+		build: func(c Config, _ *Options) (Verifier, error) {
+			secrets, err := requireSecrets(c)
+			if err != nil {
+				return nil, err
+			}
+			return &GitHub{secrets: secrets}, nil
+		},
+		sign: func(c Config, m *Message) error {
+			m.Header.Set(GitHubHeader, SignGitHub(firstSecret(c), m.Body))
+			return nil
+		},
+	}
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-github/v84/github"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -58,7 +57,7 @@ func TestGitHubMatchesGoGitHub(t *testing.T) {
 		{name: "sha1 in sha256 header", header: http.Header{"X-Hub-Signature-256": {sha1Sig}}, body: githubPush, theyAccept: true, want: verify.ErrMalformedSignature, stricterNote: "SHA-1 is refused"},
 		{name: "sha512 in sha256 header", header: http.Header{"X-Hub-Signature-256": {sha512Sig}}, body: githubPush, theyAccept: true, want: verify.ErrMalformedSignature, stricterNote: "only sha256= is GitHub's"},
 	}
-	v := mustNew(t, store.VerifyConfig{Type: "github", Secret: githubSecret})
+	v := mustNew(t, verify.Config{Type: "github", Secret: githubSecret})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -93,7 +92,7 @@ func TestSignGitHubAcceptedByGoGitHub(t *testing.T) {
 
 func TestGitHubRotation(t *testing.T) {
 	t.Parallel()
-	v := mustNew(t, store.VerifyConfig{Type: "github", Secrets: []string{"old", githubSecret}})
+	v := mustNew(t, verify.Config{Type: "github", Secrets: []string{"old", githubSecret}})
 	for _, secret := range []string{"old", githubSecret} {
 		h := http.Header{"X-Hub-Signature-256": {verify.SignGitHub(secret, githubPush)}}
 		checkErr(t, v.Verify(&verify.Request{Header: h, Body: githubPush}), nil)

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -9,8 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"strings"
-
-	"github.com/mailroomhq/mailroom/internal/store"
 )
 
 // DefaultAPIKeyHeader carries the key of an api-key source that names no
@@ -38,7 +37,7 @@ type HMAC struct {
 	hashName string
 }
 
-func newHMAC(cfg store.VerifyConfig) (*HMAC, error) {
+func newHMAC(cfg Config) (*HMAC, error) {
 	if cfg.Header == "" {
 		return nil, configErr("header", "required for type %q", cfg.Type)
 	}
@@ -109,7 +108,7 @@ func (v *HMAC) decode(s string) ([]byte, error) {
 // SignHMAC returns the header value the generic hmac scheme of cfg expects
 // for body, signed with cfg's first secret: the prefix, then the encoded
 // MAC. It fails on the same config errors as [New].
-func SignHMAC(cfg store.VerifyConfig, body []byte) (string, error) {
+func SignHMAC(cfg Config, body []byte) (string, error) {
 	v, err := newHMAC(cfg)
 	if err != nil {
 		return "", err
@@ -127,7 +126,7 @@ type Basic struct {
 	username, password string
 }
 
-func newBasic(cfg store.VerifyConfig) (*Basic, error) {
+func newBasic(cfg Config) (*Basic, error) {
 	if cfg.Username == "" {
 		return nil, configErr("username", "required for type %q", cfg.Type)
 	}
@@ -180,7 +179,7 @@ type APIKey struct {
 	keys   []string
 }
 
-func newAPIKey(cfg store.VerifyConfig) (*APIKey, error) {
+func newAPIKey(cfg Config) (*APIKey, error) {
 	keys := cfg.AllSecrets()
 	if len(keys) == 0 {
 		return nil, configErr("secret", "required for type %q", cfg.Type)
@@ -214,4 +213,60 @@ func (a *APIKey) Verify(r *Request) error {
 // basicAuthHeader returns the Authorization value for user and pass.
 func basicAuthHeader(user, pass string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+func hmacProvider() *Provider {
+	return &Provider{
+		Name: TypeHMAC, Title: "Generic HMAC", Generic: true,
+		Scheme: "<header>: <prefix><hex or base64 HMAC-SHA256/512 of the body>",
+		Fields: []string{"header*", "secret*", "algorithm", "encoding", "prefix"},
+		build:  func(c Config, _ *Options) (Verifier, error) { return newHMAC(c) },
+		sign: func(c Config, m *Message) error {
+			sig, err := SignHMAC(c, m.Body)
+			if err != nil {
+				return err
+			}
+			m.Header.Set(c.Header, sig)
+			return nil
+		},
+		sample: func(secret string) Config {
+			return Config{Type: TypeHMAC, Secret: secret, Header: "X-Signature", Algorithm: "sha256", Encoding: "hex"}
+		},
+	}
+}
+
+func basicProvider() *Provider {
+	return &Provider{
+		Name: TypeBasic, Title: "HTTP Basic", Generic: true,
+		Scheme: "Authorization: Basic <base64 username:password>",
+		Fields: []string{"username*", "password*"},
+		build:  func(c Config, _ *Options) (Verifier, error) { return newBasic(c) },
+		sign: func(c Config, m *Message) error {
+			m.Header.Set("Authorization", basicAuthHeader(c.Username, c.Password))
+			return nil
+		},
+		sample: func(secret string) Config { return Config{Type: TypeBasic, Username: "mailroom", Password: secret} },
+	}
+}
+
+func apiKeyProvider() *Provider {
+	return &Provider{
+		Name: TypeAPIKey, Title: "API key", Generic: true,
+		Scheme: "<header> (X-API-Key by default): one of the secrets",
+		Fields: []string{"secret*", "header"},
+		build:  func(c Config, _ *Options) (Verifier, error) { return newAPIKey(c) },
+		sign: func(c Config, m *Message) error {
+			m.Header.Set(cmp.Or(c.Header, DefaultAPIKeyHeader), firstSecret(c))
+			return nil
+		},
+	}
+}
+
+func noneProvider() *Provider {
+	return &Provider{
+		Name: TypeNone, Title: "None", Generic: true,
+		Scheme: "no verification: every request is accepted",
+		build:  func(Config, *Options) (Verifier, error) { return None{}, nil },
+		sign:   func(Config, *Message) error { return nil },
+	}
 }

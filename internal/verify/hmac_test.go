@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -24,21 +23,21 @@ const (
 
 func TestShopify(t *testing.T) {
 	t.Parallel()
-	cfg := store.VerifyConfig{Type: "shopify", Secret: hmacSecret}
+	cfg := verify.Config{Type: "shopify", Secret: hmacSecret}
 	if got := verify.SignShopify(hmacSecret, []byte(hmacBody)); got != sha256B64 {
 		t.Fatalf("SignShopify = %q, want %q", got, sha256B64)
 	}
 	tests := []struct {
 		name   string
-		cfg    store.VerifyConfig
+		cfg    verify.Config
 		header http.Header
 		body   string
 		want   error
 	}{
 		{"valid", cfg, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody, nil},
-		{"rotated secret", store.VerifyConfig{Type: "shopify", Secret: "old", Secrets: []string{hmacSecret}}, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody, nil},
+		{"rotated secret", verify.Config{Type: "shopify", Secret: "old", Secrets: []string{hmacSecret}}, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody, nil},
 		{"tampered body", cfg, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody + " ", verify.ErrSignatureMismatch},
-		{"wrong secret", store.VerifyConfig{Type: "shopify", Secret: "other"}, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody, verify.ErrSignatureMismatch},
+		{"wrong secret", verify.Config{Type: "shopify", Secret: "other"}, http.Header{"X-Shopify-Hmac-Sha256": {sha256B64}}, hmacBody, verify.ErrSignatureMismatch},
 		{"hex instead of base64", cfg, http.Header{"X-Shopify-Hmac-Sha256": {sha256Hex}}, hmacBody, verify.ErrSignatureMismatch},
 		{"not base64", cfg, http.Header{"X-Shopify-Hmac-Sha256": {"***"}}, hmacBody, verify.ErrMalformedSignature},
 		{"missing header", cfg, http.Header{}, hmacBody, verify.ErrMissingSignature},
@@ -54,13 +53,13 @@ func TestShopify(t *testing.T) {
 
 func TestHMAC(t *testing.T) {
 	t.Parallel()
-	base := func(alg, enc, prefix string) store.VerifyConfig {
-		return store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: hmacSecret, Algorithm: alg, Encoding: enc, Prefix: prefix}
+	base := func(alg, enc, prefix string) verify.Config {
+		return verify.Config{Type: "hmac", Header: "X-Signature", Secret: hmacSecret, Algorithm: alg, Encoding: enc, Prefix: prefix}
 	}
 	sig := func(v string) http.Header { return http.Header{"X-Signature": {v}} }
 	tests := []struct {
 		name   string
-		cfg    store.VerifyConfig
+		cfg    verify.Config
 		header http.Header
 		body   string
 		want   error
@@ -75,8 +74,8 @@ func TestHMAC(t *testing.T) {
 		{"sha256 hex with prefix", base("sha256", "hex", "sha256="), sig("sha256=" + sha256Hex), hmacBody, nil},
 		{"prefix matched without case", base("sha256", "hex", "sha256="), sig("SHA256=" + sha256Hex), hmacBody, nil},
 		{"sha512 base64 with prefix", base("sha512", "base64", "v1:"), sig("v1:" + sha512B64), hmacBody, nil},
-		{"custom header name", store.VerifyConfig{Type: "hmac", Header: "x-acme-sig", Secret: hmacSecret}, http.Header{"X-Acme-Sig": {sha256Hex}}, hmacBody, nil},
-		{"rotated secret", store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: "old", Secrets: []string{hmacSecret}}, sig(sha256Hex), hmacBody, nil},
+		{"custom header name", verify.Config{Type: "hmac", Header: "x-acme-sig", Secret: hmacSecret}, http.Header{"X-Acme-Sig": {sha256Hex}}, hmacBody, nil},
+		{"rotated secret", verify.Config{Type: "hmac", Header: "X-Signature", Secret: "old", Secrets: []string{hmacSecret}}, sig(sha256Hex), hmacBody, nil},
 		{"missing prefix", base("sha256", "hex", "sha256="), sig(sha256Hex), hmacBody, verify.ErrMalformedSignature},
 		{"prefix not configured", base("sha256", "hex", ""), sig("sha256=" + sha256Hex), hmacBody, verify.ErrMalformedSignature},
 		{"sha512 signature for sha256 config", base("sha256", "hex", ""), sig(sha512Hex), hmacBody, verify.ErrSignatureMismatch},
@@ -84,7 +83,7 @@ func TestHMAC(t *testing.T) {
 		{"base64 signature for hex config", base("sha256", "hex", ""), sig(sha256B64), hmacBody, verify.ErrMalformedSignature},
 		{"tampered body", base("sha256", "hex", ""), sig(sha256Hex), `{"id":"evt_1","amount":43}`, verify.ErrSignatureMismatch},
 		{"truncated signature", base("sha256", "hex", ""), sig(sha256Hex[:62]), hmacBody, verify.ErrSignatureMismatch},
-		{"wrong secret", store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: "nope"}, sig(sha256Hex), hmacBody, verify.ErrSignatureMismatch},
+		{"wrong secret", verify.Config{Type: "hmac", Header: "X-Signature", Secret: "nope"}, sig(sha256Hex), hmacBody, verify.ErrSignatureMismatch},
 		{"missing header", base("", "", ""), http.Header{"X-Other": {sha256Hex}}, hmacBody, verify.ErrMissingSignature},
 	}
 	for _, tt := range tests {
@@ -109,7 +108,7 @@ func TestSignHMAC(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.alg+"/"+tt.enc+"/"+tt.prefix, func(t *testing.T) {
 			t.Parallel()
-			cfg := store.VerifyConfig{Type: "hmac", Header: "X-Signature", Secret: hmacSecret, Algorithm: tt.alg, Encoding: tt.enc, Prefix: tt.prefix}
+			cfg := verify.Config{Type: "hmac", Header: "X-Signature", Secret: hmacSecret, Algorithm: tt.alg, Encoding: tt.enc, Prefix: tt.prefix}
 			got, err := verify.SignHMAC(cfg, []byte(hmacBody))
 			if err != nil {
 				t.Fatal(err)
@@ -123,7 +122,7 @@ func TestSignHMAC(t *testing.T) {
 
 func TestBasic(t *testing.T) {
 	t.Parallel()
-	cfg := store.VerifyConfig{Type: "basic", Username: "alice", Password: "pa:ss"}
+	cfg := verify.Config{Type: "basic", Username: "alice", Password: "pa:ss"}
 	// withAuth builds the header the way net/http clients do.
 	withAuth := func(user, pass string) http.Header {
 		r, _ := http.NewRequest(http.MethodPost, "http://example.test", nil)
@@ -160,17 +159,17 @@ func TestAPIKey(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name   string
-		cfg    store.VerifyConfig
+		cfg    verify.Config
 		header http.Header
 		want   error
 	}{
-		{"default header", store.VerifyConfig{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-123"}}, nil},
-		{"custom header", store.VerifyConfig{Type: "api-key", Header: "X-Token", Secret: "k-123"}, http.Header{"X-Token": {"k-123"}}, nil},
-		{"second of rotated keys", store.VerifyConfig{Type: "api-key", Secret: "old", Secrets: []string{"k-123"}}, http.Header{"X-Api-Key": {"k-123"}}, nil},
-		{"wrong key", store.VerifyConfig{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-124"}}, verify.ErrBadCredentials},
-		{"key prefix", store.VerifyConfig{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-12"}}, verify.ErrBadCredentials},
-		{"key in other header", store.VerifyConfig{Type: "api-key", Header: "X-Token", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-123"}}, verify.ErrMissingSignature},
-		{"missing", store.VerifyConfig{Type: "api-key", Secret: "k-123"}, http.Header{}, verify.ErrMissingSignature},
+		{"default header", verify.Config{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-123"}}, nil},
+		{"custom header", verify.Config{Type: "api-key", Header: "X-Token", Secret: "k-123"}, http.Header{"X-Token": {"k-123"}}, nil},
+		{"second of rotated keys", verify.Config{Type: "api-key", Secret: "old", Secrets: []string{"k-123"}}, http.Header{"X-Api-Key": {"k-123"}}, nil},
+		{"wrong key", verify.Config{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-124"}}, verify.ErrBadCredentials},
+		{"key prefix", verify.Config{Type: "api-key", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-12"}}, verify.ErrBadCredentials},
+		{"key in other header", verify.Config{Type: "api-key", Header: "X-Token", Secret: "k-123"}, http.Header{"X-Api-Key": {"k-123"}}, verify.ErrMissingSignature},
+		{"missing", verify.Config{Type: "api-key", Secret: "k-123"}, http.Header{}, verify.ErrMissingSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,3 +40,27 @@ func (s *Shopify) Verify(r *Request) error {
 func SignShopify(secret string, body []byte) string {
 	return base64.StdEncoding.EncodeToString(bodyMAC(sha256.New, []byte(secret), body))
 }
+
+func shopifyProvider() *Provider {
+	return &Provider{
+		Name: TypeShopify, Title: "Shopify",
+		Scheme:      "X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of the body>",
+		Fields:      []string{"secret*"},
+		IDHeader:    "X-Shopify-Webhook-Id",
+		EventHeader: "X-Shopify-Topic",
+		DedupKey:    `headers["x-shopify-webhook-id"]`,
+		EventType:   `headers["x-shopify-topic"]`,
+		Headers:     []string{ShopifyHeader, "X-Shopify-Webhook-Id", "X-Shopify-Topic"},
+		build: func(c Config, _ *Options) (Verifier, error) {
+			secrets, err := requireSecrets(c)
+			if err != nil {
+				return nil, err
+			}
+			return &Shopify{secrets: secrets}, nil
+		},
+		sign: func(c Config, m *Message) error {
+			m.Header.Set(ShopifyHeader, SignShopify(firstSecret(c), m.Body))
+			return nil
+		},
+	}
+}

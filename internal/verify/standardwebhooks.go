@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"cmp"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -9,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/mailroomhq/mailroom/internal/store"
 )
 
 // Standard Webhooks headers, and the Svix names that the same scheme was
@@ -41,7 +41,7 @@ type StandardWebhooks struct {
 	tolerance time.Duration
 }
 
-func newStandardWebhooks(cfg store.VerifyConfig) (*StandardWebhooks, error) {
+func newStandardWebhooks(cfg Config) (*StandardWebhooks, error) {
 	all := cfg.AllSecrets()
 	if len(all) == 0 {
 		return nil, configErr("secret", "required for type %q", cfg.Type)
@@ -144,4 +144,75 @@ func SignStandardWebhooks(secret, msgID string, ts time.Time, body []byte) (stri
 		return "", errors.New("sign standard webhook: message id is empty")
 	}
 	return "v1," + string(standardWebhooksSig(key, msgID, ts.Unix(), body)), nil
+}
+
+// standardWebhooksDedup is the dedup key of Standard Webhooks senders: the
+// message id, under either header name.
+const standardWebhooksDedup = `"webhook-id" in headers ? headers["webhook-id"] : headers["svix-id"]`
+
+func standardWebhooksProvider() *Provider {
+	return &Provider{
+		Name: TypeStandardWebhooks, Title: "Standard Webhooks",
+		Scheme: "webhook-signature: v1,<base64 HMAC-SHA256 of \"id.timestamp.body\">, key = base64 after whsec_ (svix-* names accepted)",
+		Fields: []string{"secret*", "tolerance"},
+		// The secret of the scheme's published test vectors.
+		SampleSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		IDHeader:     StandardWebhooksIDHeader,
+		DedupKey:     standardWebhooksDedup,
+		EventType:    `body.type`,
+		Headers: []string{StandardWebhooksIDHeader, StandardWebhooksTimestampHeader, StandardWebhooksSignatureHeader,
+			SvixIDHeader, SvixTimestampHeader, SvixSignatureHeader},
+		build: func(c Config, _ *Options) (Verifier, error) { return newStandardWebhooks(c) },
+		sign:  signStandardWebhooksAs(StandardWebhooksIDHeader, StandardWebhooksTimestampHeader, StandardWebhooksSignatureHeader),
+	}
+}
+
+// svixAliases are the providers that sign with Svix, or with Standard
+// Webhooks under its own name: each is the standard-webhooks scheme, with
+// the header names that provider sends.
+func svixAliases() []*Provider {
+	var rows []*Provider
+	for _, a := range []struct {
+		name, title string
+		svix        bool
+		eventType   string
+	}{
+		{"clerk", "Clerk", true, ""},
+		{"resend", "Resend", true, ""},
+		{"svix", "Svix", true, ""},
+		{"openai", "OpenAI", false, ""},
+		{"replicate", "Replicate", false, `has(body.status) ? "prediction." + body.status : ""`},
+	} {
+		p := standardWebhooksProvider()
+		p.Name, p.Title, p.Alias = a.name, a.title, TypeStandardWebhooks
+		p.EventType = cmp.Or(a.eventType, p.EventType)
+		if a.svix {
+			p.Scheme = "Svix (Standard Webhooks with svix-id, svix-timestamp, svix-signature)"
+			p.IDHeader = SvixIDHeader
+			p.sign = signStandardWebhooksAs(SvixIDHeader, SvixTimestampHeader, SvixSignatureHeader)
+		} else {
+			p.Scheme = "Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)"
+		}
+		rows = append(rows, p)
+	}
+	return rows
+}
+
+// signStandardWebhooksAs signs under the given header names, keeping an id
+// already set and making a random one otherwise.
+func signStandardWebhooksAs(idH, tsH, sigH string) func(Config, *Message) error {
+	return func(c Config, m *Message) error {
+		id := m.Header.Get(idH)
+		if id == "" {
+			id = "msg_" + rand.Text()
+		}
+		sig, err := SignStandardWebhooks(firstSecret(c), id, m.Now, m.Body)
+		if err != nil {
+			return err
+		}
+		m.Header.Set(idH, id)
+		m.Header.Set(tsH, strconv.FormatInt(m.Now.Unix(), 10))
+		m.Header.Set(sigH, sig)
+		return nil
+	}
 }

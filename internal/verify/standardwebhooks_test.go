@@ -64,7 +64,7 @@ func TestStandardWebhooksAgainstLibrary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			lib := swLib(t, tt.libSecret)
-			v := mustNew(t, store.VerifyConfig{Type: "standard-webhooks", Secret: tt.cfgSecret})
+			v := mustNew(t, verify.Config{Type: "standard-webhooks", Secret: tt.cfgSecret})
 			now := time.Now()
 			id := "msg_" + rand.Text()
 
@@ -111,14 +111,14 @@ func TestStandardWebhooks(t *testing.T) {
 	}
 	good := sign(swSecret, id, now)
 	bad := sign(other, id, now)
-	single := store.VerifyConfig{Type: "standard-webhooks", Secret: swSecret}
-	rotated := store.VerifyConfig{Type: "standard-webhooks", Secret: other, Secrets: []string{swSecret}}
+	single := verify.Config{Type: "standard-webhooks", Secret: swSecret}
+	rotated := verify.Config{Type: "standard-webhooks", Secret: other, Secrets: []string{swSecret}}
 	svix := func(id string, ts time.Time, sig string) http.Header {
 		return http.Header{"Svix-Id": {id}, "Svix-Timestamp": {strconv.FormatInt(ts.Unix(), 10)}, "Svix-Signature": {sig}}
 	}
 	tests := []struct {
 		name   string
-		cfg    store.VerifyConfig
+		cfg    verify.Config
 		header http.Header
 		body   []byte
 		now    time.Time
@@ -141,7 +141,7 @@ func TestStandardWebhooks(t *testing.T) {
 		{"expired", single, swHeaders(id, now, good), swBody, now.Add(5*time.Minute + time.Second), verify.ErrTimestampOutOfTolerance},
 		{"future", single, swHeaders(id, now, good), swBody, now.Add(-5*time.Minute - time.Second), verify.ErrTimestampOutOfTolerance},
 		{"at tolerance edge", single, swHeaders(id, now, good), swBody, now.Add(5 * time.Minute), nil},
-		{"wider tolerance", store.VerifyConfig{Type: "standard-webhooks", Secret: swSecret, Tolerance: store.Duration(time.Hour)}, swHeaders(id, now, good), swBody, now.Add(-30 * time.Minute), nil},
+		{"wider tolerance", verify.Config{Type: "standard-webhooks", Secret: swSecret, Tolerance: store.Duration(time.Hour)}, swHeaders(id, now, good), swBody, now.Add(-30 * time.Minute), nil},
 		{"timestamp not a number", single, http.Header{"Webhook-Id": {id}, "Webhook-Timestamp": {"soon"}, "Webhook-Signature": {good}}, swBody, now, verify.ErrMalformedSignature},
 		{"no id", single, http.Header{"Webhook-Timestamp": {"1700000000"}, "Webhook-Signature": {good}}, swBody, now, verify.ErrMalformedSignature},
 		{"no timestamp", single, http.Header{"Webhook-Id": {id}, "Webhook-Signature": {good}}, swBody, now, verify.ErrMalformedSignature},
@@ -178,14 +178,14 @@ func TestStandardWebhooksMultipleSignaturesLibrary(t *testing.T) {
 		if err := swLib(t, secret).Verify(swBody, h); err != nil {
 			t.Errorf("library Verify with one of two secrets: %v", err)
 		}
-		v := mustNew(t, store.VerifyConfig{Type: "standard-webhooks", Secret: secret})
+		v := mustNew(t, verify.Config{Type: "standard-webhooks", Secret: secret})
 		checkErr(t, v.Verify(&verify.Request{Header: h, Body: swBody, Now: now}), nil)
 	}
 	c := newSWSecret(t)
 	if err := swLib(t, c).Verify(swBody, h); err == nil {
 		t.Error("library accepted a third secret")
 	}
-	v := mustNew(t, store.VerifyConfig{Type: "standard-webhooks", Secret: c})
+	v := mustNew(t, verify.Config{Type: "standard-webhooks", Secret: c})
 	checkErr(t, v.Verify(&verify.Request{Header: h, Body: swBody, Now: now}), verify.ErrSignatureMismatch)
 }
 

@@ -98,3 +98,25 @@ func SignStripe(secret string, ts time.Time, body []byte) string {
 	t := ts.Unix()
 	return "t=" + strconv.FormatInt(t, 10) + ",v1=" + hex.EncodeToString(stripeMAC([]byte(secret), t, body))
 }
+
+func stripeProvider() *Provider {
+	return &Provider{
+		Name: TypeStripe, Title: "Stripe",
+		Scheme:    "Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">",
+		Fields:    []string{"secret*", "tolerance"},
+		DedupKey:  `body.id`,
+		EventType: `body.type`,
+		Headers:   []string{StripeHeader},
+		build: func(c Config, _ *Options) (Verifier, error) {
+			secrets, err := requireSecrets(c)
+			if err != nil {
+				return nil, err
+			}
+			return &Stripe{secrets: secrets, tolerance: tolerance(c)}, nil
+		},
+		sign: func(c Config, m *Message) error {
+			m.Header.Set(StripeHeader, SignStripe(firstSecret(c), m.Now, m.Body))
+			return nil
+		},
+	}
+}

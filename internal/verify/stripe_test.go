@@ -33,7 +33,7 @@ func stripeHeader(v string) http.Header { return http.Header{"Stripe-Signature":
 func TestStripeAcceptsStripeGo(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
-	v := mustNew(t, store.VerifyConfig{Type: "stripe", Secret: stripeSecret})
+	v := mustNew(t, verify.Config{Type: "stripe", Secret: stripeSecret})
 	tests := []struct {
 		name string
 		ts   time.Time
@@ -82,11 +82,11 @@ func TestStripe(t *testing.T) {
 		return fmt.Sprintf("%x", webhook.ComputeSignature(ts, stripeEvent, secret))
 	}
 	good := sig(stripeSecret, now)
-	single := store.VerifyConfig{Type: "stripe", Secret: stripeSecret}
-	rotated := store.VerifyConfig{Type: "stripe", Secret: stripeSecret, Secrets: []string{stripeNewSecret}}
+	single := verify.Config{Type: "stripe", Secret: stripeSecret}
+	rotated := verify.Config{Type: "stripe", Secret: stripeSecret, Secrets: []string{stripeNewSecret}}
 	tests := []struct {
 		name   string
-		cfg    store.VerifyConfig
+		cfg    verify.Config
 		header string
 		body   []byte
 		now    time.Time
@@ -110,8 +110,8 @@ func TestStripe(t *testing.T) {
 		{"at tolerance edge, future", single, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(-5 * time.Minute), nil},
 		{"expired", single, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(5*time.Minute + time.Second), verify.ErrTimestampOutOfTolerance},
 		{"future", single, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(-6 * time.Minute), verify.ErrTimestampOutOfTolerance},
-		{"wider tolerance", store.VerifyConfig{Type: "stripe", Secret: stripeSecret, Tolerance: store.Duration(time.Hour)}, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(59 * time.Minute), nil},
-		{"narrower tolerance", store.VerifyConfig{Type: "stripe", Secret: stripeSecret, Tolerance: store.Duration(10 * time.Second)}, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(11 * time.Second), verify.ErrTimestampOutOfTolerance},
+		{"wider tolerance", verify.Config{Type: "stripe", Secret: stripeSecret, Tolerance: store.Duration(time.Hour)}, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(59 * time.Minute), nil},
+		{"narrower tolerance", verify.Config{Type: "stripe", Secret: stripeSecret, Tolerance: store.Duration(10 * time.Second)}, fmt.Sprintf("t=%d,v1=%s", now.Unix(), good), stripeEvent, now.Add(11 * time.Second), verify.ErrTimestampOutOfTolerance},
 		{"no timestamp", single, "v1=" + good, stripeEvent, now, verify.ErrMalformedSignature},
 		{"two timestamps", single, fmt.Sprintf("t=%d,t=%d,v1=%s", now.Unix(), now.Unix(), good), stripeEvent, now, verify.ErrMalformedSignature},
 		{"timestamp not a number", single, "t=yesterday,v1=" + good, stripeEvent, now, verify.ErrMalformedSignature},
@@ -136,7 +136,7 @@ func TestStripe(t *testing.T) {
 // against stripe-go, which checks only that side.
 func TestStripeToleranceMatchesStripeGo(t *testing.T) {
 	t.Parallel()
-	v := mustNew(t, store.VerifyConfig{Type: "stripe", Secret: stripeSecret})
+	v := mustNew(t, verify.Config{Type: "stripe", Secret: stripeSecret})
 	for _, age := range []time.Duration{0, time.Minute, 4 * time.Minute, 6 * time.Minute, time.Hour, 24 * time.Hour} {
 		t.Run(age.String(), func(t *testing.T) {
 			t.Parallel()
@@ -156,7 +156,7 @@ func TestStripeToleranceMatchesStripeGo(t *testing.T) {
 
 func TestStripeToleranceMessage(t *testing.T) {
 	t.Parallel()
-	v := mustNew(t, store.VerifyConfig{Type: "stripe", Secret: stripeSecret})
+	v := mustNew(t, verify.Config{Type: "stripe", Secret: stripeSecret})
 	ts := time.Unix(1_700_000_000, 0)
 	err := v.Verify(&verify.Request{Header: stripeHeader(verify.SignStripe(stripeSecret, ts, stripeEvent)), Body: stripeEvent, Now: ts.Add(12*time.Minute + 300*time.Millisecond)})
 	want := "timestamp out of tolerance: timestamp 1700000000 is 12m0s old, tolerance 5m0s"

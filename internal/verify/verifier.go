@@ -1,6 +1,9 @@
 // Package verify checks that an inbound webhook was sent by the provider it
-// claims to come from, one [Verifier] per signature scheme (Stripe, GitHub,
-// Shopify, Standard Webhooks, generic HMAC, HTTP Basic, API key).
+// claims to come from, one [Verifier] per signature scheme, and holds the
+// provider table ([Providers]): for each named provider (Stripe, GitHub,
+// Slack, Twilio, AWS SNS ...) and generic scheme (HMAC, HTTP Basic, API key)
+// its verifier, its signer, where its delivery id and event type are, and
+// the handshake it expects an endpoint to answer.
 //
 // Verification works on the raw body bytes exactly as received: callers
 // must not re-encode or trim the body first. All secret comparisons are
@@ -13,9 +16,8 @@
 package verify
 
 import (
-	"cmp"
+	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -24,15 +26,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/mailroomhq/mailroom/internal/store"
 )
 
 // DefaultTolerance bounds the age, and the future skew, of a signed
 // timestamp when a source sets no tolerance.
 const DefaultTolerance = 5 * time.Minute
 
-// Scheme names accepted in [store.VerifyConfig.Type].
+// Names of the schemes other packages refer to, as accepted in
+// [Config.Type]. Every name is in [Providers].
 const (
 	TypeStripe           = "stripe"
 	TypeGitHub           = "github"
@@ -71,9 +72,45 @@ type Request struct {
 	Body []byte
 	// Query is the parsed query string.
 	Query url.Values
+	// Method is the HTTP method; empty means POST.
+	Method string
+	// URL is the full URL the request was sent to, as the provider saw it
+	// (scheme, host, path and query), for the schemes that sign the URL;
+	// [Config.URL] overrides it.
+	URL string
+	// Ctx bounds what a verifier fetches (AWS SNS certificates). If nil,
+	// context.Background().
+	Ctx context.Context
 	// Now is when the request was received, the reference for timestamp
 	// tolerance. If zero, time.Now() is used.
 	Now time.Time
+}
+
+// NewRequest returns what a verifier sees of r, whose body (already read)
+// is body, received at now. Its URL is rebuilt from r: https when r came
+// over TLS or with X-Forwarded-Proto: https, else http; then r's Host and
+// request URI.
+func NewRequest(r *http.Request, body []byte, now time.Time) *Request {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return &Request{Header: r.Header, Body: body, Query: r.URL.Query(), Method: r.Method,
+		URL: scheme + "://" + r.Host + r.URL.RequestURI(), Ctx: r.Context(), Now: now}
+}
+
+func (r *Request) ctx() context.Context {
+	if r.Ctx == nil {
+		return context.Background()
+	}
+	return r.Ctx
+}
+
+func (r *Request) method() string {
+	if r.Method == "" {
+		return http.MethodPost
+	}
+	return r.Method
 }
 
 func (r *Request) now() time.Time {
@@ -91,7 +128,7 @@ type Verifier interface {
 	Verify(r *Request) error
 }
 
-// ConfigError reports an invalid [store.VerifyConfig] field. Field is the
+// ConfigError reports an invalid [Config] field. Field is the
 // config key without the "verify." prefix ("secret", "algorithm").
 type ConfigError struct {
 	Field string
@@ -108,48 +145,22 @@ func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }
 
-// Types returns the supported scheme names, sorted.
-func Types() []string {
-	return []string{TypeAPIKey, TypeBasic, TypeGitHub, TypeHMAC, TypeNone, TypeShopify, TypeStandardWebhooks, TypeStripe}
-}
-
-// New validates cfg and builds its verifier. An empty Type means "none".
-// The error is a [*ConfigError] naming the field at fault.
-func New(cfg store.VerifyConfig) (Verifier, error) {
+// New validates cfg and builds the verifier of its provider; opts may be
+// nil. An empty Type means "none". The error is a [*ConfigError] naming the
+// field at fault.
+func New(cfg Config, opts *Options) (Verifier, error) {
 	if cfg.Tolerance < 0 {
 		return nil, configErr("tolerance", "must not be negative")
 	}
-	switch cfg.Type {
-	case TypeStripe:
-		secrets, err := requireSecrets(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &Stripe{secrets: secrets, tolerance: tolerance(cfg)}, nil
-	case TypeGitHub:
-		secrets, err := requireSecrets(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &GitHub{secrets: secrets}, nil
-	case TypeShopify:
-		secrets, err := requireSecrets(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &Shopify{secrets: secrets}, nil
-	case TypeStandardWebhooks:
-		return newStandardWebhooks(cfg)
-	case TypeHMAC:
-		return newHMAC(cfg)
-	case TypeBasic:
-		return newBasic(cfg)
-	case TypeAPIKey:
-		return newAPIKey(cfg)
-	case TypeNone, "":
-		return None{}, nil
+	p, err := Lookup(cfg.Type)
+	if err != nil {
+		return nil, err
 	}
-	return nil, configErr("type", "unknown type %q (valid: %s)", cfg.Type, strings.Join(Types(), ", "))
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	return p.build(cfg, &o)
 }
 
 // None accepts every request. It is the verifier of a source with no
@@ -160,7 +171,7 @@ type None struct{}
 func (None) Verify(*Request) error { return nil }
 
 // requireSecrets returns cfg's secrets as keys, or an error if there are none.
-func requireSecrets(cfg store.VerifyConfig) ([][]byte, error) {
+func requireSecrets(cfg Config) ([][]byte, error) {
 	all := cfg.AllSecrets()
 	if len(all) == 0 {
 		return nil, configErr("secret", "required for type %q", cfg.Type)
@@ -172,7 +183,7 @@ func requireSecrets(cfg store.VerifyConfig) ([][]byte, error) {
 	return keys, nil
 }
 
-func tolerance(cfg store.VerifyConfig) time.Duration {
+func tolerance(cfg Config) time.Duration {
 	if d := cfg.Tolerance.D(); d > 0 {
 		return d
 	}
@@ -207,50 +218,4 @@ func equalSecret(given, want string) bool {
 	a := sha256.Sum256([]byte(given))
 	b := sha256.Sum256([]byte(want))
 	return hmac.Equal(a[:], b[:])
-}
-
-// Sign sets on h the headers that make a request with body pass cfg's
-// verifier at now, using cfg's first secret: a sample signer for
-// `mailroom trigger` and tests. For standard-webhooks it keeps a
-// Webhook-Id already in h, or sets a random one. For "none" it sets
-// nothing. It fails on the same config errors as [New].
-func Sign(cfg store.VerifyConfig, h http.Header, body []byte, now time.Time) error {
-	if _, err := New(cfg); err != nil {
-		return err
-	}
-	var first string
-	if all := cfg.AllSecrets(); len(all) > 0 {
-		first = all[0]
-	}
-	switch cfg.Type {
-	case TypeStripe:
-		h.Set(StripeHeader, SignStripe(first, now, body))
-	case TypeGitHub:
-		h.Set(GitHubHeader, SignGitHub(first, body))
-	case TypeShopify:
-		h.Set(ShopifyHeader, SignShopify(first, body))
-	case TypeStandardWebhooks:
-		id := h.Get(StandardWebhooksIDHeader)
-		if id == "" {
-			id = "msg_" + rand.Text()
-		}
-		sig, err := SignStandardWebhooks(first, id, now, body)
-		if err != nil {
-			return err
-		}
-		h.Set(StandardWebhooksIDHeader, id)
-		h.Set(StandardWebhooksTimestampHeader, strconv.FormatInt(now.Unix(), 10))
-		h.Set(StandardWebhooksSignatureHeader, sig)
-	case TypeHMAC:
-		sig, err := SignHMAC(cfg, body)
-		if err != nil {
-			return err
-		}
-		h.Set(cfg.Header, sig)
-	case TypeBasic:
-		h.Set("Authorization", basicAuthHeader(cfg.Username, cfg.Password))
-	case TypeAPIKey:
-		h.Set(cmp.Or(cfg.Header, DefaultAPIKeyHeader), first)
-	}
-	return nil
 }

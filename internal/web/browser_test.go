@@ -28,6 +28,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/verify"
 	"github.com/mailroomhq/mailroom/internal/web"
 )
 
@@ -95,7 +96,7 @@ func startServer(t *testing.T) *browserServer {
 	}))
 
 	for _, err := range []error{
-		s.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: stripeSecret}, Description: "Stripe test account"}),
+		s.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: stripeSecret}, Description: "Stripe test account"}),
 		// One automatic attempt, so the failure leaves the delivery dead
 		// for the operator to retry.
 		s.DestinationUpsert(ctx, &store.Destination{Name: "billing", URL: sink.URL + "/hooks", RateLimit: "10/s", MaxConcurrency: 2,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -214,7 +215,7 @@ type requestView struct {
 
 func (w *Server) viewRequest(ctx context.Context, req *store.Request) *requestView {
 	v := &requestView{Request: req, Verified: req.Status != store.RequestRejected}
-	h := store.RedactHeaders(req.Headers)
+	h := redact.Headers(req.Headers)
 	names := make([]string, 0, len(h))
 	for k := range h {
 		names = append(names, k)
@@ -226,7 +227,7 @@ func (w *Server) viewRequest(ctx context.Context, req *store.Request) *requestVi
 		}
 	}
 	if src, err := w.store.SourceGet(ctx, req.Source); err == nil {
-		v.VerifyType = cmpOr(src.Verify.Redacted().Type, "none")
+		v.VerifyType = cmpOr(src.Verify.Type, "none")
 	}
 	return v
 }
@@ -434,7 +435,7 @@ func (w *Server) destinationRows(ctx context.Context) ([]*destinationRow, error)
 	}
 	rows := make([]*destinationRow, 0, len(dests))
 	for _, d := range dests {
-		row := &destinationRow{Destination: d.Redacted(), Stats: byName[d.Name], Concurrency: d.MaxConcurrency}
+		row := &destinationRow{Destination: redact.Destination(*d), Stats: byName[d.Name], Concurrency: d.MaxConcurrency}
 		if row.Concurrency == 0 {
 			row.Concurrency = 10
 		}
@@ -549,9 +550,8 @@ func (w *Server) sourceList(rw http.ResponseWriter, r *http.Request) {
 	base := baseURL(r)
 	rows := make([]*sourceRow, 0, len(srcs))
 	for _, s := range srcs {
-		v := s.Verify.Redacted()
 		row := &sourceRow{
-			Name: s.Name, URL: base + "/e/" + url.PathEscape(s.Name), VerifyType: cmpOr(v.Type, "none"),
+			Name: s.Name, URL: base + "/e/" + url.PathEscape(s.Name), VerifyType: cmpOr(s.Verify.Type, "none"),
 			DedupKey: s.Dedup.Key, DedupOff: s.Dedup.Disabled, Description: s.Description,
 		}
 		for _, c := range conns {

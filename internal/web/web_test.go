@@ -19,6 +19,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
+	"github.com/mailroomhq/mailroom/internal/verify"
 	"github.com/mailroomhq/mailroom/internal/web"
 )
 
@@ -81,7 +82,7 @@ func (b *testBundle) seed(t testing.TB) *fixture {
 			t.Fatal(err)
 		}
 	}
-	must(s.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: verifySecret}, Description: "Stripe account"}))
+	must(s.SourceUpsert(ctx, &store.Source{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: verifySecret}, Description: "Stripe account"}))
 	must(s.DestinationUpsert(ctx, &store.Destination{
 		Name: "billing", URL: "http://127.0.0.1:9/hooks", RateLimit: "5/s", MaxConcurrency: 3,
 		Sign: store.SignConfig{Type: "standard-webhooks", Secret: signingSecret}, Headers: map[string]string{"Authorization": headerSecret},

@@ -26,7 +26,7 @@ func ExampleMiddleware() {
 	body := `{"type":"checkout.session.completed"}`
 	req := httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader(body))
 	req.Header.Set("webhook-id", "dlv_1")
-	_ = verify.Sign(verifyCfg(), req.Header, []byte(body), time.Now())
+	_ = verify.Sign(verifyCfg(), &verify.Message{Header: req.Header, Body: []byte(body), Now: time.Now()})
 	hooks.ServeHTTP(httptest.NewRecorder(), req)
 
 	// A forgery.
@@ -44,7 +44,7 @@ func ExampleMiddleware() {
 func ExampleVerify() {
 	body := []byte(`{"id":"evt_1"}`)
 	h := http.Header{}
-	_ = verify.Sign(verifyCfg(), h, body, time.Now())
+	_ = verify.Sign(verifyCfg(), &verify.Message{Header: h, Body: body, Now: time.Now()})
 	fmt.Println(mailroomhook.Verify(secret, h, body))
 	err := mailroomhook.Verify(secret, h, []byte(`{"id":"evt_2"}`))
 	fmt.Println(errors.Is(err, mailroomhook.ErrSignatureMismatch))

@@ -25,7 +25,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/duration"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -87,8 +87,8 @@ func New(secret string, opts *Options) (*Verifier, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	v, err := verify.New(store.VerifyConfig{Type: verify.TypeStandardWebhooks, Secret: secret, Secrets: o.MoreSecrets,
-		Tolerance: store.Duration(o.Tolerance)})
+	v, err := verify.New(verify.Config{Type: verify.TypeStandardWebhooks, Secret: secret, Secrets: o.MoreSecrets,
+		Tolerance: duration.Duration(o.Tolerance)}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("mailroomhook: %w", err)
 	}

@@ -9,13 +9,12 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 	"github.com/mailroomhq/mailroom/pkg/mailroomhook"
 )
 
-func verifyCfg() store.VerifyConfig {
-	return store.VerifyConfig{Type: verify.TypeStandardWebhooks, Secret: secret}
+func verifyCfg() verify.Config {
+	return verify.Config{Type: verify.TypeStandardWebhooks, Secret: secret}
 }
 
 // TestAgainstLibrary signs with the Standard Webhooks reference library,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 func testCatalog(t *testing.T, newStore NewStore) {
@@ -14,7 +15,7 @@ func testCatalog(t *testing.T, newStore NewStore) {
 		t.Parallel()
 		ctx := context.Background()
 		s := newStore(t)
-		src := &store.Source{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: "whsec_x", Tolerance: store.Duration(time.Minute)},
+		src := &store.Source{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: "whsec_x", Tolerance: store.Duration(time.Minute)},
 			Dedup: store.DedupConfig{Window: store.Duration(time.Hour)}}
 		if err := s.SourceUpsert(ctx, src); err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // testCatalogSync holds [store.Store.CatalogSync] to its promise: the
@@ -18,7 +19,7 @@ import (
 func testCatalogSync(t *testing.T, newStore NewStore) {
 	file := func() *store.CatalogSyncParams {
 		return &store.CatalogSyncParams{
-			Sources:       []*store.Source{{Name: "stripe", Verify: store.VerifyConfig{Type: "stripe", Secret: "whsec_x"}}},
+			Sources:       []*store.Source{{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: "whsec_x"}}},
 			Destinations:  []*store.Destination{{Name: "billing", URL: "http://127.0.0.1:9/b"}},
 			Connections:   []*store.Connection{{Source: "stripe", Destination: "billing"}},
 			RemovedReason: "removed from the config file",

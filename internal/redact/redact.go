@@ -1,0 +1,138 @@
+// Package redact is the one rule for hiding secrets from what mailroom shows
+// or stores: the mask, which headers count as credentials, URL passwords,
+// and the secret fields of sources and destinations. Every page, API answer,
+// log line and stored request that could carry a secret goes through it, so
+// the rule cannot diverge between them.
+package redact
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+// Mask is what is shown in place of a secret. The admin API takes it back
+// on a PUT to mean "keep the stored secret".
+const Mask = "********"
+
+// Secret returns [Mask] for a non-empty s, and "" for "".
+func Secret(s string) string {
+	if s == "" {
+		return ""
+	}
+	return Mask
+}
+
+// SensitiveHeader reports whether a header, by its name, is likely to carry
+// a credential (Authorization, Cookie, Set-Cookie, or a name containing
+// token, secret, key, password, auth, signature or session), and so is
+// masked whenever it is shown.
+func SensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	switch n {
+	case "authorization", "proxy-authorization", "cookie", "set-cookie":
+		return true
+	}
+	for _, w := range []string{"token", "secret", "key", "password", "auth", "signature", "session"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// Headers returns a copy of h in which the values of every
+// [SensitiveHeader] are masked, for display. A nil h gives nil.
+func Headers(h http.Header) http.Header {
+	if h == nil {
+		return nil
+	}
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		c := make([]string, len(vs))
+		for i, v := range vs {
+			if SensitiveHeader(k) {
+				v = Secret(v)
+			}
+			c[i] = v
+		}
+		out[k] = c
+	}
+	return out
+}
+
+// Credentials returns a copy of h with the credentials that must not be
+// stored masked: Authorization, Proxy-Authorization, Cookie and the named
+// extra headers (a source's static key or token). Unlike [Headers] it keeps
+// signatures, which are useless without the secret and which `mailroom
+// listen` and replays forward so that the receiver can check them.
+func Credentials(h http.Header, extra ...string) http.Header {
+	out := h.Clone()
+	for _, k := range append([]string{"Authorization", "Proxy-Authorization", "Cookie"}, extra...) {
+		k = http.CanonicalHeaderKey(k)
+		if vs, ok := out[k]; ok {
+			for i := range vs {
+				vs[i] = Secret(vs[i])
+			}
+		}
+	}
+	return out
+}
+
+// URL masks the password of a URL that carries one; any other string is
+// returned as is.
+func URL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); !ok {
+		return s
+	}
+	// url.URL escapes '*' in userinfo, so swap the mask into the standard
+	// redaction's placeholder instead.
+	return strings.Replace(u.Redacted(), ":xxxxx@", ":"+Mask+"@", 1)
+}
+
+// Verify returns a copy of v with its secrets masked: secret, secrets,
+// password and verify_token. Public keys and header names are kept.
+func Verify(v verify.Config) verify.Config {
+	v.Secret = Secret(v.Secret)
+	if len(v.Secrets) > 0 {
+		ss := make([]string, len(v.Secrets))
+		for i, s := range v.Secrets {
+			ss[i] = Secret(s)
+		}
+		v.Secrets = ss
+	}
+	v.Password = Secret(v.Password)
+	v.VerifyToken = Secret(v.VerifyToken)
+	return v
+}
+
+// Destination returns a copy of d for display: its signing secret, the
+// values of its sensitive headers and any password in its URL masked.
+func Destination(d store.Destination) store.Destination {
+	d.Sign.Secret = Secret(d.Sign.Secret)
+	if len(d.Headers) > 0 {
+		hs := make(map[string]string, len(d.Headers))
+		for k, v := range d.Headers {
+			if SensitiveHeader(k) {
+				v = Secret(v)
+			}
+			hs[k] = v
+		}
+		d.Headers = hs
+	}
+	d.URL = URL(d.URL)
+	return d
+}
+
+// Source returns a copy of s with its verify secrets masked.
+func Source(s store.Source) store.Source {
+	s.Verify = Verify(s.Verify)
+	return s
+}

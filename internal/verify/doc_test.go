@@ -1,0 +1,72 @@
+package verify_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/mailroomhq/mailroom/internal/verify"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/providers.md from the provider table")
+
+// providersDoc is the page that lists every row of the provider table.
+const providersDoc = "../../docs/providers.md"
+
+// Markers around the generated part of providersDoc.
+const (
+	tableBegin = "<!-- BEGIN GENERATED: go test ./internal/verify -run TestProvidersDoc -update -->"
+	tableEnd   = "<!-- END GENERATED -->"
+)
+
+// TestProvidersDoc checks that docs/providers.md lists every row of the
+// provider table as the table says; -update rewrites it.
+func TestProvidersDoc(t *testing.T) {
+	raw, err := os.ReadFile(providersDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	head, rest, ok := strings.Cut(doc, tableBegin)
+	_, tail, ok2 := strings.Cut(rest, tableEnd)
+	if !ok || !ok2 {
+		t.Fatalf("%s lacks the generated-table markers", providersDoc)
+	}
+	want := head + tableBegin + "\n" + providersTable() + tableEnd + tail
+	if want == doc {
+		return
+	}
+	if *update {
+		if err := os.WriteFile(providersDoc, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("%s is out of date with the provider table; run go test ./internal/verify -run TestProvidersDoc -update", providersDoc)
+}
+
+func providersTable() string {
+	var b strings.Builder
+	b.WriteString("| `type` | provider | how a request is checked | keys (* required) | default dedup key | event type | handshake answered |\n")
+	b.WriteString("|---|---|---|---|---|---|---|\n")
+	cell := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "`" + strings.ReplaceAll(s, "|", `\|`) + "`"
+	}
+	for _, p := range verify.Providers() {
+		title := p.Title
+		if p.Alias != "" {
+			title += " (as `" + p.Alias + "`)"
+		}
+		keys := make([]string, len(p.Fields))
+		for i, f := range p.Fields {
+			keys[i] = "`" + f + "`"
+		}
+		b.WriteString("| `" + p.Name + "` | " + title + " | " + strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(p.Scheme) + " | " +
+			strings.Join(keys, ", ") + " | " + cell(p.DedupKey) + " | " + cell(p.EventType) + " | " + p.Handshake + " |\n")
+	}
+	return b.String()
+}
