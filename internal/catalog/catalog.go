@@ -58,10 +58,17 @@ type Options struct {
 	Verify *verify.Options
 }
 
+// Store is what a [Catalog] reads: the catalog's rows and the
+// notifications that say they changed.
+type Store interface {
+	store.Catalog
+	store.Notifier
+}
+
 // Catalog holds the current snapshot and reloads it when the store says the
 // catalog changed. It is safe for concurrent use.
 type Catalog struct {
-	store    store.Store
+	store    Store
 	compiler *route.Compiler
 	log      *slog.Logger
 	refresh  time.Duration
@@ -70,7 +77,7 @@ type Catalog struct {
 }
 
 // New returns a catalog with an empty snapshot; call Load before serving.
-func New(s store.Store, c *route.Compiler, opts *Options) *Catalog {
+func New(s Store, c *route.Compiler, opts *Options) *Catalog {
 	var o Options
 	if opts != nil {
 		o = *opts
