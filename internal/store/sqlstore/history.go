@@ -79,7 +79,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 
 // DeliveryGetByID implements [store.History].
 func (s *Store) DeliveryGetByID(ctx context.Context, id string) (*store.Delivery, error) {
-	d, err := ScanDelivery(s.read.QueryRow(ctx, sqlGetDelivery, id))
+	d, err := scanDelivery(s.read.QueryRow(ctx, sqlGetDelivery, id))
 	if err != nil {
 		return nil, fmt.Errorf("get delivery %s: %w", id, err)
 	}
@@ -95,7 +95,7 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 		eventID: p.EventID, query: p.Query, since: p.Since, until: p.Until})
 	tail := w.page(p.Cursor, p.Limit)
 	rows, err := s.read.Query(ctx, `SELECT `+DeliveryCols+` FROM deliveries`+tail, w.args...)
-	out, err := collect(rows, err, ScanDelivery)
+	out, err := collect(rows, err, scanDelivery)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
 	}

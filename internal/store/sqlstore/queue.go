@@ -74,7 +74,7 @@ func (s *Store) DeliveryClaimDue(ctx context.Context, p *store.DeliveryClaimDueP
 			if err != nil {
 				return fmt.Errorf("read ordered head: %w", err)
 			}
-			d, err := ScanDelivery(tx.QueryRow(ctx, sqlClaimOne, lease, now, id))
+			d, err := scanDelivery(tx.QueryRow(ctx, sqlClaimOne, lease, now, id))
 			if err != nil {
 				return err
 			}
@@ -82,7 +82,7 @@ func (s *Store) DeliveryClaimDue(ctx context.Context, p *store.DeliveryClaimDueP
 			return nil
 		}
 		rows, err := tx.Query(ctx, s.d.ClaimDue, lease, now, p.Destination, now, p.Limit)
-		out, err = collect(rows, err, ScanDelivery)
+		out, err = collect(rows, err, scanDelivery)
 		return err
 	})
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *Store) DeliveryRetry(ctx context.Context, id string, now time.Time) (*s
 	var d *store.Delivery
 	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
 		var err error
-		d, err = ScanDelivery(tx.QueryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING `+DeliveryCols,
+		d, err = scanDelivery(tx.QueryRow(ctx, `UPDATE deliveries SET status = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING `+DeliveryCols,
 			micros(now), micros(now), id))
 		if err != nil {
 			return err

@@ -6,9 +6,9 @@ import (
 	"sync"
 )
 
-// Rebind rewrites the ? placeholders of q as $1, $2, ... for engines that
+// rebind rewrites the ? placeholders of q as $1, $2, ... for engines that
 // number them. A ? inside a single-quoted literal is left alone.
-func Rebind(q string) string {
+func rebind(q string) string {
 	var b strings.Builder
 	b.Grow(len(q) + 16)
 	n, quoted := 0, false
@@ -32,7 +32,9 @@ func Rebind(q string) string {
 // are built from filters, so their number is bounded but not small.
 const maxRebound = 1024
 
-// Rebinder caches [Rebind]. Its zero value is ready; it is safe for
+// Rebinder rewrites ? placeholders as $1, $2, ... for engines that number
+// them (a ? inside a single-quoted literal is left alone), and remembers
+// what it rewrote. Its zero value is ready; it is safe for
 // concurrent use.
 type Rebinder struct {
 	mu sync.RWMutex
@@ -47,7 +49,7 @@ func (r *Rebinder) Rebind(q string) string {
 	if ok {
 		return out
 	}
-	out = Rebind(q)
+	out = rebind(q)
 	r.mu.Lock()
 	if r.m == nil {
 		r.m = make(map[string]string)

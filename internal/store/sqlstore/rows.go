@@ -93,8 +93,8 @@ func scanEvent(sc Row) (*store.Event, error) {
 	return &e, nil
 }
 
-// ScanDelivery reads a row of [DeliveryCols].
-func ScanDelivery(sc Row) (*store.Delivery, error) {
+// scanDelivery reads a row of [DeliveryCols].
+func scanDelivery(sc Row) (*store.Delivery, error) {
 	var d store.Delivery
 	var next, created, updated int64
 	if err := sc.Scan(&d.ID, &d.EventID, &d.RequestID, &d.Source, &d.Destination, &d.ConnectionID, &d.Status, &d.Attempts,
