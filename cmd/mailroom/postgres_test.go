@@ -115,11 +115,16 @@ type strictSink struct {
 	inflight   map[string]int             // delivery id -> attempts in flight
 	violations []string
 	abandoned  int // attempts whose sender died while in flight
-	srv        *httptest.Server
+	// cut holds the deliveries whose attempt was cut by a sender's death,
+	// and retaken when another attempt of each first arrived.
+	cut     map[string]bool
+	retaken map[string]time.Time
+	srv     *httptest.Server
 }
 
 func newStrictSink(t *testing.T) *strictSink {
-	s := &strictSink{events: map[string]map[string]bool{}, hits: map[string]int{}, inflight: map[string]int{}}
+	s := &strictSink{events: map[string]map[string]bool{}, hits: map[string]int{}, inflight: map[string]int{},
+		cut: map[string]bool{}, retaken: map[string]time.Time{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ ID string }
 		raw, _ := io.ReadAll(r.Body)
@@ -129,6 +134,9 @@ func newStrictSink(t *testing.T) *strictSink {
 		}
 		dlv, ev := r.Header.Get("X-Mailroom-Delivery-Id"), r.Header.Get("X-Mailroom-Event-Id")
 		s.mu.Lock()
+		if s.cut[dlv] && s.retaken[dlv].IsZero() {
+			s.retaken[dlv] = time.Now()
+		}
 		s.inflight[dlv]++
 		if s.inflight[dlv] > 1 {
 			s.violations = append(s.violations, dlv)
@@ -141,6 +149,7 @@ func newStrictSink(t *testing.T) *strictSink {
 			// The sender died mid-attempt (SIGKILL): it never learned
 			// the outcome, so this does not count as delivered.
 			s.abandoned++
+			s.cut[dlv] = true
 			s.mu.Unlock()
 			return
 		}
@@ -270,6 +279,7 @@ func TestMultiInstance(t *testing.T) {
 		inflight += n
 	}
 	s.mu.Unlock()
+	killedAt := time.Now()
 	if err := insts[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -285,11 +295,36 @@ func TestMultiInstance(t *testing.T) {
 	if len(ids) < total*9/10 {
 		t.Fatalf("only %d of %d acknowledged", len(ids), total)
 	}
-	// The killed instance's leases expire after timeout (1s) + 30s.
+	// The killed instance stops renewing its leases: they lapse within one
+	// lease (6s) and the survivors take its deliveries over.
 	s.waitAll(t, ids, 60*time.Second)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Failover: from the SIGKILL to the arrival of the next attempt of each
+	// delivery the kill cut short.
+	var first, last time.Duration
+	for dlv := range s.cut {
+		at, ok := s.retaken[dlv]
+		if !ok {
+			continue // retried already before it was cut, or delivered via a duplicate
+		}
+		d := at.Sub(killedAt)
+		if first == 0 || d < first {
+			first = d
+		}
+		last = max(last, d)
+	}
+	if len(s.cut) > 0 && last == 0 {
+		t.Errorf("%d attempts cut by the kill, none taken over", len(s.cut))
+	}
+	// One lease (6s) plus a poll (1s) plus the load on a shared box;
+	// before lease renewal this was the destination timeout + 30s.
+	if last > 15*time.Second {
+		t.Errorf("failover took %s for the last cut delivery, want within a lease (6s) and a poll", last)
+	}
+	t.Logf("failover: %d deliveries cut by the SIGKILL, first taken over by a survivor %s after it, last %s",
+		len(s.cut), first.Round(time.Millisecond), last.Round(time.Millisecond))
 	if len(s.violations) > 0 {
 		t.Errorf("%d deliveries attempted twice at the same time, e.g. %s", len(s.violations), s.violations[0])
 	}

@@ -37,7 +37,7 @@ import (
 // Defaults for zero [Options] fields.
 const (
 	DefaultPollInterval    = time.Second
-	DefaultLease           = 30 * time.Second
+	DefaultLease           = 6 * time.Second
 	DefaultMaxResponseBody = 64 << 10
 	DefaultGracePeriod     = 10 * time.Second
 	DefaultReloadInterval  = time.Minute
@@ -85,8 +85,11 @@ type Options struct {
 	// PollInterval is how often an idle worker looks for due deliveries
 	// when no notification woke it. If zero, [DefaultPollInterval].
 	PollInterval time.Duration
-	// Lease is added to a destination's timeout to form the lease of a
-	// claim (lease expiry = now + timeout + Lease). If zero,
+	// Lease is how long a claim holds a delivery without renewal. While
+	// its attempt is in flight the dispatcher renews it every Lease/4 (see
+	// [store.Queue.DeliveryExtendLeases]); when the process dies, its
+	// deliveries come due for other instances (or for itself after a
+	// restart) at most Lease after the last renewal. If zero,
 	// [DefaultLease].
 	Lease time.Duration
 	// MaxResponseBody caps the response body kept with an attempt. If
@@ -244,7 +247,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		ctx:     ctx,
 		hard:    hard,
 		workers: map[string]*worker{},
+		leases:  newLeaseKeeper(d),
 	}
+	// Leases are renewed until the last attempt, grace period included,
+	// has ended.
+	stopRenew := make(chan struct{})
+	renewDone := make(chan struct{})
+	go func() {
+		defer close(renewDone)
+		r.leases.run(stopRenew)
+	}()
+	defer func() {
+		close(stopRenew)
+		<-renewDone
+	}()
 	notes := d.store.Subscribe(ctx)
 
 	err := r.loop(ctx, notes)
@@ -276,6 +292,7 @@ type run struct {
 	hard    context.Context // ends attempts
 	wg      sync.WaitGroup  // workers and attempts
 	workers map[string]*worker
+	leases  *leaseKeeper // claims held by this run's attempts
 }
 
 // loop reloads destinations and routes notifications until ctx ends.

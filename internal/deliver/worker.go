@@ -265,7 +265,7 @@ func (w *worker) claim(cfg *destConfig, n int) ([]*store.Delivery, error) {
 	return w.d.store.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{
 		Destination: w.name,
 		Now:         now,
-		LeaseUntil:  now.Add(cfg.timeout + w.d.opts.Lease),
+		LeaseUntil:  now.Add(w.d.opts.Lease),
 		Limit:       n,
 		Ordered:     cfg.dest.Ordered,
 	})
@@ -295,9 +295,11 @@ func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
 	w.mu.Lock()
 	w.inflight++
 	w.mu.Unlock()
+	w.r.leases.add(dl)
 	w.r.wg.Add(1)
 	go func() {
 		defer w.r.wg.Done()
+		defer w.r.leases.remove(dl)
 		var once sync.Once
 		release := func() { once.Do(w.release) }
 		next := w.attempt(cfg, dl, release)

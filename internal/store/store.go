@@ -83,6 +83,14 @@ type Queue interface {
 	// until the lease expires. With p.Ordered it claims at most the oldest
 	// pending delivery of the destination, and only when that one is due.
 	DeliveryClaimDue(ctx context.Context, p *DeliveryClaimDueParams) ([]*Delivery, error)
+	// DeliveryExtendLeases renews leases that a caller still holds: each
+	// lease's delivery has its NextAttemptAt moved to p.Until if, and only
+	// if, it is still pending with the same Attempts and still due exactly
+	// at the lease's Until (so a lease that expired and was claimed again,
+	// or an attempt already recorded, is left alone). It returns how many
+	// leases it renewed. This is the heartbeat of a live dispatcher: a
+	// dead one stops renewing and its deliveries come due within one lease.
+	DeliveryExtendLeases(ctx context.Context, p *DeliveryExtendLeasesParams) (int, error)
 	// DeliveryRetry makes one delivery pending and due at now, whatever its
 	// status. A dead delivery so gets one more attempt.
 	DeliveryRetry(ctx context.Context, id string, now time.Time) (*Delivery, error)
@@ -343,6 +351,24 @@ type DeliveryClaimDueParams struct {
 	LeaseUntil  time.Time
 	Limit       int
 	Ordered     bool
+}
+
+// DeliveryLease is one claim held by a caller: the delivery, the fencing
+// token its claim returned (Attempts), and the expiry it holds now.
+type DeliveryLease struct {
+	ID      string
+	Attempt int
+	Until   time.Time
+}
+
+// DeliveryExtendLeasesParams is the input of [Queue.DeliveryExtendLeases].
+type DeliveryExtendLeasesParams struct {
+	// Leases are the claims to renew.
+	Leases []DeliveryLease
+	// Until is the new expiry of each renewed lease.
+	Until time.Time
+	// Now stamps the update.
+	Now time.Time
 }
 
 // AttemptRecordParams is the input of [Store.AttemptRecord].

@@ -97,6 +97,37 @@ func (s *Store) DeliveryClaimDue(ctx context.Context, p *store.DeliveryClaimDueP
 	return out, nil
 }
 
+// sqlExtendLease renews one lease, fenced by the claim's token and by the
+// expiry it set: an attempt recorded meanwhile, or a lease that lapsed and
+// was claimed again, no longer matches.
+const sqlExtendLease = `UPDATE deliveries SET next_attempt_at = ?, updated_at = ?
+	WHERE id = ? AND attempts = ? AND status = 'pending' AND next_attempt_at = ?`
+
+// DeliveryExtendLeases implements [store.Queue].
+func (s *Store) DeliveryExtendLeases(ctx context.Context, p *store.DeliveryExtendLeasesParams) (int, error) {
+	if len(p.Leases) == 0 {
+		return 0, nil
+	}
+	var renewed int
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		stmts := make([]Stmt, len(p.Leases))
+		until, now := micros(p.Until), micros(p.Now)
+		for i, l := range p.Leases {
+			stmts[i] = Stmt{sqlExtendLease, []any{until, now, l.ID, l.Attempt, micros(l.Until)}}
+		}
+		counts, err := tx.ExecBatch(ctx, stmts...)
+		renewed = 0
+		for _, n := range counts {
+			renewed += int(n)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("extend %d delivery leases: %w", len(p.Leases), err)
+	}
+	return renewed, nil
+}
+
 // DeliveryRetry implements [store.Queue].
 func (s *Store) DeliveryRetry(ctx context.Context, id string, now time.Time) (*store.Delivery, error) {
 	var d *store.Delivery

@@ -221,3 +221,63 @@ func testDeliveryRetry(t *testing.T, newStore NewStore) {
 		}
 	})
 }
+
+func testDeliveryExtendLeases(t *testing.T, newStore NewStore) {
+	t.Run("RenewsOnlyLeasesStillHeld", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for i := range 3 {
+			Ingest(ctx, t, s, "s", fmt.Sprint(i), "d")
+		}
+		now := time.Now()
+		held := claim(ctx, t, s, "d", now, 3, false) // leased until now+1m
+		if len(held) != 3 {
+			t.Fatalf("claimed %d, want 3", len(held))
+		}
+		leases := make([]store.DeliveryLease, len(held))
+		for i, d := range held {
+			leases[i] = store.DeliveryLease{ID: d.ID, Attempt: d.Attempts, Until: d.NextAttemptAt}
+		}
+		// held[0] is recorded (retry in an hour): no longer a lease.
+		a := &store.Attempt{DeliveryID: held[0].ID, Destination: "d", Number: held[0].Attempts, StartedAt: now, StatusCode: 500}
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: a, Status: store.DeliveryPending, NextAttemptAt: now.Add(time.Hour), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		// held[2] was recorded due at once and another caller claimed it
+		// again: its old lease is gone.
+		later := now
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: &store.Attempt{DeliveryID: held[2].ID, Destination: "d",
+			Number: held[2].Attempts, StartedAt: now, StatusCode: 500}, Status: store.DeliveryPending, NextAttemptAt: later, Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		if again := claim(ctx, t, s, "d", later, 10, false); len(again) != 1 || again[0].ID != held[2].ID {
+			// held[1] is still under its first lease; held[2] is due.
+			t.Fatalf("claim after lapse = %v, want %s", again, held[2].ID)
+		}
+		n, err := s.DeliveryExtendLeases(ctx, &store.DeliveryExtendLeasesParams{Leases: leases, Until: now.Add(45 * time.Minute), Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("renewed %d leases, want 1 (only %s is still held)", n, held[1].ID)
+		}
+		// The renewed lease keeps held[1] from being claimed past its old expiry.
+		for _, d := range claim(ctx, t, s, "d", now.Add(30*time.Minute), 10, false) {
+			if d.ID == held[1].ID {
+				t.Errorf("claimed %s under its renewed lease", d.ID)
+			}
+		}
+		// The recorded retry of held[0] was not moved by the renewal.
+		d0, err := s.DeliveryGetByID(ctx, held[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := now.Add(time.Hour).Truncate(time.Microsecond); !d0.NextAttemptAt.Equal(want) {
+			t.Errorf("recorded retry moved to %v, want %v", d0.NextAttemptAt, want)
+		}
+		if n, err := s.DeliveryExtendLeases(ctx, &store.DeliveryExtendLeasesParams{Until: now, Now: now}); err != nil || n != 0 {
+			t.Errorf("empty renewal = %d, %v", n, err)
+		}
+	})
+}

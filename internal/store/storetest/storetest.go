@@ -21,6 +21,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("RequestIngest", func(t *testing.T) { testRequestIngest(t, newStore) })
 	t.Run("Lists", func(t *testing.T) { testLists(t, newStore) })
 	t.Run("DeliveryClaimDue", func(t *testing.T) { testDeliveryClaimDue(t, newStore) })
+	t.Run("DeliveryExtendLeases", func(t *testing.T) { testDeliveryExtendLeases(t, newStore) })
 	t.Run("AttemptRecord", func(t *testing.T) { testAttemptRecord(t, newStore) })
 	t.Run("DeliveryRetry", func(t *testing.T) { testDeliveryRetry(t, newStore) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, newStore) })
