@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"regexp"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -16,6 +15,11 @@ import (
 // path must give exactly what CEL gives; whenever it is not sure (not a
 // JSON object, a form body, an escaped key, a non-scalar value, a missing
 // field without has()), it declines and CEL runs.
+//
+// A number is answered only when it is an integer written plainly that
+// fits 64 bits (see [exactInteger]): its source text is then the key, which
+// is what CEL renders too. Any other number (a fraction, an exponent, a
+// larger integer, -0) declines, and CEL refuses it as a key.
 type fieldExpr struct {
 	path []string
 	// orEmpty: has(path) ? path : "" (a missing field yields "").
@@ -42,11 +46,8 @@ func parseFieldExpr(expr string) *fieldExpr {
 // eval answers f for in as [Program.EvalString] would, or reports ok =
 // false when CEL must decide.
 func (f *fieldExpr) eval(in *Input) (string, bool) {
-	if ct := in.Header.Get("Content-Type"); ct != "" && strings.Contains(strings.ToLower(ct), "x-www-form-urlencoded") {
-		return "", false
-	}
-	if !json.Valid(in.Body) || !numbersFit(in.Body) {
-		return "", false
+	if !json.Valid(in.Body) {
+		return "", false // a form or text body: CEL decides
 	}
 	v := in.Body
 	for _, key := range f.path {
@@ -148,31 +149,6 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// numbersFit reports whether every number in the valid JSON b fits a
-// float64. encoding/json refuses to decode a body with one that does not
-// (1e700), and CEL then sees the body as a string, so the fast path must
-// decline too. Only numbers with an exponent or many digits are parsed.
-func numbersFit(b []byte) bool {
-	for i := 0; i < len(b); {
-		switch c := b[i]; {
-		case c == '"':
-			i = skipString(b, i)
-		case c == '-' || (c >= '0' && c <= '9'):
-			j := skipValue(b, i)
-			tok := b[i:j]
-			if j-i > 15 || bytes.ContainsAny(tok, "eE") {
-				if _, err := strconv.ParseFloat(string(tok), 64); err != nil {
-					return false
-				}
-			}
-			i = j
-		default:
-			i++
-		}
-	}
-	return true
-}
-
 // skipString returns the index just past the string starting at b[i].
 func skipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
@@ -187,7 +163,8 @@ func skipString(b []byte, i int) int {
 }
 
 // scalarString renders a raw JSON scalar as EvalString renders the CEL
-// value encoding/json would have decoded it to.
+// value [decodeJSON] decodes it to: a string's value, true or false, ""
+// for null, and a number's source text when it is an exact integer.
 func scalarString(raw []byte) (string, bool) {
 	if len(raw) == 0 {
 		return "", false
@@ -212,9 +189,8 @@ func scalarString(raw []byte) (string, bool) {
 	case '{', '[':
 		return "", false // CEL's type error
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		return "", false
+	if _, ok := exactInteger(string(raw)); ok {
+		return string(raw), true
 	}
-	return strconv.FormatFloat(f, 'f', -1, 64), true
+	return "", false // a double: CEL refuses it as a key
 }

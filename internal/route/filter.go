@@ -6,7 +6,8 @@
 // Expressions see these variables:
 //
 //	body     the JSON body as maps and lists; a form body as a map of strings;
-//	         anything else as the raw string
+//	         anything else as the raw string (see [decodeBody] for which is
+//	         which, and how JSON numbers become int, uint or double)
 //	raw      the body as a string, always
 //	headers  map of lower-case header names to values (several joined by ", ")
 //	query    map of query parameter names to values (the first one)
@@ -18,9 +19,7 @@
 package route
 
 import (
-	"encoding/json"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -120,7 +119,12 @@ func (p *Program) Eval(in *Input) (ref.Val, error) {
 }
 
 // EvalString evaluates p and renders a scalar result as a string: the
-// form dedup keys take. Null or an empty string yields "".
+// form dedup keys and event types take. Null or an empty string yields "".
+// A string, an int or uint (a JSON integer, rendered exactly as it was
+// written) and a bool are rendered; a double is refused with an error,
+// because a JSON number that decodes to a double (a fraction, an exponent,
+// an integer beyond 64 bits) has lost its text, and two distinct ids must
+// never become one key.
 //
 // Simple field expressions (body.id, body.data.object.id,
 // has(body.type) ? body.type : "") over a JSON object body are answered
@@ -144,7 +148,7 @@ func (p *Program) EvalString(in *Input) (string, error) {
 	case types.Uint:
 		return strconv.FormatUint(uint64(x), 10), nil
 	case types.Double:
-		return strconv.FormatFloat(float64(x), 'f', -1, 64), nil
+		return "", fmt.Errorf("evaluate %q: yields the number %v, which is not an integer of at most 64 bits, so its exact text is lost; use a string field", p.expr, float64(x))
 	case types.Bool:
 		return strconv.FormatBool(bool(x)), nil
 	case types.Null:
@@ -171,8 +175,9 @@ func NewInput(source, path string, query url.Values, header http.Header, body []
 	return &Input{Source: source, Path: path, Query: query, Header: header, Body: body}
 }
 
-// Decoded returns the body as expressions see it: JSON as maps and lists,
-// a form as a map of strings, anything else as a string.
+// Decoded returns the body as expressions see it (see [decodeBody]): JSON
+// as maps and lists with exact numbers, a form as a map of strings,
+// anything else as a string.
 func (in *Input) Decoded() any {
 	if in.parsed {
 		return in.decoded
@@ -180,33 +185,6 @@ func (in *Input) Decoded() any {
 	in.parsed = true
 	in.decoded = decodeBody(in.Header.Get("Content-Type"), in.Body)
 	return in.decoded
-}
-
-func decodeBody(contentType string, body []byte) any {
-	mt, _, _ := mime.ParseMediaType(contentType)
-	if mt == "application/x-www-form-urlencoded" {
-		if vals, err := url.ParseQuery(string(body)); err == nil {
-			return firstValues(vals)
-		}
-	}
-	trimmed := strings.TrimSpace(string(body))
-	if strings.HasPrefix(trimmed, "{") || strings.HasPrefix(trimmed, "[") || strings.HasSuffix(mt, "json") {
-		var v any
-		if err := json.Unmarshal(body, &v); err == nil {
-			return v
-		}
-	}
-	return string(body)
-}
-
-func firstValues(v url.Values) map[string]string {
-	out := make(map[string]string, len(v))
-	for k, vs := range v {
-		if len(vs) > 0 {
-			out[k] = vs[0]
-		}
-	}
-	return out
 }
 
 func (in *Input) activation() map[string]any {

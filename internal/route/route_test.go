@@ -35,6 +35,15 @@ func TestFilterMatch(t *testing.T) {
 		{"header", `headers["x-github-event"] == "push"`, "", `{}`, true},
 		{"query and path", `query.a == "1" && path == "/extra" && source == "stripe"`, "", ``, true},
 		{"form body", `body.status == "paid"`, "application/x-www-form-urlencoded", `status=paid&x=1`, true},
+		{"json sent as a form (curl -d)", `body.id == "a"`, "application/x-www-form-urlencoded", `{"id":"a"}`, true},
+		{"form that is not json", `body["{\"id\":\"a\""] == ""`, "application/x-www-form-urlencoded", `{"id":"a"`, true},
+		{"integer against an int", `body.n == 9007199254740993`, "application/json", `{"n":9007199254740993}`, true},
+		{"integer is exact", `body.n == 9007199254740992`, "application/json", `{"n":9007199254740993}`, false},
+		{"integer against a double", `body.n > 100.5 && body.n == 500.0`, "application/json", `{"n":500}`, true},
+		{"uint above int64", `body.n == 18446744073709551615u`, "application/json", `{"n":18446744073709551615}`, true},
+		{"double stays double", `body.n == 1.5`, "application/json", `{"n":1.5e0}`, true},
+		{"number beyond float64 keeps the body", `body.type == "x"`, "application/json", `{"n":1e700,"type":"x"}`, true},
+		{"trailing data is not json", `body == "{} x"`, "application/json", `{} x`, true},
 		{"raw text body", `body.contains("hello")`, "text/plain", `say hello`, true},
 		{"raw always", `raw.size() == 2`, "application/json", `{}`, true},
 		{"invalid json is raw", `body == "{nope"`, "application/json", `{nope`, true},
@@ -68,18 +77,51 @@ func TestCompileErrors(t *testing.T) {
 func TestEvalString(t *testing.T) {
 	t.Parallel()
 	c, _ := NewCompiler()
-	for _, tt := range []struct{ expr, body, want string }{
-		{`body.id`, `{"id":"evt_1"}`, "evt_1"},
-		{`body.id`, `{"id":42}`, "42"},
-		{`headers["x-github-event"] + ":" + body.id`, `{"id":"a"}`, "push:a"},
+	for _, tt := range []struct{ expr, ct, body, want string }{
+		{`body.id`, "application/json", `{"id":"evt_1"}`, "evt_1"},
+		{`body.id`, "application/json", `{"id":42}`, "42"},
+		{`headers["x-github-event"] + ":" + body.id`, "application/json", `{"id":"a"}`, "push:a"},
+		{`body.id`, "application/json", `{"id":9007199254740992}`, "9007199254740992"},
+		{`body.id`, "application/json", `{"id":9007199254740993}`, "9007199254740993"},
+		{`body["id"]`, "application/json", `{"id":9007199254740993}`, "9007199254740993"},
+		{`body.id`, "application/json", `{"id":-9223372036854775808}`, "-9223372036854775808"},
+		{`body.id`, "application/json", `{"id":18446744073709551615}`, "18446744073709551615"},
+		{`body.id`, "application/x-www-form-urlencoded", `{"id":"a"}`, "a"},
+		{`body.id`, "application/x-www-form-urlencoded", `id=a&id=b`, "a"},
+		{`body.ok`, "application/json", `{"ok":true}`, "true"},
+		{`body.id`, "application/json", `{"id":null}`, ""},
 	} {
 		p, err := c.Compile(tt.expr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := p.EvalString(input("application/json", tt.body))
+		got, err := p.EvalString(input(tt.ct, tt.body))
 		if err != nil || got != tt.want {
-			t.Errorf("%s on %s = %q, %v; want %q", tt.expr, tt.body, got, err, tt.want)
+			t.Errorf("%s on %s (%s) = %q, %v; want %q", tt.expr, tt.body, tt.ct, got, err, tt.want)
+		}
+	}
+}
+
+// TestEvalStringRefusesDoubles checks that a key that would come from a
+// double, whose text is lost, is an error rather than a rounded key.
+func TestEvalStringRefusesDoubles(t *testing.T) {
+	t.Parallel()
+	c, _ := NewCompiler()
+	for _, tt := range []struct{ expr, body string }{
+		{`body.id`, `{"id":1.5}`},
+		{`body["id"]`, `{"id":1.5}`},
+		{`body.id`, `{"id":1e3}`},
+		{`body.id`, `{"id":18446744073709551616}`},
+		{`body.id`, `{"id":-0}`},
+		{`body.id`, `{"id":1e700}`},
+		{`body.a.b`, `{"a":{"b":9007199254740993.0}}`},
+	} {
+		p, err := c.Compile(tt.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := p.EvalString(input("application/json", tt.body)); err == nil {
+			t.Errorf("%s on %s = %q, want an error", tt.expr, tt.body, got)
 		}
 	}
 }
