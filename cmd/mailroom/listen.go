@@ -53,7 +53,8 @@ func newListenCommand() *cobra.Command {
 		Short: "Forward events from a running mailroom to a local URL",
 		Long: `Follow a running mailroom's events and POST each one (its original body,
 content type and provider headers) to a local URL, printing one line per
-event with the local answer. It reconnects after a server restart or a
+event with the local answer. It starts with the events received from now
+on (or after --after), and says "listening on" once connected. It reconnects after a server restart or a
 network drop and resumes after the last event it saw: no gaps, no repeats.
 Each forward is recorded on the server as a delivery to "listen:SESSION"
 with its attempt, visible with the event's other deliveries.
@@ -98,14 +99,26 @@ func runListen(ctx context.Context, out io.Writer, f *listenFlags) error {
 		return err
 	}
 	local := &http.Client{Timeout: 30 * time.Second}
-	last := f.after
-	fmt.Fprintf(out, "listening on %s (source %s) as session %s, forwarding to %s\n", f.server, f.source, f.session, f.forward)
+	// The stream starts after --after, else now; a reconnection resumes
+	// after the last event seen, or from the time the first connection
+	// started when none has been seen yet.
+	p := &client.StreamParams{Source: f.source, After: f.after}
+	announced := false
+	p.OnOpen = func(from time.Time) {
+		if p.After == "" && p.Since.IsZero() {
+			p.Since = from
+		}
+		if !announced {
+			announced = true
+			fmt.Fprintf(out, "listening on %s (source %s) as session %s, forwarding to %s\n", f.server, f.source, f.session, f.forward)
+		}
+	}
 	backoff := time.Second
 	// The server re-sends a few seconds before the resume point (so that a
 	// late commit is not missed); seen drops what was already forwarded.
 	seen := map[string]time.Time{}
 	for {
-		err := c.StreamEvents(ctx, f.source, last, func(ev *client.StreamedEvent) error {
+		err := c.StreamEvents(ctx, p, func(ev *client.StreamedEvent) error {
 			backoff = time.Second
 			if _, dup := seen[ev.Event.ID]; dup {
 				return nil
@@ -119,7 +132,7 @@ func runListen(ctx context.Context, out io.Writer, f *listenFlags) error {
 			if filter == nil || matchesStreamed(filter, ev) {
 				forwardOne(ctx, out, c, local, f, ev)
 			}
-			last = ev.Event.ID
+			p.After = ev.Event.ID
 			return nil
 		})
 		if ctx.Err() != nil {

@@ -28,30 +28,63 @@ type StreamedEvent struct {
 	Request *requestView `json:"request"`
 }
 
-// eventStream serves GET /api/v1/events/stream?source=NAME&after=EVENT_ID:
-// Server-Sent Events, one `event` message per new event (its SSE id is the
-// event id, so Last-Event-ID resumes), oldest first, after a catch-up from
-// the resume point, with a comment every 15 s to keep proxies open.
+// StreamOpen is the data of the first message of the event stream
+// (`event: open`): the time the stream starts from. A client that
+// reconnects before it has seen any event passes it back as since, so
+// that events received while it was away are not lost.
+type StreamOpen struct {
+	From time.Time `json:"from"`
+}
+
+// eventStream serves GET /api/v1/events/stream?source=NAME&after=EVENT_ID
+// (or &since=TIME): Server-Sent Events, first an `open` message with the
+// point the stream starts from, then one `event` message per new event
+// (its SSE id is the event id, so Last-Event-ID resumes), oldest first,
+// after a catch-up from the resume point, with a comment every 15 s to keep
+// proxies open. Without after or since it starts now: events received
+// before the connection are not sent.
 func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(a.streams, cancel)()
-	source := r.URL.Query().Get("source")
+	q, err := parseQuery(r.URL.RawQuery)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	for key := range q {
+		if key != "source" && key != "after" && key != "since" {
+			a.fail(w, r, badf("unknown parameter %q for the event stream (accepted: source, after, since)", key), "")
+			return
+		}
+	}
+	source := q.Get("source")
 	if source == "*" {
 		source = ""
 	}
-	after := r.URL.Query().Get("after")
+	after := q.Get("after")
 	if le := r.Header.Get("Last-Event-ID"); le != "" {
 		after = le
 	}
+	// from is the resume point; floor, when set, is the first receipt time
+	// sent (the overlap below reads before from, but nothing before floor).
 	from := a.now()
-	if after != "" {
+	floor := from
+	switch {
+	case after != "":
 		ev, err := a.store.EventGetByID(ctx, after)
 		if err != nil {
 			a.fail(w, r, err, fmt.Sprintf("event %q (after) not found", after))
 			return
 		}
-		from = ev.ReceivedAt
+		from, floor = ev.ReceivedAt, time.Time{}
+	case q.Get("since") != "":
+		t, err := parseTime(q.Get("since"))
+		if err != nil {
+			a.fail(w, r, badf("parameter since: %v", err), "")
+			return
+		}
+		from, floor = t, t
 	}
 	notes := a.store.Subscribe(ctx) // before the first read: nothing falls between
 	rc := http.NewResponseController(w)
@@ -59,6 +92,10 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	opened, _ := json.Marshal(StreamOpen{From: from})
+	if _, err := fmt.Fprintf(w, "event: open\ndata: %s\n\n", opened); err != nil {
+		return
+	}
 	_ = rc.Flush()
 
 	sent := map[string]time.Time{} // recently sent ids, for the overlap
@@ -71,7 +108,7 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, ev := range evs {
-			if _, ok := sent[ev.ID]; ok {
+			if _, ok := sent[ev.ID]; ok || ev.ReceivedAt.Before(floor) {
 				continue
 			}
 			req, err := a.store.RequestGetByID(ctx, ev.RequestID)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -32,19 +33,36 @@ func (e *StreamedEvent) RawBody() []byte {
 	return []byte(e.Request.Body)
 }
 
-// StreamEvents follows the server's event stream for source ("" or "*"
-// for all) from after the event id after ("" for from now), calling fn
-// for each event in order. It returns when ctx ends, fn fails, or the
-// connection drops; the caller resumes from the last event fn saw.
-func (c *Client) StreamEvents(ctx context.Context, source, after string, fn func(*StreamedEvent) error) error {
+// StreamParams says where [Client.StreamEvents] starts.
+type StreamParams struct {
+	// Source is the source to follow; "" or "*" follows all.
+	Source string
+	// After starts after this event id. If empty, Since decides.
+	After string
+	// Since starts at events received at or after this time. If zero
+	// (and After is empty), the stream starts now.
+	Since time.Time
+	// OnOpen, if non-nil, is called once the stream is open, with the time
+	// it starts from: a caller that reconnects before seeing any event
+	// passes it back as Since.
+	OnOpen func(from time.Time)
+}
+
+// StreamEvents follows the server's event stream from the point p says,
+// calling fn for each event in order. It returns when ctx ends, fn fails,
+// or the connection drops; the caller resumes from the last event fn saw.
+func (c *Client) StreamEvents(ctx context.Context, p *StreamParams, fn func(*StreamedEvent) error) error {
 	u := *c.base
 	u.Path = c.base.Path + "/api/v1/events/stream"
 	q := url.Values{}
-	if source != "" {
-		q.Set("source", source)
+	if p.Source != "" {
+		q.Set("source", p.Source)
 	}
-	if after != "" {
-		q.Set("after", after)
+	switch {
+	case p.After != "":
+		q.Set("after", p.After)
+	case !p.Since.IsZero():
+		q.Set("since", p.Since.Format(time.RFC3339Nano))
 	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -69,12 +87,28 @@ func (c *Client) StreamEvents(ctx context.Context, source, after string, fn func
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 32<<20)
 	var data strings.Builder
+	kind := ""
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
+		case strings.HasPrefix(line, "event:"):
+			kind = strings.TrimSpace(strings.TrimPrefix(line, "event:"))
 		case strings.HasPrefix(line, "data:"):
 			data.WriteString(strings.TrimPrefix(strings.TrimPrefix(line, "data:"), " "))
+		case line == "" && kind == "open":
+			var open struct {
+				From time.Time `json:"from"`
+			}
+			if err := json.Unmarshal([]byte(data.String()), &open); err != nil {
+				return fmt.Errorf("decode stream opening: %w", err)
+			}
+			data.Reset()
+			kind = ""
+			if p.OnOpen != nil {
+				p.OnOpen(open.From)
+			}
 		case line == "" && data.Len() > 0:
+			kind = ""
 			var ev StreamedEvent
 			if err := json.Unmarshal([]byte(data.String()), &ev); err != nil {
 				return fmt.Errorf("decode streamed event: %w", err)
