@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/netguard"
 )
 
@@ -43,4 +44,23 @@ func deliveryGuard(cfg *config.Config, log *slog.Logger) (*netguard.Policy, erro
 			"allow_networks", d.AllowNetworks, "allow_hosts", d.AllowHosts)
 	}
 	return netguard.New(opts), nil
+}
+
+// publicPaths are the paths served to anyone, with no Host, Origin or
+// content-type check: the ingest endpoints, which providers call from
+// anywhere, and the health checks, which orchestrators probe by address.
+var publicPaths = []string{"/e/", "/healthz", "/readyz"}
+
+// operatorGuard builds the guard in front of every route but
+// [publicPaths]: the admin API, the dashboard, /metrics and /mcp refuse
+// foreign Host headers and cross-site requests, and writes that are not
+// JSON (forms under /ui/, the dashboard's actions).
+func operatorGuard(cfg *config.Config) *httpguard.Guard {
+	return httpguard.New(&httpguard.Options{
+		Listen:         cfg.Listen,
+		AllowedHosts:   cfg.API.AllowedHosts,
+		AllowedOrigins: map[string][]string{"/mcp": cfg.MCP.AllowedOrigins},
+		Public:         publicPaths,
+		Forms:          []string{"/ui/"},
+	})
 }

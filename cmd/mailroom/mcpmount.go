@@ -40,7 +40,7 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *con
 	if err != nil {
 		return nil, err
 	}
-	h := srv.HTTPHandler(&mcpserver.HTTPOptions{Tokens: tokens, AllowedOrigins: cfg.MCP.AllowedOrigins})
+	h := srv.HTTPHandler(&mcpserver.HTTPOptions{Tokens: tokens})
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// SSE streams outlive the server's write timeout.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/mailroomhq/mailroom/internal/alert"
 	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -41,13 +39,10 @@ func metricsHandler(h http.Handler, token, listen string) http.Handler {
 			http.Error(w, "metrics disabled: set api.token (or MAILROOM_API_TOKEN) to serve /metrics on a non-loopback listener", http.StatusForbidden)
 		})
 	}
-	want := sha256.Sum256([]byte(token))
+	tokens := httpguard.NewTokens(map[string]string{token: "api"})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
-		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mailroom"`)
-			http.Error(w, "missing or invalid bearer token", http.StatusUnauthorized)
+		if _, ok := tokens.Authenticate(r); !ok {
+			httpguard.Challenge(w, "missing or invalid bearer token")
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -20,6 +20,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/deliver"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/reload"
@@ -150,17 +151,7 @@ func openStore(ctx context.Context, dsn string, log *slog.Logger, f serveFlags) 
 	}
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(addr string) bool { return httpguard.IsLoopback(addr) }
 
 func runServe(ctx context.Context, f serveFlags) error {
 	compiler, err := route.NewCompiler()
@@ -285,7 +276,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           operatorGuard(cfg).Handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -26,19 +26,19 @@ package api
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -93,11 +93,11 @@ type Server struct {
 	streams   context.Context
 	log       *slog.Logger
 	now       func() time.Time
-	// tokenSum is the SHA-256 of the token, so that comparing it takes the
-	// same time whatever the length of what a client sends; nil means no
-	// authentication.
-	tokenSum []byte
-	mux      *http.ServeMux
+	// tokens holds Options.Token; empty means no authentication.
+	tokens *httpguard.Tokens
+	mux    *http.ServeMux
+	// patterns are the routes' patterns, in registration order.
+	patterns []string
 	// catalogMu serialises catalog writes made through this server, so
 	// that a create's existence check and its write are not interleaved
 	// with another create of the same name. Writes from other instances
@@ -121,11 +121,8 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux()}
-	if o.Token != "" {
-		sum := sha256.Sum256([]byte(o.Token))
-		a.tokenSum = sum[:]
-	}
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
+		tokens: httpguard.NewTokens(map[string]string{o.Token: "api"})}
 	a.routes()
 	return a
 }
@@ -188,17 +185,23 @@ func (a *Server) routes() {
 		{"POST /api/v1/reload", a.configReload},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
+		a.patterns = append(a.patterns, r.pattern)
 	}
 }
+
+// Patterns returns the pattern of every route the API serves ("POST
+// /api/v1/destinations"), so that tests can walk them all.
+func (a *Server) Patterns() []string { return slices.Clone(a.patterns) }
 
 // ServeHTTP authenticates the request and dispatches it. Unknown paths and
 // methods get JSON errors like every other failure.
 func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if !a.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="mailroom"`)
-		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
-		return
+	if !a.tokens.Empty() {
+		if _, ok := a.tokens.Authenticate(r); !ok {
+			httpguard.Challenge(w, "missing or invalid bearer token")
+			return
+		}
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// No route: let the mux decide between 404, 405 and a redirect to
@@ -221,20 +224,6 @@ func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mux.ServeHTTP(w, r)
-}
-
-// authorized reports whether r carries the token, comparing in constant
-// time.
-func (a *Server) authorized(r *http.Request) bool {
-	if a.tokenSum == nil {
-		return true
-	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], a.tokenSum) == 1
 }
 
 // statusRecorder captures what the mux's own 404, 405 and redirect

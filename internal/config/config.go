@@ -110,8 +110,9 @@ type MCPConfig struct {
 	// (whose identity is "api"). Each name is the identity its tasks
 	// belong to.
 	Tokens []MCPToken `yaml:"tokens"`
-	// AllowedOrigins are browser origins allowed besides the server's own
-	// host and localhost.
+	// AllowedOrigins are browser origins (scheme://host[:port]) allowed on
+	// /mcp besides the server's own, e.g. a browser MCP client on another
+	// port.
 	AllowedOrigins []string `yaml:"allowed_origins"`
 	// EventsExtension turns on the experimental draft MCP Events
 	// extension (events/list, events/poll, events/stream).
@@ -180,6 +181,12 @@ type APIConfig struct {
 	// authentication, which cmd/mailroom allows on a loopback listener
 	// only.
 	Token string `yaml:"token"`
+	// AllowedHosts are names besides the listener's own that the Host
+	// header of an operator request (API, dashboard, /metrics, /mcp) may
+	// carry: the public name a reverse proxy forwards, or a DNS name of
+	// the listener. "name" accepts any port, "name:port" that port, "*"
+	// any Host. Others are refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // LogConfig configures logging.

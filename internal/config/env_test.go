@@ -82,7 +82,7 @@ func TestApplyEnv(t *testing.T) {
 			want := config.Default()
 			want.API.Token = "from-file"
 			tt.want(want)
-			if cfg.Listen != want.Listen || cfg.Storage != want.Storage || cfg.API != want.API || cfg.Log != want.Log || cfg.Shutdown != want.Shutdown {
+			if cfg.Listen != want.Listen || cfg.Storage != want.Storage || cfg.API.Token != want.API.Token || cfg.Log != want.Log || cfg.Shutdown != want.Shutdown {
 				t.Errorf("got %+v, want %+v", cfg, want)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -102,6 +103,7 @@ func (v *validator) top() {
 	if c.Retention.D() < MinRetention {
 		v.errf("retention", "%s is shorter than the minimum %s (history older than the retention is deleted)", c.Retention, store.Duration(MinRetention))
 	}
+	v.api()
 	v.mcp()
 	v.proxy()
 	v.alerts()
@@ -193,6 +195,37 @@ func (v *validator) mcp() {
 			v.errf(fmt.Sprintf("mcp.allowed_origins[%d]", i), "%q is not an origin (want scheme://host[:port])", o)
 		}
 	}
+}
+
+// api checks the api section: allowed hosts are names or name:port, or
+// "*". Errors quote the item, on the line of the list's key.
+func (v *validator) api() {
+	for _, h := range v.c.API.AllowedHosts {
+		if err := checkAllowedHost(h); err != nil {
+			v.add("api.allowed_hosts", err)
+		}
+	}
+}
+
+// checkAllowedHost checks one api.allowed_hosts entry.
+func checkAllowedHost(h string) error {
+	bad := fmt.Errorf("%q is not a host name or host:port (no scheme, path or wildcard other than a lone \"*\"), e.g. mailroom.example.com", h)
+	if h == "*" {
+		return nil
+	}
+	if h == "" || strings.ContainsAny(h, "/@ *?#") {
+		return bad
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil // a bare IPv6 address
+	}
+	if strings.Contains(h, ":") {
+		host, port, err := net.SplitHostPort(h)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return bad
+		}
+	}
+	return nil
 }
 
 // checkListen checks a host:port listen address.

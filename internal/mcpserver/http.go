@@ -3,20 +3,17 @@ package mcpserver
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -25,11 +22,9 @@ import (
 type HTTPOptions struct {
 	// Tokens maps bearer tokens to the identity they stand for. Empty
 	// means no authentication (loopback listeners only): every caller is
-	// Options.DefaultOwner.
+	// Options.DefaultOwner. Origin and Host checks are not done here but
+	// by internal/httpguard in front of every operator route.
 	Tokens map[string]string
-	// AllowedOrigins are the browser origins (scheme://host:port) allowed
-	// besides the server's own host and localhost.
-	AllowedOrigins []string
 	// MaxBodyBytes caps a request body. Zero means 4 MiB.
 	MaxBodyBytes int64
 }
@@ -48,91 +43,30 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) http.Handler {
 	}
 	getServer := func(*http.Request) *mcp.Server { return s.mcp }
 	h := &httpShim{
-		srv: s, opts: o,
+		srv: s, opts: o, tokens: httpguard.NewTokens(o.Tokens),
 		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, DisableLocalhostProtection: true}),
 		modern: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, Stateless: true, DisableLocalhostProtection: true}),
 	}
-	var handler http.Handler = h
-	if len(o.Tokens) > 0 {
-		handler = auth.RequireBearerToken(h.verifyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(handler)
+	if h.tokens.Empty() {
+		return h
 	}
-	return h.checkOrigin(handler)
+	return auth.RequireBearerToken(h.verifyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
 }
 
 type httpShim struct {
 	srv    *Server
 	opts   HTTPOptions
+	tokens *httpguard.Tokens
 	legacy http.Handler
 	modern http.Handler
 }
 
 func (h *httpShim) verifyToken(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-	for t, who := range h.opts.Tokens {
-		if subtle.ConstantTimeCompare([]byte(t), []byte(token)) == 1 {
-			return &auth.TokenInfo{UserID: who, Expiration: time.Now().Add(time.Hour)}, nil
-		}
+	who, ok := h.tokens.Match(token)
+	if !ok {
+		return nil, auth.ErrInvalidToken
 	}
-	return nil, auth.ErrInvalidToken
-}
-
-// checkOrigin refuses browsers on foreign origins (CSRF) and, when no
-// token is required (a loopback-only server), any Host that is not a
-// loopback name (DNS rebinding).
-func (h *httpShim) checkOrigin(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(h.opts.Tokens) == 0 && !h.hostAllowed(r.Host) {
-			http.Error(w, "forbidden host "+r.Host+": an unauthenticated mailroom answers loopback names only", http.StatusForbidden)
-			return
-		}
-		origin := r.Header.Get("Origin")
-		if origin != "" && !h.originAllowed(origin, r.Host) {
-			http.Error(w, "forbidden origin "+origin, http.StatusForbidden)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-func isLoopbackName(hostport string) bool {
-	name := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		name = h
-	}
-	name = strings.Trim(name, "[]")
-	if strings.EqualFold(name, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(name)
-	return ip != nil && ip.IsLoopback()
-}
-
-func (h *httpShim) hostAllowed(host string) bool {
-	if isLoopbackName(host) {
-		return true
-	}
-	for _, o := range h.opts.AllowedOrigins {
-		if u, err := url.Parse(o); err == nil && strings.EqualFold(u.Host, host) {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *httpShim) originAllowed(origin, host string) bool {
-	for _, o := range h.opts.AllowedOrigins {
-		if strings.EqualFold(o, origin) {
-			return true
-		}
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if isLoopbackName(u.Host) {
-		return true
-	}
-	// Behind a token, the server's own public origin is fine.
-	return len(h.opts.Tokens) > 0 && strings.EqualFold(u.Host, host)
+	return &auth.TokenInfo{UserID: who, Expiration: time.Now().Add(time.Hour)}, nil
 }
 
 // peek is what the shim needs to know of a JSON-RPC message.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
 	"github.com/mailroomhq/mailroom/internal/route"
@@ -70,7 +71,8 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 	mux := http.NewServeMux()
 	ingest.New(st, cat, nil).Register(mux)
 	mux.Handle("/mcp", srv.HTTPHandler(httpOpts))
-	hs := httptest.NewServer(mux)
+	// The guard cmd/mailroom puts in front of /mcp (Host and Origin checks).
+	hs := httptest.NewServer(httpguard.New(&httpguard.Options{Listen: "127.0.0.1:0", Public: []string{"/e/"}}).Handler(mux))
 	done := make(chan struct{})
 	go func() { defer close(done); srv.Run(ctx) }()
 	go cat.Run(ctx)

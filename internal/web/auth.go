@@ -108,20 +108,38 @@ func (w *Server) validCSRF(s session, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
 }
 
-// tokenMatches compares a submitted API token with the configured one in
-// constant time, whatever their lengths.
+// tokenMatches reports whether a submitted API token is the configured one.
 func (w *Server) tokenMatches(token string) bool {
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], w.tokenSum) == 1
+	_, ok := w.tokens.Match(token)
+	return ok
 }
 
 // safeNext returns next if it is a path on this site, else "/", so that the
-// login form cannot be used to redirect elsewhere.
+// login form cannot be used to redirect elsewhere. next is parsed, and the
+// answer rebuilt from its path, query and fragment, only when it has no
+// scheme, no host and a path-absolute path ("/x", not "//x"). Control
+// characters and backslashes refuse it outright: browsers drop tabs and
+// newlines from a Location and read "\" as "/", so "/\t/evil.example" and
+// "/\evil.example" would leave the site.
 func safeNext(next string) string {
-	if next == "" || next[0] != '/' || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if strings.ContainsFunc(next, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	p := u.EscapedPath()
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return "/"
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		p += "#" + u.EscapedFragment()
+	}
+	return p
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
@@ -133,7 +151,7 @@ type loginData struct {
 
 func (w *Server) loginPage(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if w.tokenSum == nil {
+	if w.tokens.Empty() {
 		http.Redirect(rw, r, next, http.StatusSeeOther)
 		return
 	}
@@ -144,12 +162,13 @@ func (w *Server) loginPage(rw http.ResponseWriter, r *http.Request) {
 	w.render(rw, r, http.StatusOK, "login", "Log in", &loginData{Next: next})
 }
 
-// login exchanges the API token for a session cookie. The origin check in
-// ServeHTTP has already refused cross-site posts, which is what stops login
-// CSRF here (there is no session yet to hold a CSRF token).
+// login exchanges the API token for a session cookie. The shared
+// cross-site check in front of the dashboard (internal/httpguard) has
+// already refused cross-site posts, which is what stops login CSRF here
+// (there is no session yet to hold a CSRF token).
 func (w *Server) login(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
-	if w.tokenSum == nil {
+	if w.tokens.Empty() {
 		http.Redirect(rw, r, next, http.StatusSeeOther)
 		return
 	}
@@ -170,7 +189,7 @@ func (w *Server) logout(rw http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
 	target := "/ui/login"
-	if w.tokenSum == nil {
+	if w.tokens.Empty() {
 		target = "/"
 	}
 	http.Redirect(rw, r, target, http.StatusSeeOther)

@@ -51,7 +51,7 @@ type page struct {
 func (w *Server) render(rw http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	t := w.pages[name]
 	p := &page{
-		Title: title, Nav: name, Auth: w.tokenSum != nil, Assets: w.assets, Now: w.now(), Data: data,
+		Title: title, Nav: name, Auth: !w.tokens.Empty(), Assets: w.assets, Now: w.now(), Data: data,
 		Flash: flashMessage(r.URL.Query()),
 	}
 	if s := sessionFrom(r.Context()); s.id != "" {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
@@ -53,7 +54,9 @@ func setup(t testing.TB, token string) *testBundle {
 	w := web.New(s, cat, &web.Options{Token: token})
 	mux := http.NewServeMux()
 	w.Register(mux)
-	srv := httptest.NewServer(mux)
+	// The guard cmd/mailroom puts in front of the dashboard, so that the
+	// cross-site cases below see what production does.
+	srv := httptest.NewServer(httpguard.New(&httpguard.Options{Listen: "127.0.0.1:0", Forms: []string{"/ui/"}}).Handler(mux))
 	t.Cleanup(srv.Close)
 	t.Cleanup(w.Close)
 	jar, _ := cookiejar.New(nil)
