@@ -152,6 +152,13 @@ type Catalog interface {
 	DestinationDelete(ctx context.Context, name string) error
 	// DestinationSetPaused pauses or resumes a destination.
 	DestinationSetPaused(ctx context.Context, name string, paused bool, reason string) error
+	// DestinationSetCircuit moves a destination's circuit breaker from
+	// state from to state to, if and only if it is still in from (compare
+	// and set, so that of several instances one opens the circuit and one
+	// sends each probe). It reports whether it moved; a missing
+	// destination is [ErrNotFound]. Closing it makes the destination's
+	// deliveries due for every instance.
+	DestinationSetCircuit(ctx context.Context, name string, from, to CircuitState) (bool, error)
 
 	// ConnectionUpsert creates or replaces a connection by ID; an empty ID
 	// becomes [ConnectionID] of its ends. The source and destination must

@@ -91,6 +91,13 @@ type Destination struct {
 	// Ordered delivers in order of receipt, one at a time; a failing head
 	// holds the rest until it succeeds or dies.
 	Ordered bool `yaml:"ordered,omitempty" json:"ordered,omitempty"`
+	// CircuitBreaker stops sending to a destination that keeps failing,
+	// probes it at growing intervals and resumes on success. The zero
+	// value is off.
+	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker,omitempty" json:"circuit_breaker,omitzero"`
+	// Circuit is runtime state: the circuit breaker's, shared by every
+	// instance. The config file never sets it.
+	Circuit CircuitState `yaml:"-" json:"circuit,omitzero"`
 	// Paused is runtime state: a paused destination holds its deliveries.
 	// The config file never sets it.
 	Paused      bool      `yaml:"-" json:"paused"`
@@ -101,6 +108,85 @@ type Destination struct {
 	ManagedBy string    `yaml:"-" json:"managed_by"`
 	CreatedAt time.Time `yaml:"-" json:"created_at"`
 	UpdatedAt time.Time `yaml:"-" json:"updated_at"`
+}
+
+// Defaults for zero [CircuitBreaker] fields.
+const (
+	DefaultCircuitWindow      = time.Minute
+	DefaultCircuitMinAttempts = 20
+	DefaultCircuitCooldown    = 30 * time.Second
+	DefaultCircuitMaxCooldown = 30 * time.Minute
+)
+
+// CircuitBreaker configures a destination's circuit breaker: when the
+// destination keeps failing, stop sending (its deliveries wait, pending,
+// and use up no attempts), send one probe after a cooldown, and resume on
+// a successful probe or open again for twice as long. It is off unless
+// Failures or ErrorRatio is set.
+type CircuitBreaker struct {
+	// Failures opens the circuit after this many failed attempts in a row.
+	// Zero leaves this condition out.
+	Failures int `yaml:"failures,omitempty" json:"failures,omitempty"`
+	// ErrorRatio opens the circuit when at least this fraction (0 to 1) of
+	// the attempts of the last Window failed, once MinAttempts were made
+	// in it. Zero leaves this condition out.
+	ErrorRatio float64 `yaml:"error_ratio,omitempty" json:"error_ratio,omitempty"`
+	// Window is the span ErrorRatio looks at. Zero means
+	// [DefaultCircuitWindow].
+	Window Duration `yaml:"window,omitempty" json:"window,omitempty"`
+	// MinAttempts is how many attempts Window must hold before ErrorRatio
+	// applies. Zero means [DefaultCircuitMinAttempts].
+	MinAttempts int `yaml:"min_attempts,omitempty" json:"min_attempts,omitempty"`
+	// Cooldown is how long the circuit stays open before the first probe;
+	// each failed probe doubles it, up to MaxCooldown. Zero means
+	// [DefaultCircuitCooldown].
+	Cooldown Duration `yaml:"cooldown,omitempty" json:"cooldown,omitempty"`
+	// MaxCooldown caps the cooldown. Zero means [DefaultCircuitMaxCooldown].
+	MaxCooldown Duration `yaml:"max_cooldown,omitempty" json:"max_cooldown,omitempty"`
+}
+
+// Enabled reports whether the breaker is on.
+func (c CircuitBreaker) Enabled() bool { return c.Failures > 0 || c.ErrorRatio > 0 }
+
+// Validate reports the first setting that cannot work, naming its field.
+func (c CircuitBreaker) Validate() error {
+	switch {
+	case c.Failures < 0:
+		return fmt.Errorf("failures: must not be negative")
+	case c.ErrorRatio < 0 || c.ErrorRatio > 1 || math.IsNaN(c.ErrorRatio):
+		return fmt.Errorf("error_ratio: must be between 0 and 1")
+	case c.MinAttempts < 0:
+		return fmt.Errorf("min_attempts: must not be negative")
+	case c.Window < 0, c.Cooldown < 0, c.MaxCooldown < 0:
+		return fmt.Errorf("window, cooldown and max_cooldown must not be negative")
+	case c.MaxCooldown > 0 && c.MaxCooldown < c.Cooldown:
+		return fmt.Errorf("max_cooldown: must be at least cooldown (%s)", c.Cooldown.D())
+	}
+	return nil
+}
+
+// Circuit states ([CircuitState.State]).
+const (
+	CircuitClosed   = ""          // deliveries flow
+	CircuitOpen     = "open"      // nothing is sent until ProbeAt
+	CircuitHalfOpen = "half_open" // one probe is in flight until ProbeAt
+)
+
+// CircuitState is a destination's circuit breaker state. The zero value
+// is closed.
+type CircuitState struct {
+	State string `json:"state,omitempty"`
+	// Since is when the circuit entered State.
+	Since time.Time `json:"since,omitzero"`
+	// ProbeAt is, while open, when a probe may go; while half-open, when
+	// the probe's lease ends (an instance that died mid-probe leaves it to
+	// another after that).
+	ProbeAt time.Time `json:"probe_at,omitzero"`
+	// Opens counts the openings since the circuit last closed; it sets the
+	// cooldown (Cooldown × 2^(Opens-1), capped).
+	Opens int `json:"opens,omitempty"`
+	// Reason says why the circuit opened.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Connection routes a source's events to a destination, optionally through

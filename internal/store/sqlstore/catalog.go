@@ -2,7 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -158,6 +160,52 @@ func (s *Store) DestinationSetPaused(ctx context.Context, name string, paused bo
 		return fmt.Errorf("%s destination %s: %w", verb, name, err)
 	}
 	return nil
+}
+
+// circuitText is the stored form of a circuit state: empty when closed.
+func circuitText(c store.CircuitState) (string, error) {
+	if c == (store.CircuitState{}) {
+		return "", nil
+	}
+	c.Since, c.ProbeAt = c.Since.UTC().Truncate(time.Microsecond), c.ProbeAt.UTC().Truncate(time.Microsecond)
+	b, err := json.Marshal(&c)
+	return string(b), err
+}
+
+// DestinationSetCircuit implements [store.Catalog].
+func (s *Store) DestinationSetCircuit(ctx context.Context, name string, from, to store.CircuitState) (bool, error) {
+	old, err := circuitText(from)
+	if err != nil {
+		return false, fmt.Errorf("encode circuit of destination %s: %w", name, err)
+	}
+	next, err := circuitText(to)
+	if err != nil {
+		return false, fmt.Errorf("encode circuit of destination %s: %w", name, err)
+	}
+	moved := false
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+		n, err := tx.Exec(ctx, `UPDATE destinations SET circuit = ?, updated_at = ? WHERE name = ? AND circuit = ?`,
+			next, micros(s.now()), name, old)
+		if err != nil {
+			return err
+		}
+		if moved = n == 1; !moved {
+			var one int
+			if err := tx.QueryRow(ctx, `SELECT 1 FROM destinations WHERE name = ?`, name).Scan(&one); err != nil {
+				return err
+			}
+			return nil
+		}
+		tx.Notify(catalogChanged)
+		if to.State == store.CircuitClosed {
+			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: name})
+		}
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("set circuit of destination %s to %q: %w", name, to.State, err)
+	}
+	return moved, nil
 }
 
 // ConnectionUpsert implements [store.Catalog]. Both ends are checked in

@@ -46,6 +46,7 @@ func sourceSpec(s *store.Source) ([]byte, error) {
 func destinationSpec(d *store.Destination) ([]byte, error) {
 	c := *d
 	c.Paused, c.PausedAt, c.PauseReason = false, time.Time{}, ""
+	c.Circuit = store.CircuitState{}
 	c.ManagedBy, c.CreatedAt, c.UpdatedAt = "", time.Time{}, time.Time{}
 	return json.Marshal(&c)
 }

@@ -52,7 +52,7 @@ const (
 	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
 	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
 	sourceCols     = `spec, managed_by, created_at, updated_at`
-	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at`
+	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at, circuit`
 	connectionCols = `id, source, destination, filter, managed_by, created_at, updated_at`
 	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
 	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
@@ -141,13 +141,19 @@ func scanDestination(sc Row) (*store.Destination, error) {
 	var spec []byte
 	var paused bool
 	var pausedAt, created, updated int64
-	var reason, owner string
-	if err := sc.Scan(&spec, &paused, &pausedAt, &reason, &owner, &created, &updated); err != nil {
+	var reason, owner, circuit string
+	if err := sc.Scan(&spec, &paused, &pausedAt, &reason, &owner, &created, &updated, &circuit); err != nil {
 		return nil, err
 	}
 	var d store.Destination
 	if err := json.Unmarshal(spec, &d); err != nil {
 		return nil, fmt.Errorf("decode destination: %w", err)
+	}
+	d.Circuit = store.CircuitState{}
+	if circuit != "" {
+		if err := json.Unmarshal([]byte(circuit), &d.Circuit); err != nil {
+			return nil, fmt.Errorf("decode circuit of destination %s: %w", d.Name, err)
+		}
 	}
 	d.Paused, d.PausedAt, d.PauseReason = paused, fromMicros(pausedAt), reason
 	d.ManagedBy = owner

@@ -82,3 +82,60 @@ func testCatalog(t *testing.T, newStore NewStore) {
 		}
 	})
 }
+
+func testDestinationSetCircuit(t *testing.T, newStore NewStore) {
+	t.Run("CompareAndSet", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		if err := s.DestinationUpsert(ctx, &store.Destination{Name: "d", URL: "http://127.0.0.1:9/x",
+			CircuitBreaker: store.CircuitBreaker{Failures: 3}}); err != nil {
+			t.Fatal(err)
+		}
+		notes := s.Subscribe(ctx)
+		now := time.Now()
+		open := store.CircuitState{State: store.CircuitOpen, Since: now, ProbeAt: now.Add(time.Minute), Opens: 1, Reason: "3 failures in a row"}
+		// Two instances race to open it: one wins.
+		moved, err := s.DestinationSetCircuit(ctx, "d", store.CircuitState{}, open)
+		if err != nil || !moved {
+			t.Fatalf("open = %v, %v", moved, err)
+		}
+		if moved, err := s.DestinationSetCircuit(ctx, "d", store.CircuitState{}, open); err != nil || moved {
+			t.Fatalf("second open = %v, %v; want not moved", moved, err)
+		}
+		got, err := s.DestinationGet(ctx, "d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Circuit.State != store.CircuitOpen || !got.Circuit.ProbeAt.Equal(open.ProbeAt.Truncate(time.Microsecond)) || got.Circuit.Opens != 1 ||
+			got.CircuitBreaker.Failures != 3 {
+			t.Fatalf("destination after open = %+v", got)
+		}
+		// The state read back is the compare value of the next move.
+		half := store.CircuitState{State: store.CircuitHalfOpen, Since: now, ProbeAt: now.Add(2 * time.Minute), Opens: 1}
+		if moved, err := s.DestinationSetCircuit(ctx, "d", got.Circuit, half); err != nil || !moved {
+			t.Fatalf("half-open from the state read = %v, %v", moved, err)
+		}
+		if moved, err := s.DestinationSetCircuit(ctx, "d", half, store.CircuitState{}); err != nil || !moved {
+			t.Fatalf("close = %v, %v", moved, err)
+		}
+		// Closing announces the destination's deliveries as due.
+		deadline := time.After(10 * time.Second)
+		for due := false; !due; {
+			select {
+			case n := <-notes:
+				due = n.Kind == store.NotifyDeliveryDue && n.Destination == "d"
+			case <-deadline:
+				t.Fatal("no delivery.due notification after closing the circuit")
+			}
+		}
+		// An upsert of the spec keeps the runtime state out of it.
+		got, _ = s.DestinationGet(ctx, "d")
+		if got.Circuit != (store.CircuitState{}) {
+			t.Errorf("closed circuit read back as %+v", got.Circuit)
+		}
+		if _, err := s.DestinationSetCircuit(ctx, "missing", store.CircuitState{}, open); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("missing destination: %v", err)
+		}
+	})
+}

@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("AttemptRecord", func(t *testing.T) { testAttemptRecord(t, newStore) })
 	t.Run("DeliveryRetry", func(t *testing.T) { testDeliveryRetry(t, newStore) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, newStore) })
+	t.Run("DestinationSetCircuit", func(t *testing.T) { testDestinationSetCircuit(t, newStore) })
 	t.Run("CatalogSync", func(t *testing.T) { testCatalogSync(t, newStore) })
 	t.Run("Subscribe", func(t *testing.T) { testSubscribe(t, newStore) })
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, newStore) })
