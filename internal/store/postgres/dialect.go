@@ -17,48 +17,50 @@ import (
 // dialect is PostgreSQL's part of the SQL: row locks (SKIP LOCKED) so
 // that instances share work without waiting on each other, a byte-exact
 // body search, and FILTER aggregates.
-var dialect = sqlstore.Dialect{
-	// SKIP LOCKED: rows another instance is claiming right now are not
-	// waited for, and not taken.
-	// The lease comes first so that the arguments read in the core's
-	// order (lease until, now, destination, now, limit).
-	ClaimDue: `WITH lease AS (SELECT ?::bigint AS until, ?::bigint AS now),
-		due AS (SELECT id FROM deliveries WHERE destination = ? AND status = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
-		UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = lease.until, updated_at = lease.now
-		FROM due, lease WHERE d.id = due.id
-		RETURNING d.id, d.event_id, d.request_id, d.source, d.destination, d.connection_id, d.status, d.attempts,
-			d.next_attempt_at, d.created_at, d.updated_at, d.last_error, d.last_status`,
-	// No SKIP LOCKED: a concurrent claim of the head is waited for, after
-	// which the head is seen leased (not due) instead of skipped.
-	OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE`,
-	// The body is read as Latin-1, which maps each byte to one character
-	// and never fails, so the match is byte for byte; translate folds
-	// ASCII letters only (lower would fold by locale), and strpos has no
-	// wildcards, so % _ and \ match only themselves. The argument is the
-	// search text folded the same way in Go.
-	BodyHas: `strpos(translate(convert_from(body, 'LATIN1'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'),
-		convert_from(?::bytea, 'LATIN1')) > 0`,
-	BodyArg: func(text string) any {
-		return []byte(strings.Map(func(r rune) rune {
-			if 'A' <= r && r <= 'Z' {
-				return r + ('a' - 'A')
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{
+		// SKIP LOCKED: rows another instance is claiming right now are not
+		// waited for, and not taken.
+		// The lease comes first so that the arguments read in the core's
+		// order (lease until, now, destination, now, limit).
+		ClaimDue: `WITH lease AS (SELECT ?::bigint AS until, ?::bigint AS now),
+			due AS (SELECT id FROM deliveries WHERE destination = ? AND status = 'pending' AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
+			UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = lease.until, updated_at = lease.now
+			FROM due, lease WHERE d.id = due.id
+			RETURNING d.id, d.event_id, d.request_id, d.source, d.destination, d.connection_id, d.status, d.attempts,
+				d.next_attempt_at, d.created_at, d.updated_at, d.last_error, d.last_status`,
+		// No SKIP LOCKED: a concurrent claim of the head is waited for, after
+		// which the head is seen leased (not due) instead of skipped.
+		OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE`,
+		// The body is read as Latin-1, which maps each byte to one character
+		// and never fails, so the match is byte for byte; translate folds
+		// ASCII letters only (lower would fold by locale), and strpos has no
+		// wildcards, so % _ and \ match only themselves. The argument is the
+		// search text folded the same way in Go.
+		BodyHas: `strpos(translate(convert_from(body, 'LATIN1'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'),
+			convert_from(?::bytea, 'LATIN1')) > 0`,
+		BodyArg: func(text string) any {
+			return []byte(strings.Map(func(r rune) rune {
+				if 'A' <= r && r <= 'Z' {
+					return r + ('a' - 'A')
+				}
+				return r
+			}, text))
+		},
+		Stats: `SELECT destination,
+			count(*) FILTER (WHERE status = 'pending'),
+			coalesce(min(created_at) FILTER (WHERE status = 'pending'), 0),
+			count(*) FILTER (WHERE status = 'dead')
+			FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY destination ORDER BY destination`,
+		SkipLocked: func(alias string) string {
+			if alias == "" {
+				return " FOR UPDATE SKIP LOCKED"
 			}
-			return r
-		}, text))
-	},
-	Stats: `SELECT destination,
-		count(*) FILTER (WHERE status = 'pending'),
-		coalesce(min(created_at) FILTER (WHERE status = 'pending'), 0),
-		count(*) FILTER (WHERE status = 'dead')
-		FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY destination ORDER BY destination`,
-	SkipLocked: func(alias string) string {
-		if alias == "" {
-			return " FOR UPDATE SKIP LOCKED"
-		}
-		return " FOR UPDATE OF " + alias + " SKIP LOCKED"
-	},
-	ForShare: " FOR SHARE",
+			return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+		},
+		ForShare: " FOR SHARE",
+	}
 }
 
 // interpretError maps pgx errors onto the store's sentinels.

@@ -199,7 +199,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
 	}
-	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect, Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Closed: s.closed})
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Closed: s.closed})
 	l := newListener(s, cfg.ConnConfig.Copy())
 	if err := l.connect(ctx); err != nil {
 		stop()

@@ -14,24 +14,26 @@ import (
 
 // dialect is SQLite's part of the SQL: no row locks (there is one
 // writer), LIKE for body search, and a claim that updates a sub-select.
-var dialect = sqlstore.Dialect{
-	ClaimDue: `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
-		WHERE id IN (SELECT id FROM deliveries WHERE destination = ? AND status = 'pending' AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?)
-		RETURNING ` + sqlstore.DeliveryCols,
-	OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1`,
-	// SQLite's LIKE compares ASCII letters without case; ESCAPE makes % _
-	// and \ in the search text match only themselves.
-	BodyHas: `CAST(body AS TEXT) LIKE ? ESCAPE '\'`,
-	BodyArg: func(text string) any {
-		return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(text) + "%"
-	},
-	Stats: `SELECT destination,
-		SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END),
-		COALESCE(MIN(CASE WHEN status = 'pending' THEN created_at END), 0),
-		SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END)
-		FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY destination ORDER BY destination`,
-	SkipLocked: func(string) string { return "" },
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{
+		ClaimDue: `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
+			WHERE id IN (SELECT id FROM deliveries WHERE destination = ? AND status = 'pending' AND next_attempt_at <= ?
+				ORDER BY next_attempt_at, id LIMIT ?)
+			RETURNING ` + sqlstore.DeliveryCols,
+		OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1`,
+		// SQLite's LIKE compares ASCII letters without case; ESCAPE makes % _
+		// and \ in the search text match only themselves.
+		BodyHas: `CAST(body AS TEXT) LIKE ? ESCAPE '\'`,
+		BodyArg: func(text string) any {
+			return "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(text) + "%"
+		},
+		Stats: `SELECT destination,
+			SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END),
+			COALESCE(MIN(CASE WHEN status = 'pending' THEN created_at END), 0),
+			SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END)
+			FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY destination ORDER BY destination`,
+		SkipLocked: func(string) string { return "" },
+	}
 }
 
 // interpretError maps database/sql and SQLite errors onto the store's

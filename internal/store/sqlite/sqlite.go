@@ -174,10 +174,10 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 		done:   make(chan struct{}),
 	}
 	// The dispatcher's per-delivery lookups: prepared now, not on first use.
-	for _, q := range sqlstore.HotReads {
+	for _, q := range sqlstore.HotReads() {
 		s.reads.stmt(ctx, q)
 	}
-	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect, Read: s.reads, Write: s.writeTx, Closed: s.closed})
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: s.reads, Write: s.writeTx, Closed: s.closed})
 	go s.runWriter()
 	return s, nil
 }

@@ -14,9 +14,9 @@ const (
 	sqlGetDelivery = `SELECT ` + DeliveryCols + ` FROM deliveries WHERE id = ?`
 )
 
-// HotReads are the point reads the dispatcher runs for every delivery; a
-// driver may prepare them once.
-var HotReads = []string{sqlGetRequest, sqlGetEvent, sqlGetDelivery}
+// HotReads returns the point reads the dispatcher runs for every delivery,
+// for a driver that prepares statements to prepare them up front.
+func HotReads() []string { return []string{sqlGetRequest, sqlGetEvent, sqlGetDelivery} }
 
 // RequestGetByID implements [store.History].
 func (s *Store) RequestGetByID(ctx context.Context, id string) (*store.Request, error) {

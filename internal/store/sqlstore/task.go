@@ -54,6 +54,9 @@ func (s *Store) TaskGet(ctx context.Context, id string, now time.Time) (*store.T
 // is where the next page starts. A cursor naming a task that no longer
 // exists yields an empty page.
 func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store.Task, error) {
+	if p == nil {
+		p = &store.TaskListParams{}
+	}
 	w := &where{}
 	w.add(notExpired, micros(s.orNow(p.Now)))
 	w.eq("owner", p.Owner)
