@@ -43,6 +43,11 @@
 // local and remote changes alike. After the listener reconnects it
 // publishes a catalog.changed and a delivery.due for every destination,
 // since notifications sent while it was away are lost.
+//
+// Every [store.Store] method but Subscribe and Close is the shared SQL core
+// ([sqlstore.Store]); this package supplies its dialect (dialect.go), the
+// writers it writes through (writer.go), opening, migrations and
+// notifications (notify.go).
 package postgres
 
 import (

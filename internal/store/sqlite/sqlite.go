@@ -14,6 +14,15 @@
 // writes. Reads use a separate pool of connections, which WAL lets run
 // beside the writer.
 //
+// Opening checks the path before SQLite does: the parent directory must
+// exist ([ErrNoDirectory] otherwise, unless [Options.CreateDirs]), and a
+// file or directory the process may not write is reported with the
+// system's reason rather than SQLite's "unable to open database file".
+//
+// Every [store.Store] method but Subscribe and Close is the shared SQL core
+// ([sqlstore.Store]); this package supplies its dialect (dialect.go), the
+// writer it writes through (writer.go), opening and migrations.
+//
 // Several processes must not share one database file: run several mailroom
 // instances on PostgreSQL instead.
 package sqlite
