@@ -37,6 +37,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newMCPCommand(), newBenchCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
 	root.AddCommand(newTriggerCommand(), newListenCommand(), newVersionCommand())
-	root.AddCommand(newMigrateCommand(), newBackupCommand())
+	root.AddCommand(newMigrateCommand(), newBackupCommand(), newHealthcheckCommand())
 	return root
 }

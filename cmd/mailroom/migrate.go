@@ -25,13 +25,19 @@ func addStorageFlags(cmd *cobra.Command, f *serveFlags) {
 	cmd.Flags().StringVar(&f.db, "db", "", "storage DSN: sqlite://PATH or postgres://... (overrides the config)")
 }
 
-// storageOf returns the storage DSN serve would use with these flags.
-func storageOf(f serveFlags) (string, error) {
+// configOf returns the config serve would run with these flags, for the
+// commands that act beside it (migrate, backup, healthcheck).
+func configOf(f serveFlags) (*config.Config, error) {
 	compiler, err := route.NewCompiler()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	cfg, err := loadConfig(f, compiler)
+	return loadConfig(f, compiler)
+}
+
+// storageOf returns the storage DSN serve would use with these flags.
+func storageOf(f serveFlags) (string, error) {
+	cfg, err := configOf(f)
 	if err != nil {
 		return "", err
 	}

@@ -117,7 +117,9 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// listenRE finds the "listening" line in text or JSON logs; the address
+// is the last non-empty group.
+var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)|"msg":"listening","addr":"([^"]+)"`)
 
 // start runs `mailroom serve` with the config and waits for its address.
 func start(t *testing.T, bin, configPath string) *instance {
@@ -145,7 +147,7 @@ func startProcess(t *testing.T, bin string, args, env []string) *instance {
 			inst.logs.add(line)
 			if m := listenRE.FindStringSubmatch(line); m != nil {
 				select {
-				case addrCh <- m[1]:
+				case addrCh <- m[1] + m[2]:
 				default:
 				}
 			}
