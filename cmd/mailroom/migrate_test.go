@@ -52,6 +52,17 @@ func contains(got, want any, at string) string {
 		if !ok || len(g) != len(w) {
 			return fmt.Sprintf("%s: got %v, want %d items", at, got, len(w))
 		}
+		if byID := indexByID(g); byID != nil && indexByID(w) != nil {
+			// Rows with ids: the order of a list may change between
+			// releases (tasks became newest first), the rows may not.
+			for _, wv := range w {
+				id := wv.(map[string]any)["id"].(string)
+				if d := contains(byID[id], wv, at+"["+id+"]"); d != "" {
+					return d
+				}
+			}
+			return ""
+		}
 		for i := range w {
 			if d := contains(g[i], w[i], fmt.Sprintf("%s[%d]", at, i)); d != "" {
 				return d
@@ -119,6 +130,24 @@ func TestUpgradeFromPreviousSchema(t *testing.T) {
 			t.Errorf("attempts of %s differ from the previous release's: %s", a.ID, d)
 		}
 	}
+}
+
+// indexByID maps the "id" of each object in items to it, or returns nil
+// when some item is not an object with a string id.
+func indexByID(items []any) map[string]any {
+	m := map[string]any{}
+	for _, it := range items {
+		o, ok := it.(map[string]any)
+		if !ok {
+			return nil
+		}
+		id, ok := o["id"].(string)
+		if !ok {
+			return nil
+		}
+		m[id] = o
+	}
+	return m
 }
 
 func readJSONFile(t *testing.T, path string, v any) {
