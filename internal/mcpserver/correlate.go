@@ -540,9 +540,11 @@ func (c *Correlator) expire(ctx context.Context) {
 	}
 	c.mu.Unlock()
 	for _, w := range due {
-		msg := fmt.Sprintf("timed out after %s: no %s event matched", w.deadline.Sub(w.created).Round(time.Second), w.source)
-		rpcErr, _ := json.Marshal(map[string]any{"code": codeWaitTimedOut, "message": msg})
-		_, err := c.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: w.taskID, Status: store.TaskFailed, StatusMessage: msg, Error: rpcErr, Now: now})
+		// The task holds what the plain call answers when time runs out:
+		// an error tool result, not a JSON-RPC error.
+		res := timedOutResult(describeWait(WaitSpec{Source: w.source, Type: w.typ}), w.deadline.Sub(w.created).Round(time.Millisecond))
+		b, _ := json.Marshal(res)
+		_, err := c.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: w.taskID, Status: store.TaskFailed, StatusMessage: toolErrorText(res), Result: b, Now: now})
 		if err != nil && !errors.Is(err, store.ErrTaskTerminal) && !errors.Is(err, store.ErrNotFound) {
 			c.log.Warn("time out task", "task", w.taskID, "err", err)
 			continue
@@ -576,9 +578,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
-
-// codeWaitTimedOut is the JSON-RPC error code of a wait that timed out.
-const codeWaitTimedOut = -32001
 
 // Run keeps the index current and correlates new events until ctx ends:
 // it reacts to event.created and task.changed notifications, re-reads the

@@ -61,8 +61,8 @@ func TestEventsExtensionOff(t *testing.T) {
 	e := newEnv(t, "", nil)
 	c := &rpcClient{t: t, url: e.url}
 	c.initialize()
-	if resp, _ := c.post(context.Background(), "events/list", nil, false); resp.StatusCode != 400 {
-		t.Errorf("events/list with the extension off: HTTP %d", resp.StatusCode)
+	if r := c.call("events/list", nil); r.Error == nil || r.Error.Code != -32601 {
+		t.Errorf("events/list with the extension off: %+v", r)
 	}
 	if r := c.call("events/stream", map[string]any{"name": "stripe"}); r.Error == nil || r.Error.Code != -32014 {
 		t.Errorf("events/stream with the extension off: %+v", r)

@@ -3,14 +3,17 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/httpguard"
@@ -44,7 +47,9 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return s.mcp }
 	h := &httpShim{
 		srv: s, opts: o, tokens: httpguard.NewTokens(o.Tokens),
-		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, DisableLocalhostProtection: true}),
+		// The event store gives POST streams their priming event and
+		// lets a client resume a broken stream with Last-Event-ID.
+		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, DisableLocalhostProtection: true, EventStore: mcp.NewMemoryEventStore(nil)}),
 		modern: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, Stateless: true, DisableLocalhostProtection: true}),
 	}
 	if h.tokens.Empty() {
@@ -74,9 +79,13 @@ type peek struct {
 	ID     json.RawMessage `json:"id,omitempty"`
 	Method string          `json:"method"`
 	Params struct {
-		Meta map[string]any `json:"_meta"`
+		Meta   map[string]any `json:"_meta"`
+		TaskID any            `json:"taskId"`
 	} `json:"params"`
 }
+
+// isRequest reports whether the message expects an answer.
+func (p *peek) isRequest() bool { return len(p.ID) > 0 && string(p.ID) != "null" }
 
 func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	version := r.Header.Get("Mcp-Protocol-Version")
@@ -94,7 +103,7 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var p peek
 		single := json.Unmarshal(body, &p) == nil // batches and junk pass through
-		if single && (p.Method == "server/discover" || isModern(metaProtocol(p.Params.Meta))) {
+		if single && (p.Method == "server/discover" || stateless(metaProtocol(p.Params.Meta))) {
 			version = max(version, ProtocolModern)
 		}
 		if single && p.Method == "events/stream" {
@@ -105,19 +114,37 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.streamEvents(w, r, body, p.ID)
 			return
 		}
-		if isModern(version) {
-			if single && p.Method == "subscriptions/listen" && h.listenTasks(w, r, body, p) {
-				return
+		if stateless(version) {
+			if single {
+				if err := checkTaskName(r.Header, &p); err != nil {
+					writeRPCError(w, p.ID, http.StatusBadRequest, err)
+					return
+				}
+				if p.Method == "subscriptions/listen" && h.listenTasks(w, r, body, p) {
+					return
+				}
 			}
 			h.forward(h.modern, w, r, body)
 			return
 		}
-		if single && p.Method == "tools/call" {
+		if !single {
+			h.forward(h.legacy, w, r, body)
+			return
+		}
+		if p.Method != "initialize" && r.Header.Get("Mcp-Session-Id") == "" {
+			writeRPCError(w, p.ID, http.StatusBadRequest, rpcError(jsonrpc.CodeInvalidRequest,
+				"%s without an Mcp-Session-Id header: send initialize first and pass the session id it returns", cmpOr(p.Method, "a message")))
+			return
+		}
+		if p.Method == "tools/call" {
 			body = mcpwire.MoveTaskParam(body, internalTaskKey)
 		}
-		h.forward(h.legacy, w, r, body)
+		h.upgradeVersion(r)
+		lw := &legacyPostWriter{ResponseWriter: w, id: p.ID, retry: h.srv.opts.PollInterval}
+		defer lw.finish()
+		h.forward(h.legacy, lw, r, body)
 	case http.MethodGet:
-		if isModern(version) {
+		if stateless(version) {
 			h.modern.ServeHTTP(w, r)
 			return
 		}
@@ -128,13 +155,130 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer stream.Close()
 		h.legacy.ServeHTTP(stream, r)
 	default:
-		if isModern(version) {
+		if stateless(version) {
 			h.modern.ServeHTTP(w, r)
 			return
 		}
 		h.legacy.ServeHTTP(w, r)
 	}
 }
+
+// checkTaskName enforces the Tasks extension's routing header on
+// 2026-07-28: tasks/get, tasks/update and tasks/cancel carry the task id
+// in Mcp-Name (plain or in the =?base64?…?= form), and a missing or
+// different one is -32020, as the SDK does for tools/call.
+func checkTaskName(h http.Header, p *peek) error {
+	switch p.Method {
+	case "tasks/get", "tasks/update", "tasks/cancel":
+	default:
+		return nil
+	}
+	id, _ := p.Params.TaskID.(string)
+	raw := h.Get("Mcp-Name")
+	if raw == "" {
+		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("missing required Mcp-Name header for method %q (set it to params.taskId)", p.Method)}
+	}
+	name := raw
+	if enc, ok := strings.CutPrefix(raw, "=?base64?"); ok {
+		if enc, ok = strings.CutSuffix(enc, "?="); ok {
+			if b, err := base64.StdEncoding.DecodeString(enc); err == nil {
+				name = string(b)
+			}
+		}
+	}
+	if name != id {
+		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("header mismatch: Mcp-Name header value '%s' does not match body value '%s'", raw, id)}
+	}
+	return nil
+}
+
+// upgradeVersion makes a 2025-11-25 session's POST carry its negotiated
+// revision when the client's header names an older one, so the session
+// gets what it negotiated (priming events, among others).
+func (h *httpShim) upgradeVersion(r *http.Request) {
+	id, header := r.Header.Get("Mcp-Session-Id"), r.Header.Get("Mcp-Protocol-Version")
+	if header >= ProtocolLegacy {
+		return
+	}
+	for ss := range h.srv.mcp.Sessions() {
+		if ss.ID() != id {
+			continue
+		}
+		if ip := ss.InitializeParams(); ip != nil && ip.ProtocolVersion >= ProtocolLegacy {
+			r.Header.Set("Mcp-Protocol-Version", ProtocolLegacy) // a newer request negotiates 2025-11-25
+		}
+		return
+	}
+}
+
+// legacyPostWriter adjusts the SDK's answer to a 2025-11-25 POST: it adds
+// a retry: field to the priming event, telling the client how soon to
+// reconnect, and turns the SDK's plain-text refusal of an unknown method
+// into the JSON-RPC -32601 error the revision expects.
+type legacyPostWriter struct {
+	http.ResponseWriter
+	id    json.RawMessage
+	retry time.Duration
+
+	wrote   bool // a body write went through
+	refused bool // the SDK answered a plain-text 400, held in held
+	held    bytes.Buffer
+}
+
+// notHandled starts the SDK's refusal of a method it does not have.
+const notHandled = "JSON RPC not handled"
+
+func (w *legacyPostWriter) WriteHeader(code int) {
+	if code == http.StatusBadRequest && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		w.refused = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *legacyPostWriter) Write(p []byte) (int, error) {
+	if w.refused {
+		return w.held.Write(p)
+	}
+	if !w.wrote {
+		w.wrote = true
+		if rest, ok := bytes.CutPrefix(p, []byte("event: prime\n")); ok && !bytes.Contains(rest, []byte("retry:")) {
+			var b bytes.Buffer
+			b.WriteString("event: prime\n")
+			idLine, data, _ := bytes.Cut(rest, []byte("\n"))
+			b.Write(idLine)
+			fmt.Fprintf(&b, "\nretry: %d\n", w.retry.Milliseconds())
+			b.Write(data)
+			if _, err := w.ResponseWriter.Write(b.Bytes()); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController flush the stream.
+func (w *legacyPostWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// finish sends what was held back: -32601 for an unknown method, the
+// SDK's own 400 otherwise.
+func (w *legacyPostWriter) finish() {
+	if !w.refused {
+		return
+	}
+	if bytes.HasPrefix(w.held.Bytes(), []byte(notHandled)) {
+		w.Header().Del("X-Content-Type-Options")
+		writeRPCError(w.ResponseWriter, w.id, http.StatusOK, rpcError(jsonrpc.CodeMethodNotFound, "method not found: %s", strings.TrimSpace(strings.TrimPrefix(w.held.String(), notHandled+":"))))
+		return
+	}
+	w.ResponseWriter.WriteHeader(http.StatusBadRequest)
+	_, _ = w.ResponseWriter.Write(w.held.Bytes())
+}
+
+// stateless reports whether a request of protocol revision v goes to the
+// stateless SDK handler: 2026-07-28 and later have no sessions.
+func stateless(v string) bool { return v >= ProtocolModern }
 
 func (h *httpShim) forward(to http.Handler, w http.ResponseWriter, r *http.Request, body []byte) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
@@ -208,7 +352,7 @@ func (h *httpShim) listenTasks(w http.ResponseWriter, r *http.Request, body []by
 		"_meta":         map[string]any{"io.modelcontextprotocol/subscriptionId": subID},
 	}))
 	for _, t := range tasks { // the current state at once, terminal or not
-		stream.Send(modernTaskNotification(t, subID))
+		stream.Send(listenerNotification(t, subID))
 	}
 	<-r.Context().Done()
 	return true

@@ -209,7 +209,7 @@ func readMessages(t testing.TB, resp *http.Response) []rpcResponse {
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok && data != "" { // empty: a priming event
 				var m rpcResponse
 				if err := json.Unmarshal([]byte(data), &m); err != nil {
 					t.Fatalf("bad SSE data %q: %v", data, err)
@@ -506,19 +506,31 @@ func TestTwoWaitsOneEvent(t *testing.T) {
 	}
 }
 
-// TestCancelAndTimeout: a cancelled task stays cancelled when its event
-// comes; a wait with a timeout fails with a clear message.
+// TestCancelAndTimeout: cancelling a task stops its wait at once (the
+// correlator drops it), so its event, which another wait proves was
+// correlated, leaves it cancelled; a wait with a timeout ends with the
+// timed-out tool result.
 func TestCancelAndTimeout(t *testing.T) {
 	e := newEnv(t, "", nil)
 	c := &rpcClient{t: t, url: e.url}
 	c.initialize()
 	r := c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_cancel"), "task": map[string]any{}})
 	id := r.Result["task"].(map[string]any)["taskId"].(string)
+	if n := e.mcp.Correlator().Len(); n != 1 {
+		t.Fatalf("%d waits indexed before the cancel, want 1", n)
+	}
 	if r := c.call("tasks/cancel", map[string]any{"taskId": id}); r.Error != nil || r.Result["status"] != "cancelled" {
 		t.Fatalf("cancel: %+v", r)
 	}
+	if n := e.mcp.Correlator().Len(); n != 0 {
+		t.Errorf("%d waits still indexed after the cancel", n)
+	}
+	witness := c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_cancel"), "task": map[string]any{}})
+	witnessID := witness.Result["task"].(map[string]any)["taskId"].(string)
 	e.sendStripe("evt_cancel", "checkout.session.completed", "plink_cancel")
-	time.Sleep(200 * time.Millisecond)
+	if res := c.call("tasks/result", map[string]any{"taskId": witnessID}); res.Error != nil {
+		t.Fatalf("the witness wait: %+v", res.Error)
+	}
 	if got := c.call("tasks/get", map[string]any{"taskId": id}); got.Result["status"] != "cancelled" {
 		t.Errorf("after the event: %+v", got.Result)
 	}
@@ -531,7 +543,8 @@ func TestCancelAndTimeout(t *testing.T) {
 	r = c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": args, "task": map[string]any{"ttl": 30000}})
 	id = r.Result["task"].(map[string]any)["taskId"].(string)
 	res := c.call("tasks/result", map[string]any{"taskId": id})
-	if res.Error == nil || !strings.Contains(res.Error.Message, "timed out") {
+	sc, _ := res.Result["structuredContent"].(map[string]any)
+	if res.Error != nil || res.Result["isError"] != true || sc["status"] != "timed_out" || !strings.Contains(toolText(res.Result), "within 1s") {
 		t.Fatalf("timed-out task result: %+v", res)
 	}
 	if got := c.call("tasks/get", map[string]any{"taskId": id}); got.Result["status"] != "failed" {

@@ -544,12 +544,15 @@ func cmpOr(a, b string) string {
 // createAsyncTask forwards the call and, unless the upstream answered an
 // error result, stores a task waiting for the correlated event.
 func (p *proxy) createAsyncTask(ctx context.Context, r *mcp.CallToolRequest, ca *compiledAsync, ttl time.Duration) (mcp.Result, error) {
+	c := callerFrom(ctx)
 	res, rv, err := p.forwardAsync(ctx, r, ca)
-	if err != nil || rv == nil {
-		return res, err
+	if err != nil {
+		return nil, err
+	}
+	if rv == nil { // the upstream's error result: the call ended at once
+		return c.wire.endedAtOnce(ctx, c, r.Params, res)
 	}
 	s := p.srv
-	c := callerFrom(ctx)
 	if ttl <= 0 {
 		ttl = ca.cfg.Timeout + time.Hour
 	}
@@ -569,10 +572,7 @@ func (p *proxy) createAsyncTask(ctx context.Context, r *mcp.CallToolRequest, ca 
 		s.log.Warn("look back for task", "task", t.ID, "err", err)
 	}
 	s.log.Info("async tool task created", "task", t.ID, "tool", ca.cfg.Tool, "owner", t.Owner, "protocol", t.Protocol)
-	if isModern(c.protocol) {
-		return modernCreateResult(t), nil
-	}
-	return legacyCreateResult(t), nil
+	return c.wire.created(t), nil
 }
 
 // callAsyncSync serves an async tool for a client without task support:

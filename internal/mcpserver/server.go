@@ -26,7 +26,6 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
-	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -154,45 +153,88 @@ func (s *Server) MCP() *mcp.Server { return s.mcp }
 // Correlator returns the server's correlator.
 func (s *Server) Correlator() *Correlator { return s.correlator }
 
-// tasksCapability is the 2025-11-25 server capability for Tasks.
-var tasksCapability = map[string]any{
-	"list": map[string]any{}, "cancel": map[string]any{},
-	"requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}},
-}
-
-// middleware identifies the caller, patches the legacy handshake and tool
-// list for Tasks, and turns task-augmented wait_for_event calls into tasks.
+// middleware identifies the caller and its Tasks wire form, patches the
+// handshake and tool list for Tasks, refuses methods of capabilities the
+// server does not declare, and turns task-augmented calls into tasks.
 func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		ctx = context.WithValue(ctx, callerKey{}, s.identify(req))
+		c := s.identify(req)
+		ctx = context.WithValue(ctx, callerKey{}, c)
 		switch method {
 		case "initialize":
 			res, err := next(ctx, method, req)
 			if err != nil {
 				return res, err
 			}
-			return s.patchEventsCapability(patchInitialize(res)), nil
+			return s.patchEventsCapability(c.wire.patchInitialize(res)), nil
 		case "server/discover":
 			res, err := next(ctx, method, req)
 			if err != nil {
 				return res, err
 			}
 			return s.patchEventsCapability(res), nil
+		case "prompts/list", "prompts/get":
+			if !s.servesPrompts() {
+				return nil, rpcError(jsonrpc.CodeMethodNotFound, "%s: this server declares no prompts capability (it serves prompts only from upstream MCP servers)", method)
+			}
 		case "tools/list":
 			res, err := next(ctx, method, req)
-			if err != nil || isModern(callerFrom(ctx).protocol) {
+			if err != nil {
 				return res, err
 			}
-			return patchToolList(res, func(name string) bool { return name == toolWaitForEvent || s.proxy.async[name] != nil }), nil
+			return c.wire.patchToolList(res, s.takesTasks), nil
 		case "tools/call":
-			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil && (r.Params.Name == toolWaitForEvent || s.proxy.async[r.Params.Name] != nil) {
-				if res, err, handled := s.maybeCreateTask(ctx, r); handled {
-					return res, err
+			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil {
+				if ttl, asTask := c.wire.taskRequested(c, r.Params); asTask {
+					return s.callAsTask(ctx, next, r, ttl)
 				}
 			}
 		}
 		return next(ctx, method, req)
 	}
+}
+
+// servesPrompts reports whether the prompts capability is declared: only
+// upstream MCP servers bring prompts, so only with upstreams.
+func (s *Server) servesPrompts() bool { return len(s.opts.Upstreams) > 0 }
+
+// takesTasks reports whether a tool can run as a task.
+func (s *Server) takesTasks(tool string) bool {
+	return tool == toolWaitForEvent || s.proxy.async[tool] != nil
+}
+
+// callAsTask serves a tools/call that asked for a task. A tool that takes
+// none is refused or run synchronously, as the wire form says. Arguments
+// the plain call would reject get exactly the plain call's answer.
+func (s *Server) callAsTask(ctx context.Context, next mcp.MethodHandler, r *mcp.CallToolRequest, ttl time.Duration) (mcp.Result, error) {
+	c := callerFrom(ctx)
+	if !s.takesTasks(r.Params.Name) {
+		if err := c.wire.refuseTask(r.Params.Name); err != nil {
+			return nil, err
+		}
+		return next(ctx, "tools/call", r)
+	}
+	if ca := s.proxy.async[r.Params.Name]; ca != nil {
+		return s.proxy.createAsyncTask(ctx, r, ca, ttl)
+	}
+	t, err := s.createWaitTask(ctx, r, ttl)
+	if errors.Is(err, errBadArguments) {
+		// The plain call validates the same arguments and fails at once,
+		// before it waits for anything: its answer is the one to give.
+		res, err := next(ctx, "tools/call", r)
+		if err != nil {
+			return nil, err
+		}
+		tr, ok := res.(*mcp.CallToolResult)
+		if !ok || !tr.IsError {
+			return nil, rpcError(jsonrpc.CodeInternalError, "wait_for_event: arguments refused for a task were accepted by the plain call")
+		}
+		return c.wire.endedAtOnce(ctx, c, r.Params, tr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.wire.created(t), nil
 }
 
 // identify reads who is calling and in which protocol revision.
@@ -220,25 +262,8 @@ func (s *Server) identify(req mcp.Request) caller {
 	if c.protocol == "" {
 		c.protocol = ProtocolLegacy
 	}
+	c.wire = s.wireFor(c.protocol)
 	return c
-}
-
-// patchInitialize adds the 2025-11-25 tasks capability and drops the
-// extensions map, which that revision does not know.
-func patchInitialize(res mcp.Result) mcp.Result {
-	ir, ok := res.(*mcp.InitializeResult)
-	if !ok {
-		return res
-	}
-	return mcpwire.Patch(ir, func(body map[string]any) {
-		caps, _ := body["capabilities"].(map[string]any)
-		if caps == nil {
-			caps = map[string]any{}
-			body["capabilities"] = caps
-		}
-		delete(caps, "extensions")
-		caps["tasks"] = tasksCapability
-	})
 }
 
 // patchEventsCapability advertises the Events extension when it is on.
@@ -265,69 +290,26 @@ func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
 	return out
 }
 
-// patchToolList marks, for 2025-11-25 clients, which tools take tasks.
-func patchToolList(res mcp.Result, takesTasks func(string) bool) mcp.Result {
-	lr, ok := res.(*mcp.ListToolsResult)
-	if !ok {
-		return res
-	}
-	return mcpwire.Patch(lr, func(body map[string]any) {
-		tools, _ := body["tools"].([]any)
-		for _, t := range tools {
-			tm, _ := t.(map[string]any)
-			if tm == nil {
-				continue
-			}
-			support := "forbidden"
-			if name, _ := tm["name"].(string); takesTasks(name) {
-				support = "optional"
-			}
-			tm["execution"] = map[string]any{"taskSupport": support}
-		}
-	})
-}
-
-// legacyTaskRequest is the params.task a 2025-11-25 client sends.
-type legacyTaskRequest struct {
-	TTL *int64 `json:"ttl"`
-}
-
 // maxTaskTTL caps the TTL a client may ask for.
 const maxTaskTTL = 7 * 24 * time.Hour
 
-// maybeCreateTask creates a task for a wait_for_event call when the wire
-// form asks for one (legacy params.task) or allows one (the extension
-// declared). handled is false when the call should run synchronously.
-func (s *Server) maybeCreateTask(ctx context.Context, r *mcp.CallToolRequest) (res mcp.Result, err error, handled bool) {
+// errBadArguments marks a wait_for_event call whose arguments the tool
+// refuses.
+var errBadArguments = errors.New("bad wait_for_event arguments")
+
+// createWaitTask stores a task for a wait_for_event call and starts
+// watching for its event. Arguments the tool refuses are errBadArguments.
+func (s *Server) createWaitTask(ctx context.Context, r *mcp.CallToolRequest, ttl time.Duration) (*store.Task, error) {
 	c := callerFrom(ctx)
-	meta := r.Params.GetMeta()
-	var ttl time.Duration
-	switch {
-	case !isModern(c.protocol) && meta != nil && meta[internalTaskKey] != nil:
-		var tr legacyTaskRequest
-		b, _ := json.Marshal(meta[internalTaskKey])
-		_ = json.Unmarshal(b, &tr)
-		if tr.TTL != nil && *tr.TTL > 0 {
-			ttl = time.Duration(*tr.TTL) * time.Millisecond
-		}
-		delete(meta, internalTaskKey)
-	case isModern(c.protocol) && c.tasksExt:
-	default:
-		return nil, nil, false
-	}
-	if ca := s.proxy.async[r.Params.Name]; ca != nil {
-		res, err := s.proxy.createAsyncTask(ctx, r, ca, ttl)
-		return res, err, true
-	}
 	var args waitArgs
 	if len(r.Params.Arguments) > 0 {
 		if err := json.Unmarshal(r.Params.Arguments, &args); err != nil {
-			return nil, rpcError(jsonrpc.CodeInvalidParams, "wait_for_event arguments: %v", err), true
+			return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 		}
 	}
 	spec, timeout, err := s.checkWait(ctx, &args)
 	if err != nil {
-		return nil, rpcError(jsonrpc.CodeInvalidParams, "%v", err), true
+		return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 	}
 	if ttl <= 0 {
 		ttl = timeout + time.Hour
@@ -342,16 +324,13 @@ func (s *Server) maybeCreateTask(ctx context.Context, r *mcp.CallToolRequest) (r
 		Wait:          &store.TaskWait{Source: spec.Source, Type: spec.Type, Filter: spec.Filter, Since: spec.Since, Deadline: now.Add(timeout)},
 	}
 	if err := s.store.TaskCreate(ctx, t); err != nil {
-		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err), true
+		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err)
 	}
 	if err := s.correlator.Watch(ctx, t); err != nil {
 		s.log.Warn("look back for task", "task", t.ID, "err", err)
 	}
 	s.log.Info("task created", "task", t.ID, "owner", t.Owner, "protocol", t.Protocol, "source", spec.Source, "type", spec.Type)
-	if isModern(c.protocol) {
-		return modernCreateResult(t), nil, true
-	}
-	return legacyCreateResult(t), nil, true
+	return t, nil
 }
 
 func describeWait(spec WaitSpec) string {
@@ -419,7 +398,7 @@ func (s *Server) taskChanged(ctx context.Context, id string) {
 		}
 		return
 	}
-	s.streams.publishTask(t)
+	s.streams.publishTask(t, s.wireFor(t.Protocol).sessionNotification(t))
 }
 
 // Run feeds the correlator and pushes notifications until ctx ends.

@@ -74,15 +74,10 @@ func notification(method string, params any) []byte {
 	return b
 }
 
-// modernTaskNotification is notifications/tasks for a listener.
-func modernTaskNotification(t *store.Task, subID json.RawMessage) []byte {
-	params := objectOf(toModern(t))
-	params["_meta"] = map[string]any{"io.modelcontextprotocol/subscriptionId": subID}
-	return notification("notifications/tasks", params)
-}
-
-// publishTask sends t's status to the streams that want it.
-func (r *streamRegistry) publishTask(t *store.Task) {
+// publishTask sends t's status to the streams that want it: sessionNote
+// (nil when t's wire form has none) to the session that created it, and
+// notifications/tasks to listeners of its id.
+func (r *streamRegistry) publishTask(t *store.Task, sessionNote []byte) {
 	r.mu.Lock()
 	sess := r.sessions[t.SessionID]
 	var ls []*listener
@@ -90,10 +85,10 @@ func (r *streamRegistry) publishTask(t *store.Task) {
 		ls = append(ls, l)
 	}
 	r.mu.Unlock()
-	if !isModern(t.Protocol) && sess != nil && t.SessionID != "" {
-		sess.Send(notification("notifications/tasks/status", toLegacy(t)))
+	if sessionNote != nil && sess != nil && t.SessionID != "" {
+		sess.Send(sessionNote)
 	}
 	for _, l := range ls {
-		l.stream.Send(modernTaskNotification(t, l.subID))
+		l.stream.Send(listenerNotification(t, l.subID))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -32,6 +33,48 @@ const (
 	internalTaskKey = "mailroom.internal/task"
 )
 
+// tasksWire is one protocol revision's Tasks wire form: how a tools/call
+// asks for a task, how a task and its outcome are shown, and what each
+// tasks/* method answers. The receiving middleware picks one per request
+// ([Server.wireFor]); nothing else branches on the revision. The two
+// implementations live in tasks_2025_11_25.go and tasks_2026_07_28.go.
+type tasksWire interface {
+	// taskRequested reports whether a tools/call asks for a task, and
+	// the TTL it asks for (zero for the default).
+	taskRequested(c caller, p *mcp.CallToolParamsRaw) (ttl time.Duration, ok bool)
+	// refuseTask is the error for a task request to a tool that takes
+	// none, or nil when such a call simply runs synchronously.
+	refuseTask(tool string) error
+	// created answers the call that created task t.
+	created(t *store.Task) mcp.Result
+	// endedAtOnce answers a task request whose call ended before any
+	// work could start (bad arguments): res is what the plain call
+	// returns.
+	endedAtOnce(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (mcp.Result, error)
+	// patchInitialize and patchToolList add what the revision declares
+	// about Tasks to the initialize and tools/list results.
+	patchInitialize(res mcp.Result) mcp.Result
+	patchToolList(res mcp.Result, takesTasks func(string) bool) mcp.Result
+	// The tasks/* methods.
+	get(ctx context.Context, p *taskParams) (*rawResult, error)
+	result(ctx context.Context, p *taskParams) (*rawResult, error)
+	list(ctx context.Context, p *listTasksParams) (*rawResult, error)
+	cancel(ctx context.Context, p *taskParams) (*rawResult, error)
+	update(ctx context.Context, p *taskParams) (*rawResult, error)
+	// sessionNotification is the status notification of t for the
+	// session that created it, or nil when the revision has none.
+	sessionNotification(t *store.Task) []byte
+}
+
+// wireFor returns the Tasks wire form of a protocol revision: the
+// extension form from 2026-07-28 on, the core form before.
+func (s *Server) wireFor(protocol string) tasksWire {
+	if protocol >= ProtocolModern {
+		return modernTasks{s}
+	}
+	return legacyTasks{s}
+}
+
 // newTaskID returns a task id with 130 bits from crypto/rand.
 func newTaskID() string {
 	var b [16]byte
@@ -39,72 +82,14 @@ func newTaskID() string {
 	return "task_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
-// isModern reports whether a protocol revision uses the Tasks extension.
-func isModern(protocol string) bool { return protocol >= ProtocolModern }
-
-// modernTask is the SEP-2663 DetailedTask.
-type modernTask struct {
-	TaskID         string          `json:"taskId"`
-	Status         string          `json:"status"`
-	StatusMessage  string          `json:"statusMessage,omitempty"`
-	CreatedAt      string          `json:"createdAt"`
-	LastUpdatedAt  string          `json:"lastUpdatedAt"`
-	TTLMs          *int64          `json:"ttlMs"`
-	PollIntervalMs int64           `json:"pollIntervalMs,omitempty"`
-	Result         json.RawMessage `json:"result,omitempty"`
-	Error          json.RawMessage `json:"error,omitempty"`
-}
-
-func ttlMillis(t *store.Task) *int64 {
-	if t.TTL <= 0 {
-		return nil
-	}
-	ms := t.TTL.Milliseconds()
-	return &ms
-}
-
-func toLegacy(t *store.Task) mcpwire.LegacyTask {
-	return mcpwire.NewLegacyTask(t.ID, t.Status, t.StatusMessage, t.CreatedAt, t.UpdatedAt, t.TTL, t.PollInterval)
-}
+// taskIDPattern is the shape of the ids newTaskID makes (and of the
+// API's, which use the same scheme).
+var taskIDPattern = regexp.MustCompile(`^task_[a-z2-7]{26}$`)
 
 // rawResult and objectOf are mcpwire's, under short local names.
 type rawResult = mcpwire.RawResult
 
 func objectOf(v any) map[string]any { return mcpwire.ObjectOf(v) }
-
-func stamp(t time.Time) string { return mcpwire.Stamp(t) }
-
-func toModern(t *store.Task) modernTask {
-	m := modernTask{
-		TaskID: t.ID, Status: t.Status, StatusMessage: t.StatusMessage,
-		CreatedAt: stamp(t.CreatedAt), LastUpdatedAt: stamp(t.UpdatedAt),
-		TTLMs: ttlMillis(t), PollIntervalMs: t.PollInterval.Milliseconds(),
-	}
-	switch t.Status {
-	case store.TaskCompleted:
-		m.Result = t.Result
-	case store.TaskFailed:
-		m.Error = t.Error
-		if len(m.Error) == 0 { // failed without a stored error: say why
-			m.Error, _ = json.Marshal(map[string]any{"code": jsonrpc.CodeInternalError, "message": t.StatusMessage})
-		}
-	}
-	return m
-}
-
-// legacyCreateResult is the 2025-11-25 CreateTaskResult: {task: Task}.
-func legacyCreateResult(t *store.Task) *rawResult {
-	return &rawResult{Body: map[string]any{"task": toLegacy(t)}}
-}
-
-// modernCreateResult is the flat SEP-2663 CreateTaskResult.
-func modernCreateResult(t *store.Task) *rawResult {
-	m := toModern(t)
-	m.Result, m.Error = nil, nil
-	body := objectOf(m)
-	body["resultType"] = "task"
-	return &rawResult{Body: body}
-}
 
 // taskParams is the params of tasks/get, tasks/result, tasks/cancel and
 // tasks/update.
@@ -127,20 +112,16 @@ func rpcError(code int64, format string, args ...any) error {
 	return &jsonrpc.Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// missingExtension is the -32021 error of a 2026-07-28 client that did not
-// declare the Tasks extension.
-func missingExtension() error {
-	data, _ := json.Marshal(map[string]any{"requiredCapabilities": map[string]any{"extensions": map[string]any{TasksExtension: map[string]any{}}}})
-	return &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapabilities, Message: "Missing required client capability: " + TasksExtension, Data: data}
-}
-
-// caller is who sent a request: set by the receiving middleware.
+// caller is who sent a request and in which wire form: set by the
+// receiving middleware.
 type caller struct {
 	owner    string
 	session  string
 	protocol string
 	// tasksExt: the request declared the Tasks extension (2026-07-28).
 	tasksExt bool
+	// wire is the Tasks wire form of protocol.
+	wire tasksWire
 }
 
 type callerKey struct{}
@@ -181,144 +162,97 @@ func (s *Server) getOwned(ctx context.Context, id string) (*store.Task, error) {
 	return t, nil
 }
 
-// tasksGet serves tasks/get in both wire forms.
-func (s *Server) tasksGet(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
-	c := callerFrom(ctx)
-	if isModern(c.protocol) && !c.tasksExt {
-		return nil, missingExtension()
+// cancelOwned cancels the caller's task t. It reports whether the task
+// was already terminal (and left as it was).
+func (s *Server) cancelOwned(ctx context.Context, id string) (t *store.Task, wasTerminal bool, err error) {
+	if _, err := s.getOwned(ctx, id); err != nil {
+		return nil, false, err
 	}
-	t, err := s.getOwned(ctx, p.TaskID)
-	if err != nil {
-		return nil, err
-	}
-	if isModern(c.protocol) {
-		body := objectOf(toModern(t))
-		body["resultType"] = "complete"
-		return &rawResult{Body: body}, nil
-	}
-	return &rawResult{Body: objectOf(toLegacy(t))}, nil
-}
-
-// tasksResult serves 2025-11-25 tasks/result: it blocks until the task is
-// terminal and returns what the tool call would have returned.
-func (s *Server) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
-	if isModern(callerFrom(ctx).protocol) {
-		return nil, rpcError(jsonrpc.CodeMethodNotFound, "tasks/result is not part of the Tasks extension; use tasks/get")
-	}
-	for {
-		t, err := s.getOwned(ctx, p.TaskID)
-		if err != nil {
-			return nil, err
-		}
-		related := map[string]any{relatedTaskKey: map[string]any{"taskId": t.ID}}
-		switch t.Status {
-		case store.TaskCompleted:
-			var body map[string]any
-			if err := json.Unmarshal(t.Result, &body); err != nil {
-				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", t.ID, err)
-			}
-			r := &rawResult{Body: body}
-			r.Meta = related
-			return r, nil
-		case store.TaskFailed:
-			var e jsonrpc.Error
-			if err := json.Unmarshal(t.Error, &e); err != nil || e.Code == 0 {
-				e = jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: t.StatusMessage}
-			}
-			e.Data, _ = json.Marshal(map[string]any{"_meta": related})
-			return nil, &e
-		case store.TaskCancelled:
-			data, _ := json.Marshal(map[string]any{"_meta": related})
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + t.ID + " was cancelled", Data: data}
-		}
-		if err := s.waitChange(ctx, t.ID, t.PollInterval); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// tasksList serves 2025-11-25 tasks/list: the caller's tasks, newest first.
-func (s *Server) tasksList(ctx context.Context, _ *mcp.ServerSession, p *listTasksParams) (*rawResult, error) {
-	c := callerFrom(ctx)
-	if isModern(c.protocol) {
-		return nil, rpcError(jsonrpc.CodeMethodNotFound, "tasks/list is not part of the Tasks extension")
-	}
-	var cursor string
-	if p != nil {
-		cursor = p.Cursor
-	}
-	const pageSize = 50
-	ts, err := s.store.TaskList(ctx, &store.TaskListParams{Owner: c.owner, Cursor: cursor, Limit: pageSize, Now: s.now()})
-	if err != nil {
-		return nil, rpcError(jsonrpc.CodeInternalError, "list tasks: %v", err)
-	}
-	out := make([]mcpwire.LegacyTask, len(ts))
-	for i, t := range ts {
-		out[i] = toLegacy(t)
-	}
-	body := map[string]any{"tasks": out}
-	if len(ts) == pageSize {
-		body["nextCursor"] = ts[len(ts)-1].ID
-	}
-	return &rawResult{Body: body}, nil
-}
-
-// tasksCancel serves tasks/cancel. Legacy returns the cancelled task and
-// refuses terminal ones; the extension acknowledges with an empty result.
-func (s *Server) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
-	c := callerFrom(ctx)
-	if isModern(c.protocol) && !c.tasksExt {
-		return nil, missingExtension()
-	}
-	t, err := s.getOwned(ctx, p.TaskID)
-	if err != nil {
-		return nil, err
-	}
-	t, err = s.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: t.ID, Status: store.TaskCancelled, StatusMessage: "cancelled by the client", Now: s.now()})
+	t, err = s.store.TaskUpdate(ctx, &store.TaskUpdateParams{ID: id, Status: store.TaskCancelled, StatusMessage: "cancelled by the client", Now: s.now()})
 	if errors.Is(err, store.ErrTaskTerminal) {
-		if isModern(c.protocol) {
-			return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
-		}
-		return nil, rpcError(jsonrpc.CodeInvalidParams, "task %s is already %s and cannot be cancelled", p.TaskID, t.Status)
+		return t, true, nil
 	}
 	if err != nil {
-		return nil, rpcError(jsonrpc.CodeInternalError, "cancel task: %v", err)
+		return nil, false, rpcError(jsonrpc.CodeInternalError, "cancel task: %v", err)
 	}
 	s.correlator.remove(t.ID)
 	s.correlator.remove(t.ID + failSuffix)
-	if isModern(c.protocol) {
-		return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
-	}
-	return &rawResult{Body: objectOf(toLegacy(t))}, nil
+	return t, false, nil
 }
 
-// tasksUpdate serves the extension's tasks/update. mailroom's tasks never
-// enter input_required, so there is nothing outstanding to answer: the
-// responses are acknowledged and ignored, as SEP-2663 says.
-func (s *Server) tasksUpdate(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
-	c := callerFrom(ctx)
-	if !isModern(c.protocol) {
-		return nil, rpcError(jsonrpc.CodeMethodNotFound, "tasks/update needs protocol %s or later", ProtocolModern)
+// outcome is how a terminal task ended, as the underlying tools/call would
+// have answered: a tool result (isError when the tool failed), or a
+// JSON-RPC error. Both are nil while the task runs, and for a cancelled
+// task.
+func outcome(t *store.Task) (result json.RawMessage, rpcErr *jsonrpc.Error) {
+	switch {
+	case t.Status == store.TaskCompleted, t.Status == store.TaskFailed && len(t.Result) > 0:
+		return t.Result, nil
+	case t.Status == store.TaskFailed:
+		var e jsonrpc.Error
+		if err := json.Unmarshal(t.Error, &e); err != nil || e.Code == 0 {
+			e = jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: t.StatusMessage}
+		}
+		return nil, &e
 	}
-	if !c.tasksExt {
-		return nil, missingExtension()
-	}
-	if _, err := s.getOwned(ctx, p.TaskID); err != nil {
-		return nil, err
-	}
-	return &rawResult{Body: map[string]any{"resultType": "complete"}}, nil
+	return nil, nil
 }
 
-// registerTaskMethods adds the tasks/* methods to the SDK server.
+// storeEndedTask records a task whose call ended at once with res, so
+// that a client that asked for a task still gets one, holding exactly
+// what the plain call returned.
+func (s *Server) storeEndedTask(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (*store.Task, error) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, rpcError(jsonrpc.CodeInternalError, "encode result: %v", err)
+	}
+	t := &store.Task{
+		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: p.Name,
+		Arguments: p.Arguments, TTL: time.Hour, PollInterval: s.opts.PollInterval,
+		Status: store.TaskCompleted, StatusMessage: "the call ended at once", Result: b,
+	}
+	if res.IsError {
+		t.Status, t.StatusMessage = store.TaskFailed, toolErrorText(res)
+	}
+	if err := s.store.TaskCreate(ctx, t); err != nil {
+		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err)
+	}
+	return t, nil
+}
+
+// toolErrorText is the text of an error tool result, for a status message.
+func toolErrorText(res *mcp.CallToolResult) string {
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			return tc.Text
+		}
+	}
+	return "the tool returned an error"
+}
+
+// registerTaskMethods adds the tasks/* methods to the SDK server. Each
+// answers in the wire form the middleware chose for the request.
 func (s *Server) registerTaskMethods() error {
-	for method, h := range map[string]func(context.Context, *mcp.ServerSession, *taskParams) (*rawResult, error){
-		"tasks/get": s.tasksGet, "tasks/result": s.tasksResult, "tasks/cancel": s.tasksCancel, "tasks/update": s.tasksUpdate,
+	for method, h := range map[string]func(tasksWire, context.Context, *taskParams) (*rawResult, error){
+		"tasks/get": tasksWire.get, "tasks/result": tasksWire.result, "tasks/cancel": tasksWire.cancel, "tasks/update": tasksWire.update,
 	} {
-		if err := mcp.AddReceivingCustomMethod(s.mcp, method, h); err != nil {
+		err := mcp.AddReceivingCustomMethod(s.mcp, method, func(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+			if p == nil {
+				p = &taskParams{}
+			}
+			return h(callerFrom(ctx).wire, ctx, p)
+		})
+		if err != nil {
 			return fmt.Errorf("register %s: %w", method, err)
 		}
 	}
-	if err := mcp.AddReceivingCustomMethod(s.mcp, "tasks/list", s.tasksList); err != nil {
+	err := mcp.AddReceivingCustomMethod(s.mcp, "tasks/list", func(ctx context.Context, _ *mcp.ServerSession, p *listTasksParams) (*rawResult, error) {
+		if p == nil {
+			p = &listTasksParams{}
+		}
+		return callerFrom(ctx).wire.list(ctx, p)
+	})
+	if err != nil {
 		return fmt.Errorf("register tasks/list: %w", err)
 	}
 	return nil

@@ -73,6 +73,14 @@ func eventToolResult(ev *EventView) *mcp.CallToolResult {
 	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}, StructuredContent: out}
 }
 
+// timedOutResult is the tool result of a wait that ran out of time, the
+// same for a plain call and a task: an error result (isError) saying what
+// did not arrive.
+func timedOutResult(what string, timeout time.Duration) *mcp.CallToolResult {
+	out := waitResult{Status: "timed_out", Message: fmt.Sprintf("no matching %s event within %s", what, timeout)}
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: out.Message}}, StructuredContent: out}
+}
+
 // checkWait validates wait_for_event's arguments and resolves since and
 // timeout. Errors name the argument.
 func (s *Server) checkWait(ctx context.Context, a *waitArgs) (WaitSpec, time.Duration, error) {
@@ -165,8 +173,8 @@ func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a w
 		return r, r.StructuredContent.(waitResult), nil
 	}
 	if limit >= timeout {
-		out := waitResult{Status: "timed_out", Message: fmt.Sprintf("no matching %s event within %s", describeWait(spec), timeout)}
-		return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: out.Message}}}, out, nil
+		r := timedOutResult(describeWait(spec), timeout)
+		return r, r.StructuredContent.(waitResult), nil
 	}
 	out := waitResult{
 		Status: "waiting", Since: start.UTC().Format(time.RFC3339Nano),
