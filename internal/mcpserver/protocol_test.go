@@ -214,27 +214,44 @@ func TestTasksListCursor(t *testing.T) {
 	}
 }
 
-// TestCapabilitiesMatchMethods: without upstreams the server declares no
-// prompts, so prompts/list and prompts/get are -32601 on both revisions.
+// TestCapabilitiesMatchMethods: on both revisions the server declares
+// what it serves and serves what it declares: each declared capability's
+// methods answer, and completion, which is not served, is not declared
+// and is -32601.
 func TestCapabilitiesMatchMethods(t *testing.T) {
 	e := newEnv(t, "", nil)
 	legacy := &rpcClient{t: t, url: e.url}
 	init := legacy.initialize()
-	caps, _ := init.Result["capabilities"].(map[string]any)
-	if _, ok := caps["prompts"]; ok {
-		t.Fatalf("prompts declared: %v", caps)
-	}
 	modern := &rpcClient{t: t, url: e.url, modern: true, tasksExt: true}
 	disc := modern.call("server/discover", nil)
-	if dc, _ := disc.Result["capabilities"].(map[string]any); dc["prompts"] != nil {
-		t.Fatalf("prompts declared on discover: %v", dc)
-	}
-	for _, c := range []*rpcClient{legacy, modern} {
-		if r := c.call("prompts/list", nil); r.Error == nil || r.Error.Code != -32601 {
-			t.Errorf("prompts/list (modern %v): %+v", c.modern, r)
+	for _, tc := range []struct {
+		c    *rpcClient
+		caps any
+	}{{legacy, init.Result["capabilities"]}, {modern, disc.Result["capabilities"]}} {
+		caps, _ := tc.caps.(map[string]any)
+		for _, want := range []string{"tools", "prompts", "resources", "logging"} {
+			if caps[want] == nil {
+				t.Errorf("modern %v: %s not declared: %v", tc.c.modern, want, caps)
+			}
 		}
-		if r := c.call("prompts/get", map[string]any{"name": "x"}); r.Error == nil || r.Error.Code != -32601 {
-			t.Errorf("prompts/get (modern %v): %+v", c.modern, r)
+		if caps["completions"] != nil {
+			t.Errorf("modern %v: completions declared but not served", tc.c.modern)
+		}
+		methods := map[string]map[string]any{"tools/list": nil, "prompts/list": nil, "resources/list": nil, "resources/templates/list": nil}
+		if !tc.c.modern { // 2026-07-28 sets the log level per request in _meta
+			methods["logging/setLevel"] = map[string]any{"level": "info"}
+		}
+		for method, params := range methods {
+			if r := tc.c.call(method, params); r.Error != nil {
+				t.Errorf("modern %v: declared %s fails: %+v", tc.c.modern, method, r.Error)
+			}
+		}
+		if r := tc.c.call("prompts/get", map[string]any{"name": "nope"}); r.Error == nil || r.Error.Code == 0 {
+			t.Errorf("modern %v: prompts/get of an unknown prompt: %+v", tc.c.modern, r)
+		}
+		r := tc.c.call("completion/complete", map[string]any{"ref": map[string]any{"type": "ref/prompt", "name": "x"}, "argument": map[string]any{"name": "a", "value": ""}})
+		if r.Error == nil || r.Error.Code != -32601 {
+			t.Errorf("modern %v: completion/complete: %+v", tc.c.modern, r)
 		}
 	}
 }

@@ -114,8 +114,13 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 	}
 	srv.correlator = NewCorrelator(s, cat.Compiler(), &CorrelatorOptions{Logger: o.Logger, Now: o.Now, OnComplete: onComplete})
 
+	// Declare what is served: the SDK answers prompts/list and prompts/get
+	// whether or not prompts exist (upstream servers bring them), so the
+	// capability is declared, with an empty list until an upstream adds
+	// some. Completion is not served, and not declared.
 	caps := &mcp.ServerCapabilities{
 		Tools:     &mcp.ToolCapabilities{ListChanged: true},
+		Prompts:   &mcp.PromptCapabilities{ListChanged: true},
 		Resources: &mcp.ResourceCapabilities{ListChanged: true, Subscribe: true},
 		Logging:   &mcp.LoggingCapabilities{},
 	}
@@ -154,8 +159,8 @@ func (s *Server) MCP() *mcp.Server { return s.mcp }
 func (s *Server) Correlator() *Correlator { return s.correlator }
 
 // middleware identifies the caller and its Tasks wire form, patches the
-// handshake and tool list for Tasks, refuses methods of capabilities the
-// server does not declare, and turns task-augmented calls into tasks.
+// handshake and tool list for Tasks, and turns task-augmented calls into
+// tasks.
 func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		c := s.identify(req)
@@ -173,10 +178,6 @@ func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 				return res, err
 			}
 			return s.patchEventsCapability(res), nil
-		case "prompts/list", "prompts/get":
-			if !s.servesPrompts() {
-				return nil, rpcError(jsonrpc.CodeMethodNotFound, "%s: this server declares no prompts capability (it serves prompts only from upstream MCP servers)", method)
-			}
 		case "tools/list":
 			res, err := next(ctx, method, req)
 			if err != nil {
@@ -193,10 +194,6 @@ func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		return next(ctx, method, req)
 	}
 }
-
-// servesPrompts reports whether the prompts capability is declared: only
-// upstream MCP servers bring prompts, so only with upstreams.
-func (s *Server) servesPrompts() bool { return len(s.opts.Upstreams) > 0 }
 
 // takesTasks reports whether a tool can run as a task.
 func (s *Server) takesTasks(tool string) bool {
