@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/redact"
@@ -22,26 +21,6 @@ const Mask = redact.Mask
 
 // maxNameLen bounds source and destination names and connection ids.
 const maxNameLen = 200
-
-// checkName refuses names that cannot sit in a URL path segment as is.
-func checkName(field, name string) error {
-	if name == "" {
-		return badf("%s is required", field)
-	}
-	if len(name) > maxNameLen {
-		return badf("%s is longer than %d bytes", field, maxNameLen)
-	}
-	if !validText(name) {
-		return badf("%s holds control characters or invalid UTF-8", field)
-	}
-	if i := strings.IndexFunc(name, func(c rune) bool { return unicode.IsSpace(c) || strings.ContainsRune(`/\?#%`, c) }); i >= 0 {
-		return badf("%s %q holds %q; names may not hold spaces or any of / \\ ? # %%", field, name, name[i:i+1])
-	}
-	if name == "." || name == ".." {
-		return badf("%s may not be %q", field, name)
-	}
-	return nil
-}
 
 // checkPathName refuses a body that names another resource than its path.
 func checkPathName(field, inBody, inPath string) error {
@@ -108,13 +87,8 @@ func restoreSourceSecrets(in, old *store.Source) error {
 // validateSource checks s as ingest will use it: the verifier builds and
 // the expressions compile.
 func (a *Server) validateSource(s *store.Source) error {
-	switch {
-	case s.MaxBodyBytes < 0:
-		return badf("max_body_bytes must not be negative")
-	case s.Dedup.Window < 0:
-		return badf("dedup.window must not be negative")
-	case s.Verify.Tolerance < 0:
-		return badf("verify.tolerance must not be negative")
+	if err := s.Validate(); err != nil {
+		return invalid(err)
 	}
 	if _, err := verify.New(s.Verify, nil); err != nil {
 		if msg := err.Error(); strings.HasPrefix(msg, "verify") {
@@ -194,64 +168,25 @@ func restoreDestinationSecrets(in, old *store.Destination) error {
 	return nil
 }
 
-// validateDestination checks what the dispatcher will rely on.
+// validateDestination checks d by [store.Destination.Validate], the rules
+// the config file and the dispatcher apply too.
 func validateDestination(d *store.Destination) error {
-	if d.URL == "" {
-		return badf("url is required")
-	}
-	u, err := url.Parse(d.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return badf("url: %q is not an absolute http or https URL", redact.URL(d.URL))
-	}
-	if _, err := store.ParseRate(d.RateLimit); err != nil {
-		return badf("rate_limit: %v", err)
-	}
-	switch {
-	case d.Timeout < 0:
-		return badf("timeout must not be negative")
-	case d.MaxConcurrency < 0:
-		return badf("max_concurrency must not be negative")
-	case d.Retry.MaxAttempts < 0:
-		return badf("retry.max_attempts must not be negative")
-	case d.Retry.Initial < 0:
-		return badf("retry.initial must not be negative")
-	case d.Retry.Max < 0:
-		return badf("retry.max must not be negative")
-	case d.Retry.Initial > 0 && d.Retry.Max > 0 && d.Retry.Initial > d.Retry.Max:
-		return badf("retry.initial (%s) must not exceed retry.max (%s)", d.Retry.Initial, d.Retry.Max)
-	}
-	for _, code := range d.Retry.RetryOn {
-		if code < 100 || code > 599 {
-			return badf("retry.retry_on: %d is not an HTTP status code", code)
-		}
-	}
-	switch d.Sign.Type {
-	case "":
-		if d.Sign.Secret != "" {
-			return badf("sign.type is required when sign.secret is set (want %q)", verify.TypeStandardWebhooks)
-		}
-	case verify.TypeStandardWebhooks:
-		if d.Sign.Secret == "" {
-			return badf("sign.secret is required when sign.type is %q", d.Sign.Type)
-		}
-	default:
-		return badf("sign.type: unknown signing scheme %q (want %q or none)", d.Sign.Type, verify.TypeStandardWebhooks)
-	}
-	for k, v := range d.Headers {
-		if k == "" || strings.IndexFunc(k, func(c rune) bool { return !isTokenChar(c) }) >= 0 {
-			return badf("headers: %q is not a valid header name", k)
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return badf("headers.%s: the value holds a line break or NUL", k)
-		}
+	if err := d.Validate(); err != nil {
+		return invalid(err)
 	}
 	return nil
 }
 
-// isTokenChar reports whether c may appear in an HTTP header name
-// (RFC 9110 token).
-func isTokenChar(c rune) bool {
-	return c < 0x7f && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c))
+// invalid turns the field errors of a Validate method into one 400.
+func invalid(err error) error {
+	var msgs []string
+	for _, fe := range store.FieldErrors(err) {
+		msgs = append(msgs, fe.Error())
+	}
+	if len(msgs) == 0 {
+		return badf("%v", err)
+	}
+	return badf("%s", strings.Join(msgs, "; "))
 }
 
 // pauseBody is the optional body of a pause.
@@ -307,11 +242,8 @@ func (a *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool, 
 // validateConnection checks that both ends exist and the filter compiles.
 // A missing end is a 400: the body is wrong, not the path.
 func (a *Server) validateConnection(ctx context.Context, c *store.Connection) error {
-	if c.Source == "" {
-		return badf("source is required")
-	}
-	if c.Destination == "" {
-		return badf("destination is required")
+	if err := c.Validate(); err != nil {
+		return invalid(err)
 	}
 	if _, err := a.store.SourceGet(ctx, c.Source); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

@@ -105,7 +105,7 @@ func TestSourceValidation(t *testing.T) {
 		{"negative body limit", "POST", "/api/v1/sources", `{"name":"x","max_body_bytes":-1}`, "max_body_bytes"},
 		{"negative dedup window", "POST", "/api/v1/sources", `{"name":"x","dedup":{"window":-5}}`, "dedup.window"},
 		{"bad duration", "POST", "/api/v1/sources", `{"name":"x","dedup":{"window":"soon"}}`, "soon"},
-		{"missing name", "POST", "/api/v1/sources", `{"description":"x"}`, "name is required"},
+		{"missing name", "POST", "/api/v1/sources", `{"description":"x"}`, "name: required"},
 		{"name with slash", "POST", "/api/v1/sources", `{"name":"a/b"}`, "name"},
 		{"name with space", "POST", "/api/v1/sources", `{"name":"a b"}`, "name"},
 		{"name dot-dot", "POST", "/api/v1/sources", `{"name":".."}`, "name"},
@@ -207,7 +207,7 @@ func TestDestinationValidation(t *testing.T) {
 		body string
 		want string
 	}{
-		{"missing url", `{"name":"x"}`, "url is required"},
+		{"missing url", `{"name":"x"}`, "url: required"},
 		{"relative url", `{"name":"x","url":"/hooks"}`, "url"},
 		{"ftp url", `{"name":"x","url":"ftp://h/x"}`, "url"},
 		{"url without host", `{"name":"x","url":"http:///x"}`, "url"},
@@ -225,6 +225,13 @@ func TestDestinationValidation(t *testing.T) {
 		{"header value with newline", `{"name":"x","url":"http://h","headers":{"X-A":"v\r\nX-B: w"}}`, "headers.X-A"},
 		{"mask on create", `{"name":"x","url":"http://h","headers":{"Authorization":"********"}}`, "headers.Authorization"},
 		{"name with percent", `{"name":"a%b","url":"http://h"}`, "name"},
+		// What the config file refuses, the API refuses too (one
+		// store.Destination.Validate): these were accepted here before.
+		{"attempts above the cap", `{"name":"x","url":"http://h","retry":{"max_attempts":5000}}`, "retry.max_attempts: 5000 is out of range"},
+		{"port out of range", `{"name":"x","url":"http://h:99999/x"}`, "port must be a number from 1 to 65535"},
+		{"signing secret not whsec_", `{"name":"x","url":"http://h","sign":{"type":"standard-webhooks","secret":"plain"}}`, "sign.secret"},
+		{"name longer than the config allows", `{"name":"` + strings.Repeat("n", 65) + `","url":"http://h"}`, "name: invalid name"},
+		{"name with a space", `{"name":"a b","url":"http://h"}`, "name: invalid name"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -285,7 +292,7 @@ func TestConnectionsCRUD(t *testing.T) {
 	}{
 		{"missing source", "POST", "/api/v1/connections", `{"source":"nope","destination":"audit"}`, `source "nope" does not exist`},
 		{"missing destination", "POST", "/api/v1/connections", `{"source":"github","destination":"nope"}`, `destination "nope" does not exist`},
-		{"no source", "POST", "/api/v1/connections", `{"destination":"audit"}`, "source is required"},
+		{"no source", "POST", "/api/v1/connections", `{"destination":"audit"}`, "source: required"},
 		{"bad filter", "POST", "/api/v1/connections", `{"source":"github","destination":"billing","id":"x","filter":"body.("}`, "filter"},
 		{"non-bool filter", "POST", "/api/v1/connections", `{"source":"github","destination":"billing","id":"x","filter":"path + \"x\""}`, "filter"},
 		{"id mismatch", "PUT", "/api/v1/connections/a", `{"id":"b","source":"github","destination":"billing"}`, "does not match"},

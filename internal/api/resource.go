@@ -23,7 +23,11 @@ type resource[T any] struct {
 	keyOf  func(*T) string
 	setKey func(*T, string)
 	// owner points at the entry's ManagedBy.
-	owner  func(*T) *string
+	owner func(*T) *string
+	// checkKey checks the name or id of a new entry, as the config file
+	// does ([store.CheckName], [store.CheckConnectionID]).
+	checkKey func(string) error
+
 	get    func(context.Context, string) (*T, error)
 	list   func(context.Context) ([]*T, error)
 	upsert func(context.Context, *T) error
@@ -129,15 +133,15 @@ func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request,
 		a.fail(w, r, badf("managed_by: %q cannot be set through the API; entries created here are %q, the config file declares the others", *owner, store.ManagedByAPI), "")
 		return
 	}
-	if old == nil {
-		if err := checkName(res.key, key); err != nil {
-			a.fail(w, r, err, "")
-			return
-		}
-	}
 	if err := res.prepare(ctx, in, old); err != nil {
 		a.fail(w, r, err, "")
 		return
+	}
+	if old == nil {
+		if err := res.checkKey(key); err != nil {
+			a.fail(w, r, badf("%s: %v", res.key, err), "")
+			return
+		}
 	}
 	if err := res.upsert(ctx, in); err != nil {
 		a.fail(w, r, err, "")
@@ -189,8 +193,8 @@ func (a *Server) sourcesResource() *resource[store.Source] {
 	return &resource[store.Source]{
 		kind: "source", path: "sources", key: "name",
 		keyOf: func(s *store.Source) string { return s.Name }, setKey: func(s *store.Source, k string) { s.Name = k },
-		owner: func(s *store.Source) *string { return &s.ManagedBy },
-		get:   a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
+		owner: func(s *store.Source) *string { return &s.ManagedBy }, checkKey: store.CheckName,
+		get: a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
 		view: viewSource,
 		prepare: func(_ context.Context, in, old *store.Source) error {
 			if err := restoreSourceSecrets(in, old); err != nil {
@@ -209,8 +213,8 @@ func (a *Server) destinationsResource() *resource[store.Destination] {
 	return &resource[store.Destination]{
 		kind: "destination", path: "destinations", key: "name",
 		keyOf: func(d *store.Destination) string { return d.Name }, setKey: func(d *store.Destination, k string) { d.Name = k },
-		owner: func(d *store.Destination) *string { return &d.ManagedBy },
-		get:   a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
+		owner: func(d *store.Destination) *string { return &d.ManagedBy }, checkKey: store.CheckName,
+		get: a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
 		view: viewDestination,
 		prepare: func(_ context.Context, in, old *store.Destination) error {
 			if err := restoreDestinationSecrets(in, old); err != nil {
@@ -231,8 +235,8 @@ func (a *Server) connectionsResource() *resource[store.Connection] {
 	return &resource[store.Connection]{
 		kind: "connection", path: "connections", key: "id",
 		keyOf: func(c *store.Connection) string { return c.ID }, setKey: func(c *store.Connection, k string) { c.ID = k },
-		owner: func(c *store.Connection) *string { return &c.ManagedBy },
-		get:   a.store.ConnectionGet, list: a.store.ConnectionList, del: a.store.ConnectionDelete,
+		owner: func(c *store.Connection) *string { return &c.ManagedBy }, checkKey: store.CheckConnectionID,
+		get: a.store.ConnectionGet, list: a.store.ConnectionList, del: a.store.ConnectionDelete,
 		upsert: func(ctx context.Context, c *store.Connection) error {
 			err := a.store.ConnectionUpsert(ctx, c)
 			if errors.Is(err, store.ErrNotFound) { // an end was deleted between the check and the write
@@ -241,7 +245,7 @@ func (a *Server) connectionsResource() *resource[store.Connection] {
 			return err
 		},
 		defaults: func(c *store.Connection) {
-			if c.ID == "" {
+			if c.ID == "" && c.Source != "" && c.Destination != "" {
 				c.ID = store.ConnectionID(c.Source, c.Destination)
 			}
 		},

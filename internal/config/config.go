@@ -232,10 +232,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// CheckVerify, if non-nil, is called with each source's verify block
 	// and returns an error if it is invalid; cmd/mailroom wires verify.New.
-	// It is also called with {Type: sign.type, Secret: sign.secret} for
-	// each destination that signs, since signing uses the same secret
-	// format as verifying. An error whose text starts "verify.KEY: " is
-	// reported on that key's line.
+	// (A destination's signing secret is checked by
+	// [store.Destination.Validate].) An error whose text starts
+	// "verify.KEY: " is reported on that key's line.
 	CheckVerify func(verify.Config) error
 	// CheckExpr, if non-nil, is called with each connection filter and
 	// each dedup key and returns an error if the expression does not

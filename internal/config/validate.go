@@ -8,25 +8,12 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/verify"
 )
-
-// nameRE is what a source or destination name looks like: it appears in
-// URLs (/e/{name}) and logs, so it is kept short and plain.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
-
-// connectionIDRE is what an explicit connection id looks like; the default
-// id "source->destination" matches it.
-var connectionIDRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.>-]{0,128}$`)
-
-// MaxRetryAttempts is the largest retry.max_attempts a destination may set.
-const MaxRetryAttempts = 1000
 
 // validator checks a Config and collects every problem.
 type validator struct {
@@ -243,17 +230,21 @@ func checkListen(addr string) error {
 	return nil
 }
 
-// checkName checks a source or destination name.
+// checkName checks a source, destination or upstream name.
 func (v *validator) checkName(field, name string) bool {
-	switch {
-	case name == "":
-		v.errf(field, "required")
-	case !nameRE.MatchString(name):
-		v.errf(field, "invalid name %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
-	default:
-		return true
+	if err := store.CheckName(name); err != nil {
+		v.add(field, err)
+		return false
 	}
-	return false
+	return true
+}
+
+// entry reports the problems an entry's own Validate found, each on its
+// field under prefix p.
+func (v *validator) entry(p string, err error) {
+	for _, fe := range store.FieldErrors(err) {
+		v.add(p+"."+fe.Field, fe.Err)
+	}
 }
 
 // sources checks the sources and returns their names.
@@ -277,16 +268,11 @@ func (v *validator) sources() map[string]bool {
 				v.verifyError(p+".verify", err)
 			}
 		}
-		if s.Dedup.Window < 0 {
-			v.errf(p+".dedup.window", "must not be negative")
-		}
+		v.entry(p, s.Validate())
 		if s.Dedup.Key != "" && v.opts.CheckExpr != nil {
 			if err := v.opts.CheckExpr(s.Dedup.Key); err != nil {
 				v.add(p+".dedup.key", err)
 			}
-		}
-		if s.MaxBodyBytes < 0 {
-			v.errf(p+".max_body_bytes", "must not be negative")
 		}
 	}
 	return names
@@ -321,95 +307,9 @@ func (v *validator) destinations() map[string]bool {
 		if d.Name != "" {
 			names[d.Name] = true
 		}
-		if err := checkURL(d.URL); err != nil {
-			v.add(p+".url", err)
-		}
-		if d.Timeout < 0 {
-			v.errf(p+".timeout", "must be positive")
-		}
-		if d.MaxConcurrency < 0 {
-			v.errf(p+".max_concurrency", "must not be negative")
-		}
-		if _, err := store.ParseRate(d.RateLimit); err != nil {
-			v.add(p+".rate_limit", err)
-		}
-		v.retry(p+".retry", d.Retry)
-		v.sign(p+".sign", d.Sign)
-		for _, name := range slices.Sorted(maps.Keys(d.Headers)) {
-			if !isToken(name) {
-				v.errf(p+".headers."+name, "invalid header name %q", name)
-			}
-			if strings.ContainsAny(d.Headers[name], "\r\n\x00") {
-				v.errf(p+".headers."+name, "header value must not contain CR, LF or NUL")
-			}
-		}
+		v.entry(p, d.Validate())
 	}
 	return names
-}
-
-// checkURL checks a destination URL.
-func checkURL(raw string) error {
-	if raw == "" {
-		return errors.New("required, e.g. https://example.com/hooks")
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("invalid URL %q", raw)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("%q must be an absolute http:// or https:// URL", raw)
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("%q has no host", raw)
-	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q: port must be a number from 1 to 65535", raw)
-		}
-	}
-	return nil
-}
-
-// retry checks a retry policy.
-func (v *validator) retry(p string, r store.RetryPolicy) {
-	if r.MaxAttempts < 0 || r.MaxAttempts > MaxRetryAttempts {
-		v.errf(p+".max_attempts", "%d is out of range (want 0 to %d; 0 means the default)", r.MaxAttempts, MaxRetryAttempts)
-	}
-	if r.Initial < 0 {
-		v.errf(p+".initial", "must not be negative")
-	}
-	if r.Max < 0 {
-		v.errf(p+".max", "must not be negative")
-	}
-	if r.Initial > 0 && r.Max > 0 && r.Initial > r.Max {
-		v.errf(p+".initial", "%s is longer than retry.max %s", r.Initial, r.Max)
-	}
-	for j, code := range r.RetryOn {
-		if code < 100 || code > 599 {
-			v.errf(p+".retry_on["+strconv.Itoa(j)+"]", "%d is not an HTTP status code (want 100 to 599)", code)
-		}
-	}
-}
-
-// sign checks a destination's signing config.
-func (v *validator) sign(p string, s store.SignConfig) {
-	switch s.Type {
-	case "":
-		return
-	case verify.TypeStandardWebhooks:
-	default:
-		v.errf(p+".type", "unknown type %q (want %s, or leave it out for no signature)", s.Type, verify.TypeStandardWebhooks)
-		return
-	}
-	if s.Secret == "" {
-		v.errf(p+".secret", "required for type %q", s.Type)
-		return
-	}
-	if v.opts.CheckVerify != nil {
-		if err := v.opts.CheckVerify(verify.Config{Type: s.Type, Secret: s.Secret}); err != nil {
-			v.verifyError(p, err)
-		}
-	}
 }
 
 // connections checks the connections against the sources and destinations
@@ -418,20 +318,12 @@ func (v *validator) connections(sources, dests map[string]bool) {
 	first := make(map[string]string)
 	for i, c := range v.c.Connections {
 		p := "connections[" + strconv.Itoa(i) + "]"
-		switch {
-		case c.Source == "":
-			v.errf(p+".source", "required")
-		case !sources[c.Source]:
+		v.entry(p, c.Validate())
+		if c.Source != "" && !sources[c.Source] {
 			v.errf(p+".source", "unknown source %q%s", c.Source, known("sources", sources))
 		}
-		switch {
-		case c.Destination == "":
-			v.errf(p+".destination", "required")
-		case !dests[c.Destination]:
+		if c.Destination != "" && !dests[c.Destination] {
 			v.errf(p+".destination", "unknown destination %q%s", c.Destination, known("destinations", dests))
-		}
-		if c.ID != "" && !connectionIDRE.MatchString(c.ID) {
-			v.errf(p+".id", "invalid id %q: use up to 129 letters, digits, '_', '.', '-' or '>', starting with a letter or digit", c.ID)
 		}
 		if id := cmp.Or(c.ID, store.ConnectionID(c.Source, c.Destination)); c.ID != "" || (c.Source != "" && c.Destination != "") {
 			if f, dup := first[id]; dup {
@@ -454,23 +346,6 @@ func known(what string, names map[string]bool) string {
 		return " (no " + what + " are declared in this file)"
 	}
 	return " (" + what + " in this file: " + strings.Join(slices.Sorted(maps.Keys(names)), ", ") + ")"
-}
-
-// isToken reports whether s is an HTTP header name (an RFC 9110 token).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // ParseStorage reads a storage DSN and returns the driver to open and what
