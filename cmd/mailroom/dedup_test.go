@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,9 +20,10 @@ sources:
 
 // ingestAnswer is what POST /e/{source} answers.
 type ingestAnswer struct {
-	RequestID string `json:"request_id"`
-	EventID   string `json:"event_id"`
-	Duplicate bool   `json:"duplicate"`
+	RequestID  string `json:"request_id"`
+	EventID    string `json:"event_id"`
+	Duplicate  bool   `json:"duplicate"`
+	DedupError string `json:"dedup_error"`
 }
 
 // postBody sends body to source with contentType and returns the answer.
@@ -70,4 +72,62 @@ func TestDedupKeyIsTheNumbersText(t *testing.T) {
 			t.Errorf("event %s: dedup_key %q, want %q", id, ev.DedupKey, key)
 		}
 	}
+}
+
+// TestDedupErrorVisible runs the real binary with a source keyed on
+// body.id and a Twilio-like form source keyed on body.MessageSid. JSON sent
+// with curl's default form content type, and a real form, are deduplicated.
+// A request whose key cannot be computed is accepted, and says why in its
+// answer, on its event in the API, in a per-source metric and in a warning.
+func TestDedupErrorVisible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	srv := start(t, binary(t), writeYAML(t, dir, fmt.Sprintf(dedupConfig, dir)+`
+  - name: twilio
+    verify: {type: none}
+    dedup: {key: 'body.MessageSid'}
+`))
+	const form = "application/x-www-form-urlencoded"
+
+	for _, tt := range []struct{ source, body string }{
+		{"app", `{"id":"a"}`}, // curl -d '{"id":"a"}'
+		{"twilio", "MessageSid=SM1&Body=hello"},
+	} {
+		first := postBody(t, srv.addr, tt.source, form, tt.body)
+		again := postBody(t, srv.addr, tt.source, form, tt.body)
+		if first.Duplicate || !again.Duplicate || again.EventID != first.EventID || first.DedupError != "" {
+			t.Errorf("%s %s sent twice as a form: %+v then %+v, want one event and a duplicate", tt.source, tt.body, first, again)
+		}
+	}
+
+	var events []string
+	for range 2 {
+		a := postBody(t, srv.addr, "twilio", form, "Body=no+sid")
+		if a.Duplicate || !strings.Contains(a.DedupError, "MessageSid") {
+			t.Fatalf("form without MessageSid: %+v, want accepted with a dedup_error", a)
+		}
+		events = append(events, a.EventID)
+	}
+	var ev struct {
+		DedupKey   string `json:"dedup_key"`
+		DedupError string `json:"dedup_error"`
+	}
+	getJSON(t, "http://"+srv.addr+"/api/v1/events/"+events[1], &ev)
+	if ev.DedupKey != "" || !strings.Contains(ev.DedupError, "no such key: MessageSid") {
+		t.Errorf("event %s: %+v, want its dedup_error", events[1], ev)
+	}
+	resp, err := http.Get("http://" + srv.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), `mailroom_dedup_errors_total{source="twilio"} 2`) {
+		t.Errorf("/metrics lacks mailroom_dedup_errors_total{source=\"twilio\"} 2:\n%s", metrics)
+	}
+	waitUntil(t, "the dedup warning in the log", func() bool {
+		return strings.Contains(srv.logs.String(), `level=WARN msg="ingest: dedup key not computed`)
+	})
 }

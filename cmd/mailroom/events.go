@@ -79,12 +79,16 @@ func newEventsShowCommand(cf *clientFlags) *cobra.Command {
 			if e.Request != nil {
 				req = fmt.Sprintf("%s (%s, answered %d) from %s", e.Request.ID, e.Request.Status, e.Request.HTTPStatus, e.Request.RemoteAddr)
 			}
+			dedup := e.DedupKey
+			if e.DedupError != "" {
+				dedup = "none (" + e.DedupError + ")"
+			}
 			if err := details(w,
 				"Event", e.ID,
 				"Source", e.Source,
 				"Received", when(e.ReceivedAt),
 				"Type", e.Type,
-				"Dedup key", e.DedupKey,
+				"Dedup key", dedup,
 				"Status", e.Status,
 				"Request", req,
 			); err != nil {

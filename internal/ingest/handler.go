@@ -38,6 +38,16 @@ type Options struct {
 	// name from the path, one of the Outcome constants and the handling
 	// time. It runs on the request's goroutine and must not block.
 	OnRequest func(source, outcome string, elapsed time.Duration)
+	// OnDedupError, if non-nil, is called for each accepted request whose
+	// source has a dedup key expression that could not be computed on it
+	// (the request is then accepted without deduplication). It runs on the
+	// request's goroutine and must not block.
+	OnDedupError func(source string)
+	// DedupWarnEvery is how often, at most, a source's dedup key failures
+	// are logged at warn level: the first at once, then one line per
+	// interval counting those in between. If zero,
+	// [DefaultDedupWarnEvery].
+	DedupWarnEvery time.Duration
 	// TracerProvider, if non-nil, traces each request with one server span
 	// (source, outcome, request and event ids), continuing the caller's
 	// trace when the request carries a W3C traceparent header. If nil,
@@ -65,14 +75,20 @@ const (
 	OutcomeStorageError = "storage_error"
 )
 
+// DefaultDedupWarnEvery is how often, at most, one source's dedup key
+// failures are logged when [Options.DedupWarnEvery] is zero.
+const DefaultDedupWarnEvery = 15 * time.Minute
+
 // Handler serves the ingest endpoints. It is safe for concurrent use.
 type Handler struct {
-	store   store.Ingester
-	catalog *catalog.Catalog
-	log     *slog.Logger
-	now     func() time.Time
-	onReq   func(string, string, time.Duration)
-	tracer  trace.Tracer // nil: no tracing
+	store     store.Ingester
+	catalog   *catalog.Catalog
+	log       *slog.Logger
+	now       func() time.Time
+	onReq     func(string, string, time.Duration)
+	onDedup   func(string)
+	dedupWarn *warnLimiter
+	tracer    trace.Tracer // nil: no tracing
 }
 
 // New returns a Handler that reads sources from cat and writes to s.
@@ -87,7 +103,11 @@ func New(s store.Ingester, cat *catalog.Catalog, opts *Options) *Handler {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	h := &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest}
+	if o.DedupWarnEvery <= 0 {
+		o.DedupWarnEvery = DefaultDedupWarnEvery
+	}
+	h := &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest, onDedup: o.OnDedupError,
+		dedupWarn: newWarnLimiter(o.DedupWarnEvery)}
 	if o.TracerProvider != nil {
 		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
@@ -105,6 +125,9 @@ type Response struct {
 	RequestID string `json:"request_id"`
 	EventID   string `json:"event_id"`
 	Duplicate bool   `json:"duplicate"`
+	// DedupError says why the request was accepted without deduplication
+	// although its source has a dedup key ([store.Event.DedupError]).
+	DedupError string `json:"dedup_error,omitempty"`
 }
 
 // errorBody is the JSON body of a refusal.
@@ -190,7 +213,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	if src.DedupKey != nil {
 		key, err := src.DedupKey.EvalString(in)
 		if err != nil {
-			h.log.Debug("dedup key not found; accepting without dedup", "source", rec.Source, "err", err)
+			ev.DedupError = dedupError(err)
+			h.dedupFailed(rec.Source, ev.DedupError)
 		}
 		ev.DedupKey = key
 	}
@@ -218,11 +242,36 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 		span.SetAttributes(attrStatus.Int(http.StatusOK), attrRequestID.String(res.RequestID),
 			attrEventID.String(res.EventID), attrDuplicate.Bool(res.Duplicate))
 	}
-	writeJSON(w, http.StatusOK, Response{RequestID: res.RequestID, EventID: res.EventID, Duplicate: res.Duplicate})
+	writeJSON(w, http.StatusOK, Response{RequestID: res.RequestID, EventID: res.EventID, Duplicate: res.Duplicate, DedupError: ev.DedupError})
 	if res.Duplicate {
 		return OutcomeDuplicate
 	}
 	return OutcomeAccepted
+}
+
+// maxDedupError bounds the stored reason a dedup key could not be
+// computed; the expression's error is short, but it quotes the expression.
+const maxDedupError = 512
+
+// dedupError is the reason stored with an event whose dedup key failed.
+func dedupError(err error) string {
+	msg := "dedup key not computed, accepted without deduplication: " + err.Error()
+	if len(msg) > maxDedupError {
+		msg = strings.ToValidUTF8(msg[:maxDedupError], "") + "…"
+	}
+	return msg
+}
+
+// dedupFailed counts a dedup key failure and logs it at warn level, at
+// most once per source and interval.
+func (h *Handler) dedupFailed(source, reason string) {
+	if h.onDedup != nil {
+		h.onDedup(source)
+	}
+	if suppressed, ok := h.dedupWarn.allow(source, h.now()); ok {
+		h.log.Warn("ingest: dedup key not computed; requests of this source are accepted without deduplication",
+			"source", source, "reason", reason, "since_last_warning", suppressed)
+	}
 }
 
 // reject records a refused request, logs one line for it and answers with

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -34,6 +35,12 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
+	return setupWith(t, nil)
+}
+
+// setupWith is setup with the handler's options.
+func setupWith(t *testing.T, opts *ingest.Options) *testBundle {
+	t.Helper()
 	ctx := context.Background()
 	s := sqlitetest.Open(t, nil)
 	for _, src := range []*store.Source{
@@ -41,6 +48,7 @@ func setup(t *testing.T) *testBundle {
 		{Name: "custom", Verify: verify.Config{Type: "hmac", Header: "X-Signature", Secret: "k"}, Dedup: store.DedupConfig{Key: "body.id"}},
 		{Name: "open"},
 		{Name: "tiny", MaxBodyBytes: 16},
+		{Name: "keyed", Dedup: store.DedupConfig{Key: "body.id"}},
 	} {
 		if err := s.SourceUpsert(ctx, src); err != nil {
 			t.Fatal(err)
@@ -69,7 +77,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	ingest.New(s, cat, nil).Register(mux)
+	ingest.New(s, cat, opts).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return &testBundle{store: s, url: srv.URL}
@@ -285,5 +293,90 @@ func TestStorageDownIs503(t *testing.T) {
 	code, res := post(t, b.url+"/e/open", []byte(`{}`), nil)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("code = %d (%v), want 503", code, res)
+	}
+}
+
+// syncBuffer is a log sink safe for the handler's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestDedupErrorVisible sends requests whose dedup key cannot be computed:
+// each is accepted without deduplication and says why in its answer and
+// its event, each is counted, and the warning is logged once per source
+// and interval. JSON sent with a form content type (curl -d) is keyed.
+func TestDedupErrorVisible(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var logs syncBuffer
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	failures := map[string]int{}
+	b := setupWith(t, &ingest.Options{
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Now:    func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		OnDedupError: func(source string) {
+			mu.Lock()
+			defer mu.Unlock()
+			failures[source]++
+		},
+	})
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	warnings := func() int { return strings.Count(logs.String(), "level=WARN msg=\"ingest: dedup key not computed") }
+
+	var events []string
+	for range 3 {
+		code, res := post(t, b.url+"/e/keyed", []byte("other=1"), form)
+		msg, _ := res["dedup_error"].(string)
+		if code != 200 || res["duplicate"] != false || !strings.Contains(msg, "no such key: id") {
+			t.Fatalf("form without id: %d %v", code, res)
+		}
+		events = append(events, res["event_id"].(string))
+	}
+	if events[0] == events[1] || events[1] == events[2] {
+		t.Errorf("requests without a key merged: %v", events)
+	}
+	ev, err := b.store.EventGetByID(ctx, events[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ev.DedupError, "no such key: id") || ev.DedupKey != "" {
+		t.Errorf("event: dedup_key %q, dedup_error %q", ev.DedupKey, ev.DedupError)
+	}
+	if n := warnings(); n != 1 {
+		t.Errorf("%d warnings after 3 failures within the interval, want 1:\n%s", n, logs.String())
+	}
+
+	mu.Lock()
+	now = now.Add(ingest.DefaultDedupWarnEvery)
+	mu.Unlock()
+	post(t, b.url+"/e/keyed", []byte("other=2"), form)
+	if n := warnings(); n != 2 || !strings.Contains(logs.String(), "since_last_warning=2") {
+		t.Errorf("%d warnings after the interval, want 2 (the second counting 2 held back):\n%s", n, logs.String())
+	}
+	mu.Lock()
+	if failures["keyed"] != 4 || len(failures) != 1 {
+		t.Errorf("OnDedupError calls: %v, want keyed:4", failures)
+	}
+	mu.Unlock()
+
+	// JSON sent as a form, as curl -d does, is keyed like JSON.
+	_, first := post(t, b.url+"/e/keyed", []byte(`{"id":"a"}`), form)
+	_, second := post(t, b.url+"/e/keyed", []byte(`{"id":"a"}`), form)
+	if first["duplicate"] != false || second["duplicate"] != true || first["dedup_error"] != nil {
+		t.Errorf("JSON as a form: %v then %v, want a duplicate", first, second)
 	}
 }

@@ -63,6 +63,7 @@ type Metrics struct {
 	ingestRequests  *prometheus.CounterVec
 	ingestDuration  prometheus.Histogram
 	dedupHits       *prometheus.CounterVec
+	dedupErrors     *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
 	attemptDuration *prometheus.HistogramVec
 	taskCompletion  prometheus.Histogram
@@ -103,6 +104,10 @@ func New(s store.Store, opts *Options) *Metrics {
 			Name: "mailroom_dedup_hits_total",
 			Help: "Verified requests dropped as duplicates of an earlier event, by source.",
 		}, []string{"source"}),
+		dedupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailroom_dedup_errors_total",
+			Help: "Accepted requests whose source has a dedup key that could not be computed on them (so they were not deduplicated), by source; each event says why in dedup_error.",
+		}, []string{"source"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_deliveries_total",
 			Help: "Delivery attempts by destination and what each did to its delivery: succeeded, retry (scheduled again), dead (out of attempts), paused (410 Gone), canceled (shutdown).",
@@ -126,7 +131,7 @@ func New(s store.Store, opts *Options) *Metrics {
 			Help: "Unix time when the config in force was applied: at start, then at each successful reload.",
 		}),
 	}
-	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.deliveries, m.attemptDuration, m.taskCompletion,
+	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.dedupErrors, m.deliveries, m.attemptDuration, m.taskCompletion,
 		m.configReloads, m.configApplied)
 	m.reg.MustRegister(buildInfoGauge(buildinfo.Read()))
 	if s != nil {
@@ -180,6 +185,12 @@ func (m *Metrics) ObserveIngest(source, outcome string, elapsed time.Duration) {
 	if outcome == OutcomeDuplicate {
 		m.dedupHits.WithLabelValues(source).Inc()
 	}
+}
+
+// ObserveDedupError counts one accepted request whose dedup key could not
+// be computed. Its signature matches ingest.Options.OnDedupError.
+func (m *Metrics) ObserveDedupError(source string) {
+	m.dedupErrors.WithLabelValues(source).Inc()
 }
 
 // ObserveAttempt counts one delivery attempt and its duration. Its

@@ -236,8 +236,9 @@ type Notifier interface {
 type RequestIngestParams struct {
 	// Request is the accepted request. Status and ID are set by the store.
 	Request *Request
-	// Event carries the event's Type and DedupKey. An empty DedupKey means
-	// no deduplication.
+	// Event carries the event's Type, DedupKey and DedupError. An empty
+	// DedupKey means no deduplication; DedupError, stored with the event,
+	// says why when the source meant to deduplicate.
 	Event *Event
 	// DedupWindow is how long the key is held. Zero means [DefaultDedupWindow].
 	DedupWindow time.Duration

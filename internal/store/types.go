@@ -275,7 +275,13 @@ type Event struct {
 	// ("checkout.session.completed", "push", "orders/create").
 	Type     string `json:"type,omitempty"`
 	DedupKey string `json:"dedup_key,omitempty"`
-	Status   string `json:"status"`
+	// DedupError says why the event has no DedupKey although its source
+	// has a key expression: the expression failed on this request, or
+	// yielded what cannot be a key. The event was accepted without
+	// deduplication. Empty when the key was computed or the source has
+	// none.
+	DedupError string `json:"dedup_error,omitempty"`
+	Status     string `json:"status"`
 	// Deliveries counts the deliveries created for the event.
 	Deliveries int `json:"deliveries"`
 }

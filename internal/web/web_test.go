@@ -382,6 +382,25 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// TestEventPageShowsDedupError checks that an event accepted without
+// deduplication, because its source's key could not be computed, says why.
+func TestEventPageShowsDedupError(t *testing.T) {
+	t.Parallel()
+	b := setup(t, testToken)
+	b.login(t)
+	res, err := b.store.RequestIngest(context.Background(), &store.RequestIngestParams{
+		Request: &store.Request{Source: "twilio", ReceivedAt: time.Now(), Method: "POST", Path: "/e/twilio", Body: []byte("Body=hi")},
+		Event:   &store.Event{DedupError: "dedup key not computed, accepted without deduplication: no such key: MessageSid"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.get(t, "/ui/events/"+res.EventID)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="dedup-error">dedup key not computed, accepted without deduplication: no such key: MessageSid<`) {
+		t.Errorf("event page (%d) lacks the dedup error:\n%s", resp.StatusCode, body)
+	}
+}
+
 func TestListFilters(t *testing.T) {
 	t.Parallel()
 	b := setup(t, testToken)

@@ -11,7 +11,7 @@ import (
 // Statements of the ingest path.
 const (
 	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The dedup key is inserted, or taken over only when its window has
 	// expired. The primary key makes concurrent duplicates (on any
 	// instance) wait for the first and then find it.
@@ -76,7 +76,7 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 		stmts := make([]Stmt, 0, 2+len(p.Deliveries))
 		stmts = append(stmts,
 			Stmt{sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
-			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, status, len(p.Deliveries)}})
+			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries)}})
 		res.DeliveryIDs = make([]string, 0, len(p.Deliveries))
 		for _, d := range p.Deliveries {
 			id := s.ids.New("dlv", req.ReceivedAt)

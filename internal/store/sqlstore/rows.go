@@ -47,7 +47,7 @@ const (
 	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id`
 	// requestBodyCols is requestCols with the body last.
 	requestBodyCols = requestCols + `, body`
-	eventCols       = `id, source, request_id, received_at, type, dedup_key, status, deliveries`
+	eventCols       = `id, source, request_id, received_at, type, dedup_key, dedup_error, status, deliveries`
 	// DeliveryCols are the columns a claim returns, in order.
 	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
 	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
@@ -86,7 +86,7 @@ func scanRequestHead(sc Row) (*store.Request, error) { return scanRequest(sc, fa
 func scanEvent(sc Row) (*store.Event, error) {
 	var e store.Event
 	var at int64
-	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.Status, &e.Deliveries); err != nil {
+	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.DedupError, &e.Status, &e.Deliveries); err != nil {
 		return nil, err
 	}
 	e.ReceivedAt = fromMicros(at)

@@ -152,6 +152,32 @@ func testRequestIngest(t *testing.T, newStore NewStore) {
 			t.Errorf("a=%+v b=%+v", a, b)
 		}
 	})
+	t.Run("DedupErrorKeptWithTheEvent", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		res, err := s.RequestIngest(ctx, &store.RequestIngestParams{
+			Request: &store.Request{Source: "s", Method: "POST", Path: "/e/s", Body: []byte("id=a")},
+			Event:   &store.Event{DedupError: "no such key: id"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := s.EventGetByID(ctx, res.EventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.DedupError != "no such key: id" || ev.DedupKey != "" {
+			t.Errorf("EventGetByID: dedup_key %q, dedup_error %q", ev.DedupKey, ev.DedupError)
+		}
+		evs, err := s.EventList(ctx, &store.EventListParams{Source: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].DedupError != "no such key: id" {
+			t.Errorf("EventList: %+v", evs)
+		}
+	})
 	t.Run("RejectedRequestRecorded", func(t *testing.T) {
 		t.Parallel()
 		ctx := context.Background()
