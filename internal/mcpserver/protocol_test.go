@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
@@ -289,8 +290,9 @@ func TestPostStreamPriming(t *testing.T) {
 	e := newEnv(t, "", nil)
 	c := &rpcClient{t: t, url: e.url}
 	c.initialize()
-	for _, version := range []string{mcpserver.ProtocolLegacy, "2025-03-26"} {
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":9,"method":"tools/list","params":{}}`))
+	for i, version := range []string{mcpserver.ProtocolLegacy, "2025-03-26"} {
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/list","params":{}}`, 100+i)
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/mcp", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "text/event-stream, application/json")
 		req.Header.Set("Mcp-Session-Id", c.session)
