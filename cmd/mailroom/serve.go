@@ -303,7 +303,11 @@ func runServe(ctx context.Context, f serveFlags) error {
 	})
 	g.Go(func() error {
 		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace, Guard: guard,
-			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp}).Run(gctx)
+			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp,
+			OnCircuit: func(dest, transition string, c store.CircuitState) {
+				met.ObserveCircuit(dest, transition, c)
+				alerts.ObserveCircuit(dest, transition, c)
+			}}).Run(gctx)
 	})
 	g.Go(func() error { return cat.Run(gctx) })
 	g.Go(func() error { return reloader.Run(gctx, hup) })

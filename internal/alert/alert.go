@@ -45,6 +45,8 @@ const (
 	// ReasonDeadDeliveries: [Options.DeadDeliveries] deliveries to the
 	// destination died since the last alert was resolved.
 	ReasonDeadDeliveries = "dead_deliveries"
+	// ReasonCircuitOpen: the destination's circuit breaker opened.
+	ReasonCircuitOpen = "circuit_open"
 )
 
 // Options tunes a [Monitor].
@@ -210,6 +212,32 @@ func (m *Monitor) ObserveAttempt(a store.Attempt, outcome string) {
 	case m.opts.DeadDeliveries > 0 && st.dead-st.deadBase >= m.opts.DeadDeliveries:
 		n = m.openLocked(a.Destination, st, ReasonDeadDeliveries,
 			fmt.Sprintf("%d dead deliveries; last error: %s", st.dead-st.deadBase, errText))
+	}
+	m.mu.Unlock()
+	m.send(n)
+}
+
+// ObserveCircuit follows a destination's circuit breaker; with a
+// transition argument it matches deliver.Options.OnCircuit. An open
+// circuit opens an alert (or updates the open one), a closed one resolves
+// it; half-open changes nothing. It never blocks.
+func (m *Monitor) ObserveCircuit(dest, _ string, c store.CircuitState) {
+	m.mu.Lock()
+	st := m.state(dest)
+	var n *notice
+	switch c.State {
+	case store.CircuitOpen:
+		msg := fmt.Sprintf("circuit breaker open (%s): nothing is sent until a probe at %s succeeds",
+			c.Reason, c.ProbeAt.UTC().Format(time.RFC3339))
+		if st.open == nil {
+			n = m.openLocked(dest, st, ReasonCircuitOpen, msg)
+		} else {
+			st.open.Message = msg
+		}
+	case store.CircuitClosed:
+		if st.open != nil {
+			n = m.resolveLocked(dest, st)
+		}
 	}
 	m.mu.Unlock()
 	m.send(n)

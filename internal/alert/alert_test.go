@@ -203,3 +203,29 @@ func TestNoURLNoNotifications(t *testing.T) {
 		t.Fatalf("canceled attempt opened an alert: %+v", open)
 	}
 }
+
+// TestCircuitOpenAlerts: an open circuit breaker opens an alert (posted),
+// a reopening updates it, and closing resolves it.
+func TestCircuitOpenAlerts(t *testing.T) {
+	t.Parallel()
+	sl := newSlack(t)
+	m := alert.New(nil, &alert.Options{URL: sl.url})
+	runMonitor(t, m)
+	now := time.Now()
+	m.ObserveCircuit("billing", "opened", store.CircuitState{State: store.CircuitOpen, Since: now, ProbeAt: now.Add(time.Minute), Opens: 1, Reason: "5 failed attempts in a row"})
+	waitFor(t, "the opening notification", func() bool { return len(sl.all()) >= 1 })
+	open := m.List(true)
+	if len(open) != 1 || open[0].Reason != alert.ReasonCircuitOpen || !strings.Contains(open[0].Message, "5 failed attempts in a row") {
+		t.Fatalf("open alerts = %+v", open)
+	}
+	m.ObserveCircuit("billing", "probing", store.CircuitState{State: store.CircuitHalfOpen, Since: now})
+	m.ObserveCircuit("billing", "reopened", store.CircuitState{State: store.CircuitOpen, Since: now, ProbeAt: now.Add(2 * time.Minute), Opens: 2, Reason: "probe failed: HTTP 500"})
+	if open := m.List(true); len(open) != 1 || !strings.Contains(open[0].Message, "probe failed: HTTP 500") {
+		t.Fatalf("after reopening, open alerts = %+v", open)
+	}
+	m.ObserveCircuit("billing", "closed", store.CircuitState{Since: now})
+	waitFor(t, "the resolving notification", func() bool { return len(sl.all()) >= 2 })
+	if open := m.List(true); len(open) != 0 {
+		t.Errorf("alerts still open after the circuit closed: %+v", open)
+	}
+}

@@ -77,6 +77,9 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 	canceled := w.r.hard.Err() != nil && !a.Success
 	now := d.now()
 	status, next, outcome := d.decide(cfg, &a, retryAfter, canceled, now)
+	if outcome != OutcomeCanceled {
+		w.observeCircuit(cfg, dl, &a)
+	}
 	if outcome == OutcomePaused {
 		w.holdLocal()
 		reason := "410 Gone from " + redact.URL(cfg.dest.URL)

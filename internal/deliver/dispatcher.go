@@ -112,6 +112,10 @@ type Options struct {
 	// as recorded and one of the Outcome constants. It runs on the
 	// attempt's goroutine and must not block for long.
 	OnAttempt func(a store.Attempt, outcome string)
+	// OnCircuit, if non-nil, is called after this instance moved a
+	// destination's circuit breaker, with one of the Circuit transition
+	// constants and the new state. It must not block for long.
+	OnCircuit func(destination, transition string, st store.CircuitState)
 	// TracerProvider, if non-nil, traces each attempt with one client span
 	// (destination, delivery, event, attempt number, status code) and sends
 	// its W3C traceparent header to the destination. The span continues

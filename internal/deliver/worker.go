@@ -23,6 +23,7 @@ type destConfig struct {
 	maxAttempts int
 	initial     time.Duration
 	max         time.Duration
+	circuit     circuitPolicy
 	// err is set when the destination cannot be served as configured; its
 	// deliveries are held (not claimed) until the configuration is fixed,
 	// rather than sent unsigned or faster than intended.
@@ -38,6 +39,7 @@ func resolve(dest *store.Destination) *destConfig {
 		maxAttempts: dest.Retry.MaxAttempts,
 		initial:     cmpOr(dest.Retry.Initial.D(), DefaultInitialBackoff),
 		max:         cmpOr(dest.Retry.Max.D(), DefaultMaxBackoff),
+		circuit:     newCircuitPolicy(dest.CircuitBreaker),
 	}
 	if c.maxConc <= 0 {
 		c.maxConc = DefaultMaxConcurrency
@@ -90,6 +92,8 @@ type worker struct {
 	// destinations after it carries the store's word and clears the hold.
 	hold      bool
 	holdSince time.Time
+	// br is the destination's circuit breaker as this worker knows it.
+	br breaker
 
 	// Only the run goroutine touches the limiter.
 	lim *rate.Limiter
@@ -106,6 +110,7 @@ func newWorker(r *run, cfg *destConfig) *worker {
 		wakeC:  make(chan struct{}, 1),
 	}
 	w.cfg.Store(cfg)
+	w.br.state = cfg.dest.Circuit
 	return w
 }
 
@@ -129,6 +134,7 @@ func (w *worker) update(cfg *destConfig, listedAt time.Time) {
 		w.hold = false
 	}
 	w.mu.Unlock()
+	w.adoptCircuit(cfg.dest.Circuit)
 	w.wake()
 }
 
@@ -197,6 +203,12 @@ func (w *worker) run() {
 		w.applyRate(cfg)
 		wait := w.d.opts.PollInterval
 		n := w.capacity(cfg)
+		if limit, wakeAt := w.circuitGate(cfg); limit >= 0 {
+			n = min(n, limit)
+			if !wakeAt.IsZero() {
+				wait = max(0, min(wait, wakeAt.Sub(w.d.now())))
+			}
+		}
 		if n > 0 && w.lim != nil {
 			tokens := w.lim.Tokens()
 			if tokens < 1 {
@@ -222,6 +234,7 @@ func (w *worker) run() {
 				continue
 			}
 			errDelay = 0
+			w.claimedProbe(ds)
 			if w.lim != nil && len(ds) > 0 {
 				w.lim.AllowN(time.Now(), len(ds))
 			}

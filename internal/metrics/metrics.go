@@ -69,6 +69,7 @@ type Metrics struct {
 	taskCompletion  prometheus.Histogram
 	configReloads   *prometheus.CounterVec
 	configApplied   prometheus.Gauge
+	circuit         *prometheus.CounterVec
 }
 
 // New returns Metrics registered in a fresh registry. When s is non-nil
@@ -130,9 +131,13 @@ func New(s store.Store, opts *Options) *Metrics {
 			Name: "mailroom_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time when the config in force was applied: at start, then at each successful reload.",
 		}),
+		circuit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailroom_circuit_transitions_total",
+			Help: "Circuit breaker transitions made by this instance, by destination and transition (opened, probing, reopened, closed).",
+		}, []string{"destination", "transition"}),
 	}
 	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.dedupErrors, m.deliveries, m.attemptDuration, m.taskCompletion,
-		m.configReloads, m.configApplied)
+		m.configReloads, m.configApplied, m.circuit)
 	m.reg.MustRegister(buildInfoGauge(buildinfo.Read()))
 	if s != nil {
 		m.reg.MustRegister(newStoreCollector(s, o.ScrapeTimeout, o.Now, o.Logger))
@@ -198,6 +203,12 @@ func (m *Metrics) ObserveDedupError(source string) {
 func (m *Metrics) ObserveAttempt(a store.Attempt, outcome string) {
 	m.deliveries.WithLabelValues(a.Destination, outcome).Inc()
 	m.attemptDuration.WithLabelValues(a.Destination).Observe(a.DurationMS / 1000)
+}
+
+// ObserveCircuit counts one circuit breaker transition of destination;
+// with a state argument it matches deliver.Options.OnCircuit.
+func (m *Metrics) ObserveCircuit(destination, transition string, _ store.CircuitState) {
+	m.circuit.WithLabelValues(destination, transition).Inc()
 }
 
 // ObserveTaskCompletion records how long an MCP task took from creation

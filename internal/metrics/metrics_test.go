@@ -185,6 +185,9 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	waitFor(t, "two succeeded deliveries to ok", func() bool { return countDeliveries(t, b.store, "ok", store.DeliverySucceeded) == 2 })
 	waitFor(t, "two dead deliveries to bad", func() bool { return countDeliveries(t, b.store, "bad", store.DeliveryDead) == 2 })
 	b.metrics.ObserveTaskCompletion(3 * time.Second)
+	b.metrics.ObserveCircuit("bad", "opened", store.CircuitState{})
+	b.metrics.ObserveCircuit("bad", "probing", store.CircuitState{})
+	b.metrics.ObserveCircuit("bad", "closed", store.CircuitState{})
 
 	want := `
 # HELP mailroom_ingest_requests_total Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error). Unknown sources are counted with an empty source label.
@@ -216,10 +219,15 @@ mailroom_dead_deliveries{destination="ok"} 0
 # HELP mailroom_tasks_open MCP tasks that are not terminal and not expired.
 # TYPE mailroom_tasks_open gauge
 mailroom_tasks_open 1
+# HELP mailroom_circuit_transitions_total Circuit breaker transitions made by this instance, by destination and transition (opened, probing, reopened, closed).
+# TYPE mailroom_circuit_transitions_total counter
+mailroom_circuit_transitions_total{destination="bad",transition="closed"} 1
+mailroom_circuit_transitions_total{destination="bad",transition="opened"} 1
+mailroom_circuit_transitions_total{destination="bad",transition="probing"} 1
 `
 	if err := testutil.ScrapeAndCompare(b.url+"/metrics", strings.NewReader(want),
 		"mailroom_ingest_requests_total", "mailroom_dedup_hits_total", "mailroom_deliveries_total",
-		"mailroom_queue_depth", "mailroom_dead_deliveries", "mailroom_tasks_open"); err != nil {
+		"mailroom_queue_depth", "mailroom_dead_deliveries", "mailroom_tasks_open", "mailroom_circuit_transitions_total"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -148,23 +148,6 @@ type CircuitBreaker struct {
 // Enabled reports whether the breaker is on.
 func (c CircuitBreaker) Enabled() bool { return c.Failures > 0 || c.ErrorRatio > 0 }
 
-// Validate reports the first setting that cannot work, naming its field.
-func (c CircuitBreaker) Validate() error {
-	switch {
-	case c.Failures < 0:
-		return fmt.Errorf("failures: must not be negative")
-	case c.ErrorRatio < 0 || c.ErrorRatio > 1 || math.IsNaN(c.ErrorRatio):
-		return fmt.Errorf("error_ratio: must be between 0 and 1")
-	case c.MinAttempts < 0:
-		return fmt.Errorf("min_attempts: must not be negative")
-	case c.Window < 0, c.Cooldown < 0, c.MaxCooldown < 0:
-		return fmt.Errorf("window, cooldown and max_cooldown must not be negative")
-	case c.MaxCooldown > 0 && c.MaxCooldown < c.Cooldown:
-		return fmt.Errorf("max_cooldown: must be at least cooldown (%s)", c.Cooldown.D())
-	}
-	return nil
-}
-
 // Circuit states ([CircuitState.State]).
 const (
 	CircuitClosed   = ""          // deliveries flow

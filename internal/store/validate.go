@@ -167,7 +167,7 @@ func (d *Destination) Validate() error {
 	if cb.Failures < 0 {
 		p.add("circuit_breaker.failures", "must not be negative")
 	}
-	if cb.ErrorRatio < 0 || cb.ErrorRatio > 1 {
+	if !(cb.ErrorRatio >= 0 && cb.ErrorRatio <= 1) { // NaN too
 		p.add("circuit_breaker.error_ratio", "%g is out of range (want 0 to 1)", cb.ErrorRatio)
 	}
 	if cb.MinAttempts < 0 {

@@ -33,6 +33,8 @@ type queueRow struct {
 	Name          string
 	Paused        bool
 	Missing       bool // deliveries left for a destination since deleted
+	// Circuit is the destination's circuit breaker state; empty when closed.
+	Circuit string
 	Pending, Dead int
 	OldestPending time.Time
 }
@@ -166,7 +168,7 @@ func (w *Server) overview(rw http.ResponseWriter, r *http.Request) {
 	}
 	rows := map[string]*queueRow{}
 	for _, dst := range dests {
-		rows[dst.Name] = &queueRow{Name: dst.Name, Paused: dst.Paused}
+		rows[dst.Name] = &queueRow{Name: dst.Name, Paused: dst.Paused, Circuit: dst.Circuit.State}
 	}
 	for _, s := range stats {
 		q := rows[s.Destination]

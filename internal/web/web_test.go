@@ -600,3 +600,35 @@ func TestStream(t *testing.T) {
 		t.Errorf("stream after Close: %v", err)
 	}
 }
+
+// TestCircuitShown: a destination whose circuit breaker is open says so on
+// the destinations page (with its reason and next probe) and the overview.
+func TestCircuitShown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, testToken)
+	b.seed(t)
+	ctx := context.Background()
+	d, err := b.store.DestinationGet(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.CircuitBreaker = store.CircuitBreaker{Failures: 5}
+	if err := b.store.DestinationUpsert(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	open := store.CircuitState{State: store.CircuitOpen, Since: now, ProbeAt: now.Add(time.Minute), Opens: 1, Reason: "5 failed attempts in a row"}
+	if moved, err := b.store.DestinationSetCircuit(ctx, "billing", store.CircuitState{}, open); err != nil || !moved {
+		t.Fatalf("open circuit: %v, %v", moved, err)
+	}
+	b.login(t)
+	_, body := b.get(t, "/ui/destinations")
+	for _, w := range []string{"Circuit open", "5 failed attempts in a row", "next probe at", "opens after 5 failures in a row · open"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("destinations page lacks %q", w)
+		}
+	}
+	if _, body := b.get(t, "/"); !strings.Contains(body, "s-circuit-open") {
+		t.Error("overview does not show the open circuit")
+	}
+}
