@@ -30,11 +30,11 @@ type bucket struct {
 
 // queueRow is one destination's queue on the overview.
 type queueRow struct {
-	Name          string
-	Paused        bool
-	Missing       bool // deliveries left for a destination since deleted
+	Name    string
+	Paused  bool
+	Missing bool // deliveries left for a destination since deleted
 	// Circuit is the destination's circuit breaker state; empty when closed.
-	Circuit string
+	Circuit       string
 	Pending, Dead int
 	OldestPending time.Time
 }
