@@ -27,11 +27,12 @@ cleanup() {
 trap cleanup EXIT
 
 # Storage: overlay where the kernel allows it, else vfs.
-if ! buildah info >/dev/null 2>&1 || ! buildah from scratch >/dev/null 2>&1; then
+if probe_ctr="$(buildah from scratch 2>/dev/null)"; then
+  buildah rm "$probe_ctr" >/dev/null
+else
   export STORAGE_DRIVER=vfs
   echo "check-image: overlay storage unavailable, using vfs"
 fi
-buildah rm --all >/dev/null 2>&1 || true
 scripts/image.sh --tag "$tag"
 
 # Run flags: plain podman first; in a container without systemd, cgroup v2

@@ -2,69 +2,12 @@ package main
 
 import (
 	"bytes"
-	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
-
-// ackLog is the ids of webhooks answered 200, in order; safe for
-// concurrent use.
-type ackLog struct {
-	mu  sync.Mutex
-	ids []string
-}
-
-func (a *ackLog) add(id string) {
-	a.mu.Lock()
-	a.ids = append(a.ids, id)
-	a.mu.Unlock()
-}
-
-func (a *ackLog) snapshot() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return append([]string(nil), a.ids...)
-}
-
-// ingestUntil posts signed webhooks from several workers until stop is
-// closed, logging each acknowledged id.
-func ingestUntil(addr string, workers int, acks *ackLog, stop <-chan struct{}) *sync.WaitGroup {
-	var wg sync.WaitGroup
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				id := fmt.Sprintf("bk-%d-%d", w, i)
-				body := []byte(fmt.Sprintf(`{"id":%q,"type":"test"}`, id))
-				req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/e/custom", bytes.NewReader(body))
-				req.Header.Set("X-Signature", sign(body))
-				resp, err := client.Do(req)
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					acks.add(id)
-				}
-			}
-		}()
-	}
-	return &wg
-}
 
 // eventKeys pages through /api/v1/events and returns every event's dedup
 // key (the webhook's id).
@@ -104,7 +47,7 @@ func TestBackupDuringIngest(t *testing.T) {
 
 	acks := &ackLog{}
 	stop := make(chan struct{})
-	wg := ingestUntil(inst.addr, 8, acks, stop)
+	wg := ingestUntil(inst.addr, 8, "bk", acks, stop)
 	defer func() { close(stop); wg.Wait() }()
 	for deadline := time.Now().Add(30 * time.Second); len(acks.snapshot()) < 500; {
 		if time.Now().After(deadline) {

@@ -208,8 +208,34 @@ func sign(body []byte) string {
 // load posts signed webhooks with unique ids from several connections until
 // stop is closed or a request fails, and returns the ids that got a 200.
 func load(addr string, workers int, prefix string, stop <-chan struct{}) []string {
-	var mu sync.Mutex
-	var acked []string
+	acks := &ackLog{}
+	ingestUntil(addr, workers, prefix, acks, stop).Wait()
+	return acks.snapshot()
+}
+
+// ackLog is the ids of webhooks answered 200, in order; safe for
+// concurrent use.
+type ackLog struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+func (a *ackLog) add(id string) {
+	a.mu.Lock()
+	a.ids = append(a.ids, id)
+	a.mu.Unlock()
+}
+
+func (a *ackLog) snapshot() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.ids...)
+}
+
+// ingestUntil posts signed webhooks with unique ids (prefix-worker-n) from
+// several workers until stop is closed or a request fails, logging each
+// acknowledged id as it comes; wait on the result for the workers to end.
+func ingestUntil(addr string, workers int, prefix string, acks *ackLog, stop <-chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := range workers {
@@ -234,15 +260,12 @@ func load(addr string, workers int, prefix string, stop <-chan struct{}) []strin
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
-					mu.Lock()
-					acked = append(acked, id)
-					mu.Unlock()
+					acks.add(id)
 				}
 			}
 		}()
 	}
-	wg.Wait()
-	return acked
+	return &wg
 }
 
 func waitDelivered(t *testing.T, s *sink, acked []string, within time.Duration) {

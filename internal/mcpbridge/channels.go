@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/mailroomhq/mailroom/internal/buildinfo"
 )
 
 // bearer adds a token to every request.
@@ -60,7 +62,7 @@ func (b *Bridge) channelSession(ctx context.Context, seen map[string]bool) error
 		hc = &http.Client{Transport: bearer{token: b.opts.Token, next: next}}
 	}
 	updated := make(chan string, 64)
-	client := mcp.NewClient(&mcp.Implementation{Name: "mailroom-mcp-bridge", Version: "1"}, &mcp.ClientOptions{
+	client := mcp.NewClient(&mcp.Implementation{Name: "mailroom-mcp-bridge", Version: buildinfo.Read().Version}, &mcp.ClientOptions{
 		ResourceUpdatedHandler: func(_ context.Context, r *mcp.ResourceUpdatedNotificationRequest) {
 			select {
 			case updated <- r.Params.URI:
