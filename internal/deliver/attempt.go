@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,6 +31,43 @@ const recordTimeout = 10 * time.Second
 // drainLimit is how much of a response body beyond MaxResponseBody is read
 // and discarded so that the connection can be reused.
 const drainLimit = 256 << 10
+
+// TruncatedHeader is added to an attempt's stored response headers when
+// some were dropped to stay within the caps; its value says how many of
+// how many lines and bytes were kept.
+const TruncatedHeader = "X-Mailroom-Headers-Truncated"
+
+// boundHeaders returns the headers of h to store with an attempt: header
+// lines in name order, then value order, while at most maxLines lines and
+// maxBytes bytes (names plus values) are kept. A destination can answer
+// with megabytes of headers; what is stored stays small, as the body does.
+func boundHeaders(h http.Header, maxLines, maxBytes int) http.Header {
+	lines, size := 0, 0
+	for k, vs := range h {
+		lines += len(vs)
+		for _, v := range vs {
+			size += len(k) + len(v)
+		}
+	}
+	if lines <= maxLines && size <= maxBytes {
+		return h
+	}
+	out := http.Header{}
+	keptLines, keptBytes := 0, 0
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[k] {
+			n := len(k) + len(v)
+			if keptLines+1 > maxLines || keptBytes+n > maxBytes {
+				continue
+			}
+			out[k] = append(out[k], v)
+			keptLines++
+			keptBytes += n
+		}
+	}
+	out.Set(TruncatedHeader, fmt.Sprintf("kept %d of %d header lines, %d of %d bytes", keptLines, lines, keptBytes, size))
+	return out
+}
 
 // Delivery headers set by mailroom on every attempt, besides the
 // Standard Webhooks ones (webhook-id, webhook-timestamp and, when the
@@ -293,7 +331,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	resp.Body.Close()
 	a.DurationMS = ms(time.Since(start))
 	a.StatusCode = resp.StatusCode
-	a.ResponseHeaders = resp.Header
+	a.ResponseHeaders = boundHeaders(resp.Header, d.opts.MaxResponseHeaders, d.opts.MaxResponseHeaderBytes)
 	if len(body) > 0 {
 		a.ResponseBody = body
 	}

@@ -39,6 +39,12 @@ const (
 	DefaultPollInterval    = time.Second
 	DefaultLease           = 6 * time.Second
 	DefaultMaxResponseBody = 64 << 10
+	// DefaultMaxResponseHeaderBytes caps the response headers kept with an
+	// attempt, names and values counted.
+	DefaultMaxResponseHeaderBytes = 16 << 10
+	// DefaultMaxResponseHeaders caps the number of response header lines
+	// (one per value) kept with an attempt.
+	DefaultMaxResponseHeaders = 100
 	DefaultGracePeriod     = 10 * time.Second
 	DefaultReloadInterval  = time.Minute
 )
@@ -95,6 +101,13 @@ type Options struct {
 	// MaxResponseBody caps the response body kept with an attempt. If
 	// zero, [DefaultMaxResponseBody].
 	MaxResponseBody int64
+	// MaxResponseHeaderBytes caps the response headers kept with an
+	// attempt (names and values; the rest are dropped and the drop noted
+	// in [TruncatedHeader]). If zero, [DefaultMaxResponseHeaderBytes].
+	MaxResponseHeaderBytes int
+	// MaxResponseHeaders caps the number of response header lines kept
+	// with an attempt. If zero, [DefaultMaxResponseHeaders].
+	MaxResponseHeaders int
 	// UserAgent is sent with every attempt. If empty, the build's
 	// [buildinfo.Info.UserAgent] ("mailroom/<version>").
 	UserAgent string
@@ -164,6 +177,12 @@ func New(s store.Store, opts *Options) *Dispatcher {
 	}
 	if o.MaxResponseBody <= 0 {
 		o.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if o.MaxResponseHeaders <= 0 {
+		o.MaxResponseHeaders = DefaultMaxResponseHeaders
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = buildinfo.Read().UserAgent()
