@@ -218,7 +218,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
-	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, OnDedupError: met.ObserveDedupError, TracerProvider: tp}).Register(mux)
+	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, OnDedupError: met.ObserveDedupError, TracerProvider: tp, RejectedBodyBytes: cfg.Ingest.RejectedBodyBytes}).Register(mux)
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
 	closeDashboard := func() {}
 	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))

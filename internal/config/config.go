@@ -82,6 +82,8 @@ type Config struct {
 	Alerts AlertsConfig `yaml:"alerts"`
 	// Delivery says which non-public addresses destinations may reach.
 	Delivery DeliveryConfig `yaml:"delivery"`
+	// Ingest tunes the ingest endpoints as a whole.
+	Ingest IngestConfig `yaml:"ingest"`
 	// Retention is how long history (requests, events, finished
 	// deliveries, attempts) is kept before it is pruned; pending
 	// deliveries are never pruned. Zero means [DefaultRetention]; at least
@@ -187,6 +189,18 @@ type APIConfig struct {
 	// the listener. "name" accepts any port, "name:port" that port, "*"
 	// any Host. Others are refused (DNS rebinding).
 	AllowedHosts []string `yaml:"allowed_hosts"`
+}
+
+// MaxRejectedBodyBytes is the largest ingest.rejected_body_bytes.
+const MaxRejectedBodyBytes = 1 << 20
+
+// IngestConfig tunes the ingest endpoints.
+type IngestConfig struct {
+	// RejectedBodyBytes is how much of the body of a request refused
+	// before verification (bad signature, too large) is stored; its size
+	// and SHA-256 are stored besides. Zero means the ingest package's
+	// default (4 KiB); at most [MaxRejectedBodyBytes].
+	RejectedBodyBytes int `yaml:"rejected_body_bytes"`
 }
 
 // LogConfig configures logging.

@@ -91,6 +91,9 @@ func (v *validator) top() {
 		v.errf("retention", "%s is shorter than the minimum %s (history older than the retention is deleted)", c.Retention, store.Duration(MinRetention))
 	}
 	v.api()
+	if n := c.Ingest.RejectedBodyBytes; n < 0 || n > MaxRejectedBodyBytes {
+		v.errf("ingest.rejected_body_bytes", "%d is out of range: 0 (the default, 4096) to %d", n, MaxRejectedBodyBytes)
+	}
 	v.mcp()
 	v.proxy()
 	v.alerts()

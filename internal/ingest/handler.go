@@ -7,6 +7,9 @@
 package ingest
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +18,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -48,12 +52,22 @@ type Options struct {
 	// interval counting those in between. If zero,
 	// [DefaultDedupWarnEvery].
 	DedupWarnEvery time.Duration
+	// RejectedBodyBytes is how much of the body of a refused request
+	// (failed verification, too large, unreadable) is stored with it; its
+	// size and, when it was read whole, its SHA-256 are stored too. An
+	// unverified sender can so never fill the disk faster than headers
+	// and this prefix allow. If zero, [DefaultRejectedBodyBytes]; if
+	// negative, no body is kept.
+	RejectedBodyBytes int
 	// TracerProvider, if non-nil, traces each request with one server span
 	// (source, outcome, request and event ids), continuing the caller's
 	// trace when the request carries a W3C traceparent header. If nil,
 	// nothing is traced.
 	TracerProvider trace.TracerProvider
 }
+
+// DefaultRejectedBodyBytes is [Options.RejectedBodyBytes] when zero.
+const DefaultRejectedBodyBytes = 4 << 10
 
 // Outcomes passed to [Options.OnRequest]: what became of a request.
 const (
@@ -89,6 +103,9 @@ type Handler struct {
 	onDedup   func(string)
 	dedupWarn *warnLimiter
 	tracer    trace.Tracer // nil: no tracing
+	// rejectedBody is Options.RejectedBodyBytes with its default; 0 keeps
+	// nothing.
+	rejectedBody int
 }
 
 // New returns a Handler that reads sources from cat and writes to s.
@@ -106,8 +123,14 @@ func New(s store.Ingester, cat *catalog.Catalog, opts *Options) *Handler {
 	if o.DedupWarnEvery <= 0 {
 		o.DedupWarnEvery = DefaultDedupWarnEvery
 	}
+	switch {
+	case o.RejectedBodyBytes == 0:
+		o.RejectedBodyBytes = DefaultRejectedBodyBytes
+	case o.RejectedBodyBytes < 0:
+		o.RejectedBodyBytes = 0
+	}
 	h := &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest, onDedup: o.OnDedupError,
-		dedupWarn: newWarnLimiter(o.DedupWarnEvery)}
+		dedupWarn: newWarnLimiter(o.DedupWarnEvery), rejectedBody: o.RejectedBodyBytes}
 	if o.TracerProvider != nil {
 		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
@@ -193,19 +216,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			h.keepRejectedBody(rec, body, max(r.ContentLength, int64(len(body))), false)
 			h.reject(w, r, rec, http.StatusRequestEntityTooLarge, fmt.Sprintf("body exceeds the source's limit of %d bytes", src.MaxBodyBytes))
 			return OutcomeTooLarge
 		}
 		// The client went away or stalled: nothing to answer.
+		h.keepRejectedBody(rec, body, int64(len(body)), false)
 		rec.Reason = "read body: " + err.Error()
 		h.reject(w, r, rec, http.StatusBadRequest, rec.Reason)
 		return OutcomeBadRequest
 	}
-	rec.Body = body
-	if err := src.Verifier.Verify(verify.NewRequest(r, body, rec.ReceivedAt)); err != nil {
+	if err := src.Verifier.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query(), Now: rec.ReceivedAt}); err != nil {
+		h.keepRejectedBody(rec, body, int64(len(body)), true)
 		h.reject(w, r, rec, http.StatusUnauthorized, "verification failed: "+err.Error())
 		return OutcomeUnauthorized
 	}
+	rec.Body, rec.BodySize = body, int64(len(body))
 
 	snap := h.catalog.Current()
 	in := route.NewInput(rec.Source, rec.Path, r.URL.Query(), r.Header, body)
@@ -271,6 +297,31 @@ func (h *Handler) dedupFailed(source, reason string) {
 	if suppressed, ok := h.dedupWarn.allow(source, h.now()); ok {
 		h.log.Warn("ingest: dedup key not computed; requests of this source are accepted without deduplication",
 			"source", source, "reason", reason, "since_last_warning", suppressed)
+	}
+}
+
+// keepRejectedBody sets what rec keeps of the body of a request refused
+// before it was verified: its size, its first [Options.RejectedBodyBytes]
+// bytes (cut back to a UTF-8 boundary so that a text body stays text)
+// and, when body is all of it (whole), its SHA-256 if the prefix is not.
+func (h *Handler) keepRejectedBody(rec *store.Request, body []byte, size int64, whole bool) {
+	rec.BodySize = size
+	if len(body) <= h.rejectedBody {
+		if len(body) > 0 {
+			rec.Body = body
+		}
+		return
+	}
+	if whole {
+		sum := sha256.Sum256(body)
+		rec.BodySHA256 = hex.EncodeToString(sum[:])
+	}
+	n := h.rejectedBody
+	for n > 0 && n > h.rejectedBody-utf8.UTFMax && !utf8.RuneStart(body[n]) {
+		n--
+	}
+	if n > 0 {
+		rec.Body = bytes.Clone(body[:n]) // not a slice of body: the rest must be freed
 	}
 }
 

@@ -380,3 +380,52 @@ func TestDedupErrorVisible(t *testing.T) {
 		t.Errorf("JSON as a form: %v then %v, want a duplicate", first, second)
 	}
 }
+
+// TestRejectedBodyBounded: a request refused before verification keeps
+// its headers, reason, size, the SHA-256 of its body and only a prefix of
+// it; a text body is cut on a character boundary.
+func TestRejectedBodyBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name       string
+		path       string
+		body       []byte
+		wantPrefix int
+		wantHash   bool
+	}{
+		{"LargeForgery", "/e/stripe", bytes.Repeat([]byte("x"), 1<<20), ingest.DefaultRejectedBodyBytes, true},
+		{"SmallForgeryKeptWhole", "/e/stripe", []byte(`{"forged":true}`), len(`{"forged":true}`), false},
+		// "é" is two bytes: at an odd offset the cut would split one.
+		{"TextCutOnRune", "/e/stripe", append([]byte("x"), bytes.Repeat([]byte("é"), 4096)...), ingest.DefaultRejectedBodyBytes - 1, true},
+		{"TooLarge", "/e/tiny", bytes.Repeat([]byte("a"), 17), 16, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, res := post(t, b.url+tt.path, tt.body, http.Header{"X-Probe": {tt.name}, "Stripe-Signature": {"t=1,v1=00"}})
+			if code != http.StatusUnauthorized && code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("code = %d (%v)", code, res)
+			}
+			rec, err := b.store.RequestGetByID(ctx, res["request_id"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.Body) != tt.wantPrefix || !bytes.Equal(rec.Body, tt.body[:tt.wantPrefix]) {
+				t.Errorf("stored %d body bytes, want the first %d", len(rec.Body), tt.wantPrefix)
+			}
+			if rec.BodySize != int64(len(tt.body)) {
+				t.Errorf("body_size = %d, want %d", rec.BodySize, len(tt.body))
+			}
+			sum := sha256.Sum256(tt.body)
+			if want := hex.EncodeToString(sum[:]); tt.wantHash && rec.BodySHA256 != want {
+				t.Errorf("body_sha256 = %q, want %q", rec.BodySHA256, want)
+			} else if !tt.wantHash && rec.BodySHA256 != "" {
+				t.Errorf("body_sha256 = %q for a body kept whole or not read whole", rec.BodySHA256)
+			}
+			if rec.Headers.Get("X-Probe") != tt.name || rec.Reason == "" {
+				t.Errorf("headers or reason lost: %v %q", rec.Headers, rec.Reason)
+			}
+		})
+	}
+}

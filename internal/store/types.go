@@ -230,7 +230,18 @@ type Request struct {
 	Path       string      `json:"path"`
 	Query      string      `json:"query,omitempty"`
 	Headers    http.Header `json:"headers"`
-	Body       []byte      `json:"body,omitempty"`
+	// Body is the body as received; for a request refused before it was
+	// verified, only its first bytes (see BodySize and BodySHA256).
+	Body []byte `json:"body,omitempty"`
+	// BodySize is the size of the body as received, which is more than
+	// len(Body) when only a prefix was kept. Zero when it was not read
+	// (unknown source).
+	BodySize int64 `json:"body_size"`
+	// BodySHA256 is the hex SHA-256 of the whole body as received, set
+	// when only a prefix was kept and the body was read whole (a failed
+	// verification), so that an operator can match it against what the
+	// sender says it sent.
+	BodySHA256 string      `json:"body_sha256,omitempty"`
 	RemoteAddr string      `json:"remote_addr,omitempty"`
 	Status     string      `json:"status"`
 	// Reason explains a rejection ("signature mismatch", "body too large").

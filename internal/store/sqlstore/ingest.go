@@ -10,7 +10,7 @@ import (
 
 // Statements of the ingest path.
 const (
-	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The dedup key is inserted, or taken over only when its window has
 	// expired. The primary key makes concurrent duplicates (on any
@@ -27,7 +27,7 @@ const (
 // status, reason, answer and event.
 func requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
 	return []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
-		r.RemoteAddr, status, reason, httpStatus, eventID, r.Body}
+		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, r.Body}
 }
 
 // RequestIngest implements [store.Ingester].

@@ -44,7 +44,7 @@ func encodeHeaders(h map[string][]string) ([]byte, error) {
 
 // Column lists, in the order the scanners read them.
 const (
-	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id`
+	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id, body_size, body_sha256`
 	// requestBodyCols is requestCols with the body last.
 	requestBodyCols = requestCols + `, body`
 	eventCols       = `id, source, request_id, received_at, type, dedup_key, dedup_error, status, deliveries`
@@ -64,7 +64,7 @@ func scanRequest(sc Row, withBody bool) (*store.Request, error) {
 	var r store.Request
 	var at int64
 	var headers []byte
-	dest := []any{&r.ID, &r.Source, &at, &r.Method, &r.Path, &r.Query, &headers, &r.RemoteAddr, &r.Status, &r.Reason, &r.HTTPStatus, &r.EventID}
+	dest := []any{&r.ID, &r.Source, &at, &r.Method, &r.Path, &r.Query, &headers, &r.RemoteAddr, &r.Status, &r.Reason, &r.HTTPStatus, &r.EventID, &r.BodySize, &r.BodySHA256}
 	if withBody {
 		dest = append(dest, &r.Body)
 	}

@@ -182,8 +182,9 @@ func testRequestIngest(t *testing.T, newStore NewStore) {
 		t.Parallel()
 		ctx := context.Background()
 		s := newStore(t)
+		const sum = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
 		id, err := s.RequestInsert(ctx, &store.Request{Source: "s", Method: "POST", Path: "/e/s", Body: []byte("x"),
-			Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401})
+			BodySize: 10 << 20, BodySHA256: sum, Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -191,7 +192,8 @@ func testRequestIngest(t *testing.T, newStore NewStore) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Status != store.RequestRejected || r.Reason != "signature mismatch" || r.HTTPStatus != 401 || string(r.Body) != "x" {
+		if r.Status != store.RequestRejected || r.Reason != "signature mismatch" || r.HTTPStatus != 401 || string(r.Body) != "x" ||
+			r.BodySize != 10<<20 || r.BodySHA256 != sum {
 			t.Errorf("request = %+v", r)
 		}
 		if _, err := s.RequestGetByID(ctx, "req_missing"); !errors.Is(err, store.ErrNotFound) {
