@@ -45,8 +45,8 @@ const (
 	// DefaultMaxResponseHeaders caps the number of response header lines
 	// (one per value) kept with an attempt.
 	DefaultMaxResponseHeaders = 100
-	DefaultGracePeriod     = 10 * time.Second
-	DefaultReloadInterval  = time.Minute
+	DefaultGracePeriod        = 10 * time.Second
+	DefaultReloadInterval     = time.Minute
 )
 
 // Defaults for zero [store.Destination] fields.

@@ -241,9 +241,9 @@ type Request struct {
 	// when only a prefix was kept and the body was read whole (a failed
 	// verification), so that an operator can match it against what the
 	// sender says it sent.
-	BodySHA256 string      `json:"body_sha256,omitempty"`
-	RemoteAddr string      `json:"remote_addr,omitempty"`
-	Status     string      `json:"status"`
+	BodySHA256 string `json:"body_sha256,omitempty"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+	Status     string `json:"status"`
 	// Reason explains a rejection ("signature mismatch", "body too large").
 	Reason string `json:"reason,omitempty"`
 	// HTTPStatus is the status mailroom answered with.

@@ -213,6 +213,10 @@ type requestView struct {
 	Verified bool
 }
 
+// BodyTruncated reports whether only a prefix of the body was stored
+// (a request refused before verification).
+func (v *requestView) BodyTruncated() bool { return v.BodySize > int64(len(v.Body)) }
+
 func (w *Server) viewRequest(ctx context.Context, req *store.Request) *requestView {
 	v := &requestView{Request: req, Verified: req.Status != store.RequestRejected}
 	h := redact.Headers(req.Headers)

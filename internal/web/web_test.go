@@ -119,7 +119,7 @@ func (b *testBundle) seed(t testing.TB) *fixture {
 		Status: store.DeliveryDead, Now: now,
 	}))
 	rej, err := s.RequestInsert(ctx, &store.Request{Source: "stripe", ReceivedAt: time.Now(), Method: "POST", Path: "/e/stripe",
-		Body: []byte(`{"forged":true}`), Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401})
+		Body: []byte(`{"forged":true}`), BodySize: 10 << 20, BodySHA256: "5e1f0c", Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401})
 	must(err)
 	must(s.TaskCreate(ctx, &store.Task{ID: "task_open_1", Owner: "agent", Protocol: "2025-11-25", Tool: "create_payment_link",
 		Wait: &store.TaskWait{Source: "stripe", Type: "checkout.session.completed", Since: now}}))
@@ -346,7 +346,8 @@ func TestPages(t *testing.T) {
 	}{
 		{"/", []string{"Overview", `id="ingest-rate"`, `id="error-rate"`, "billing", `id="open-tasks">1<`}},
 		{"/ui/requests", []string{f.requestID, f.rejectedID, "signature mismatch", "duplicate", `data-live="created"`}},
-		{"/ui/requests/" + f.rejectedID, []string{"rejected", "signature mismatch", "HTTP 401", "forged", "POST /e/stripe<"}},
+		{"/ui/requests/" + f.rejectedID, []string{"rejected", "signature mismatch", "HTTP 401", "forged", "POST /e/stripe<",
+			"Only the first 15 of 10485760 bytes were kept", "<code>5e1f0c</code>"}},
 		{"/ui/events", []string{f.eventID, "checkout.session.completed", "1 dead"}},
 		{"/ui/events/" + f.eventID, []string{
 			"Replay event", "Retry delivery", f.deliveryID, "HTTP 500", "upstream exploded", "12.5 ms",
