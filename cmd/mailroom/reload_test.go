@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -268,5 +270,37 @@ connections:
 	})
 	if strings.Contains(inst.logs.String(), "level=ERROR msg=deliver") {
 		t.Errorf("delivery errors logged during reloads:\n%s", inst.logs)
+	}
+}
+
+// TestEnvOnlyConfig: with no file at all, the environment declares the
+// catalog (as a container is configured), the entries are the config's,
+// and a bad value is refused at start naming its variable.
+func TestEnvOnlyConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	db := "MAILROOM_STORAGE=sqlite://" + filepath.Join(dir, "env.db")
+	inst := startProcess(t, bin, []string{"serve"}, []string{db, "MAILROOM_LISTEN=127.0.0.1:0",
+		"MAILROOM_SOURCES=[{name: fromenv, dedup: {key: body.id}}]", "MAILROOM_SHUTDOWN_GRACE=2s"})
+	if code := postPlain(t, inst.addr, "fromenv", `{"id":"e1"}`); code != http.StatusOK {
+		t.Fatalf("post to the source the environment declared: %d", code)
+	}
+	code, body := apiDo(t, inst.addr, "GET", "sources/fromenv", nil)
+	if code != http.StatusOK || !strings.Contains(string(body), `"managed_by": "config"`) {
+		t.Errorf("source from the environment: %d %s, want managed_by config", code, body)
+	}
+	stopInstance(t, inst)
+
+	// Bounded, in case it serves instead of refusing.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), db, "MAILROOM_LISTEN=127.0.0.1:0", "MAILROOM_ALERTS_CONSECUTIVE_FAILURES=ten")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "(set by MAILROOM_ALERTS_CONSECUTIVE_FAILURES)") {
+		t.Errorf("serve with a bad variable: %v\n%s\nwant a refusal naming the variable", err, out)
 	}
 }

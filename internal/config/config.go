@@ -14,7 +14,6 @@ package config
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -334,59 +333,6 @@ func Parse(data []byte, filename string, opts *Options) (*Config, error) {
 	return c, nil
 }
 
-// Environment variables read by [Config.ApplyEnv].
-const (
-	EnvListen    = "MAILROOM_LISTEN"
-	EnvStorage   = "MAILROOM_STORAGE"
-	EnvDB        = "MAILROOM_DB" // alias of EnvStorage
-	EnvAPIToken  = "MAILROOM_API_TOKEN"
-	EnvLogLevel  = "MAILROOM_LOG_LEVEL"
-	EnvLogFormat = "MAILROOM_LOG_FORMAT"
-)
-
-// ApplyEnv overrides settings from the environment through lookup (if nil,
-// os.LookupEnv): MAILROOM_LISTEN sets Listen, MAILROOM_STORAGE (or its
-// alias MAILROOM_DB) sets Storage, MAILROOM_API_TOKEN sets API.Token, and
-// MAILROOM_LOG_LEVEL and MAILROOM_LOG_FORMAT set Log. A variable that is
-// unset or empty leaves the setting alone.
-//
-// It does not validate the values; call [Config.Validate] afterwards, whose
-// errors then name the variable instead of a line in the file. It returns
-// an error only if MAILROOM_STORAGE and MAILROOM_DB are both set and
-// disagree.
-func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
-	if lookup == nil {
-		lookup = os.LookupEnv
-	}
-	get := func(name string) string {
-		v, _ := lookup(name)
-		return v
-	}
-	set := func(field, name string, dst *string) {
-		if v := get(name); v != "" {
-			*dst = v
-			if c.env == nil {
-				c.env = make(map[string]envSet)
-			}
-			c.env[field] = envSet{name: name, value: v}
-		}
-	}
-	storage, db := get(EnvStorage), get(EnvDB)
-	if storage != "" && db != "" && storage != db {
-		return &Error{Field: "storage", Err: errors.New(EnvStorage + " and " + EnvDB + " are both set and differ; set one")}
-	}
-	set("listen", EnvListen, &c.Listen)
-	set("storage", EnvDB, &c.Storage)
-	set("storage", EnvStorage, &c.Storage)
-	set("api.token", EnvAPIToken, &c.API.Token)
-	set("log.level", EnvLogLevel, &c.Log.Level)
-	set("log.format", EnvLogFormat, &c.Log.Format)
-	return nil
-}
-
-// envSet is a setting's override by an environment variable.
-type envSet struct{ name, value string }
-
 // Validate checks c as a whole and returns every problem as an [*Error],
 // joined with [errors.Join], or nil. It calls opts' hooks if set. Errors
 // about values read from a file carry its name and line; values changed
@@ -447,7 +393,7 @@ func walkSettings(a, b reflect.Value, prefix string, changed func(field string))
 			continue
 		}
 		fa, fb := a.Field(i), b.Field(i)
-		if f.Type.Kind() == reflect.Struct && !f.Type.Implements(unmarshalerType) && !reflect.PointerTo(f.Type).Implements(unmarshalerType) {
+		if f.Type.Kind() == reflect.Struct && !isValue(f.Type) {
 			walkSettings(fa, fb, field, changed)
 			continue
 		}

@@ -37,6 +37,9 @@ type decoder struct {
 	// bad holds the fields that failed to decode, so that validation does
 	// not report them a second time.
 	bad []string
+	// literal takes scalars as they are, without ${VAR} expansion (the
+	// values of environment variables).
+	literal bool
 }
 
 // errAt records a problem with field at n's line.
@@ -524,6 +527,9 @@ func (d *decoder) text(n *yaml.Node, v reflect.Value, field string) {
 
 // expand expands the ${VAR} references in n's value.
 func (d *decoder) expand(n *yaml.Node, field string) (string, bool) {
+	if d.literal {
+		return n.Value, true
+	}
 	s, err := expandEnv(n.Value, d.lookup)
 	if err != nil {
 		d.add(n, field, err)

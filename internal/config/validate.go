@@ -42,8 +42,8 @@ func (v *validator) envOrigin(field string) string {
 	cur := topValues(v.c)
 	for f, set := range v.c.env {
 		// Only while the value is still the one the variable set: a flag
-		// may have overridden it since.
-		if within(field, f) && cur[f] == set.value {
+		// may have overridden it since (flags set top-level values only).
+		if now, ok := cur[f]; within(field, f) && (!ok || now == set.value) {
 			return set.name
 		}
 	}
