@@ -1,9 +1,12 @@
 package route
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/google/cel-go/cel"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -66,5 +69,71 @@ func BenchmarkFilter(b *testing.B) {
 		if n := len(r.Match(benchInput())); n != 3 {
 			b.Fatalf("%d matches, want 3", n)
 		}
+	}
+}
+
+// costShapes are expressions whose evaluation time per unit of CEL cost
+// is high: comprehensions over a large decoded body, string scans over a
+// large raw body, regular expressions, list building. They calibrate
+// [MaxCost].
+var costShapes = []struct {
+	name, expr string
+}{
+	{"nested-all", `body.items.all(a, body.items.all(b, true))`},
+	{"exists-field", `body.items.exists(a, a.sku == "none")`},
+	{"map-filter", `body.items.map(a, a.sku).filter(s, s.startsWith("zz")).size() > 0`},
+	{"contains-raw", `raw.contains("needle-not-there")`},
+	{"matches-raw", `raw.matches("a.*b.*c.*needle")`},
+	{"string-concat", `body.items.map(a, a.sku + a.sku).size() > 0`},
+}
+
+// costBody is a 3,000-item JSON body (about 100 KiB).
+func costBody() []byte {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := range 3000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"sku":"sku_%05d","qty":%d,"tags":["a","b"]}`, i, i%7)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}
+
+// BenchmarkCostUnit measures the evaluation time per unit of CEL cost for
+// each of [costShapes] over [costBody], with the cost limit lifted far
+// enough that each runs to MaxCost or to its end. The slowest shape's
+// ns/unit times MaxCost is the worst-case time of one evaluation.
+//
+//	go test -run '^$' -bench CostUnit -benchtime 20x ./internal/route
+func BenchmarkCostUnit(b *testing.B) {
+	c, err := NewCompiler()
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := costBody()
+	for _, sh := range costShapes {
+		b.Run(sh.name, func(b *testing.B) {
+			ast, iss := c.env.Compile(sh.expr)
+			if iss.Err() != nil {
+				b.Fatal(iss.Err())
+			}
+			prg, err := c.env.Program(ast, cel.CostLimit(MaxCost), cel.InterruptCheckFrequency(100))
+			if err != nil {
+				b.Fatal(err)
+			}
+			in := NewInput("s", "", nil, http.Header{"Content-Type": {"application/json"}}, body)
+			in.Prepare()
+			var units uint64
+			for b.Loop() {
+				_, det, _ := prg.Eval(in.activation())
+				if det != nil && det.ActualCost() != nil {
+					units += *det.ActualCost()
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(units), "ns/unit")
+			b.ReportMetric(float64(units)/float64(b.N), "units/op")
+		})
 	}
 }

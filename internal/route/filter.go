@@ -30,9 +30,19 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 )
 
-// MaxCost bounds the evaluation cost of one expression, so that a filter
-// over a hostile body cannot spin.
-const MaxCost = 1_000_000
+// MaxCost bounds the evaluation cost of one expression (connection
+// filters, dedup keys, event types, wait filters alike), so that an
+// expression over a hostile or merely large body cannot spin. Evaluation
+// stops when it is reached, and the expression fails (a filter does not
+// match).
+//
+// It is calibrated to a time budget of about 10 ms per evaluation on the
+// reference machine (docs/benchmarks.md, BenchmarkCostUnit): the most
+// expensive unit of cost measured, one step of a comprehension over a
+// decoded 3,000-item body, takes about 1 µs. Typical webhook filters and
+// keys cost tens of units; a comprehension over a list of a few thousand
+// items does not fit.
+const MaxCost = 10_000
 
 // Compiler compiles expressions against mailroom's CEL environment. It is
 // safe for concurrent use; build one and share it, since building the
@@ -81,9 +91,18 @@ func (c *Compiler) Compile(expr string) (*Program, error) {
 	return &Program{expr: expr, prg: prg, field: parseFieldExpr(expr)}, nil
 }
 
-// Check compiles expr and discards the program, for config validation.
+// Check compiles expr and discards the program, for config validation of
+// expressions that yield a value (dedup keys, event types).
 func (c *Compiler) Check(expr string) error {
 	_, err := c.Compile(expr)
+	return err
+}
+
+// CheckFilter compiles a filter as [Compiler.CompileFilter] does and
+// discards the program. Every filter (connections, wait tasks, async
+// tools) is checked with it, so what is accepted is what can run.
+func (c *Compiler) CheckFilter(expr string) error {
+	_, err := c.CompileFilter(expr)
 	return err
 }
 
@@ -186,6 +205,11 @@ func (in *Input) Decoded() any {
 	in.decoded = decodeBody(in.Header.Get("Content-Type"), in.Body)
 	return in.decoded
 }
+
+// Prepare decodes the body and builds what expressions see now. An Input
+// is not safe for concurrent use until Prepare has returned; after it,
+// any number of goroutines may evaluate programs over it.
+func (in *Input) Prepare() { in.activation() }
 
 func (in *Input) activation() map[string]any {
 	if in.act != nil {

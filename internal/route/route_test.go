@@ -3,6 +3,7 @@ package route
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -174,4 +175,38 @@ func FuzzFilterOverHostileBodies(f *testing.F) {
 			p.EvalString(in)
 		}
 	})
+}
+
+// TestCostLimit: an expression's evaluation stops at MaxCost, calibrated
+// to about 10 ms, whatever the body. A quadratic filter over 300 items
+// (90,000 comprehension steps, under the old limit of 1,000,000) used to
+// run to its end and match; over 3,000 items it ran for about a second.
+// Both now stop and do not match, while the same filter over a few items
+// still matches.
+func TestCostLimit(t *testing.T) {
+	t.Parallel()
+	c, err := NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.CompileFilter(`body.items.all(a, body.items.all(b, true))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := func(n int) string {
+		return `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"a":1},`, n), ",") + `]}`
+	}
+	for _, tt := range []struct {
+		items int
+		stops bool
+	}{{3, false}, {300, true}, {3000, true}} {
+		in := input("application/json", items(tt.items))
+		_, err := p.Eval(in)
+		if stopped := err != nil && strings.Contains(err.Error(), "cost limit exceeded"); stopped != tt.stops {
+			t.Errorf("%d items: evaluation error %v, want stopped at the cost limit: %v", tt.items, err, tt.stops)
+		}
+		if got := p.Match(in); got == tt.stops {
+			t.Errorf("%d items: Match = %v, want %v", tt.items, got, !tt.stops)
+		}
+	}
 }
