@@ -10,13 +10,14 @@ import (
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // mountMCP serves the MCP server at /mcp, unless the config disables it.
 // With no token configured it serves only on a loopback listener, like
 // the admin API. Streams end when streamsCtx does, so that shutdown does
 // not wait on idle SSE connections.
-func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *config.Config, log *slog.Logger, streamsCtx context.Context, onTaskCompleted func(time.Duration)) (*mcpserver.Server, error) {
+func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *task.Tasks, cfg *config.Config, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
 	if cfg.MCP.Disabled {
 		return nil, nil
 	}
@@ -34,9 +35,9 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, cfg *con
 		})
 		return nil, nil
 	}
-	srv, err := mcpserver.New(st, cat, &mcpserver.Options{Logger: log.With("component", "mcp"),
-		EventsExtension: cfg.MCP.EventsExtension, OnTaskCompleted: onTaskCompleted,
-		Upstreams: upstreams(cfg), AsyncTools: asyncTools(cfg)})
+	srv, err := mcpserver.New(st, cat, tasks, &mcpserver.Options{Logger: log.With("component", "mcp"),
+		EventsExtension: cfg.MCP.EventsExtension,
+		Upstreams:       upstreams(cfg), AsyncTools: asyncTools(cfg)})
 	if err != nil {
 		return nil, err
 	}

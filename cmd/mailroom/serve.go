@@ -29,6 +29,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/postgres"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/task"
 	"github.com/mailroomhq/mailroom/internal/verify"
 	"github.com/mailroomhq/mailroom/internal/web"
 )
@@ -223,9 +224,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	closeDashboard := func() {}
 	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer endStreams()
-	// watchTask is the MCP correlator's Watch, set below before serving:
-	// tasks created through the API complete like wait_for_event's.
-	var watchTask func(context.Context, *store.Task) error
+	// Tasks complete and expire whether the MCP server is on or off.
+	tasks := task.New(st, cat, &task.Options{Logger: log.With("component", "tasks"),
+		OnComplete: func(t *store.Task) { met.ObserveTaskCompletion(t.UpdatedAt.Sub(t.CreatedAt)) }})
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
 		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -238,22 +239,14 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, WatchTask: func(ctx context.Context, t *store.Task) error {
-			if watchTask == nil { // MCP disabled: no correlator here
-				return nil
-			}
-			return watchTask(ctx, t)
-		}}).Register(mux)
+		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, Tasks: tasks}).Register(mux)
 		dash := web.New(st, cat, &web.Options{Token: cfg.API.Token, Logger: log})
 		dash.Register(mux)
 		closeDashboard = dash.Close
 	}
-	mcpSrv, err := mountMCP(mux, st, cat, cfg, log, streamsCtx, met.ObserveTaskCompletion)
+	mcpSrv, err := mountMCP(mux, st, cat, tasks, cfg, log, streamsCtx)
 	if err != nil {
 		return err
-	}
-	if mcpSrv != nil {
-		watchTask = mcpSrv.Correlator().Watch
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -311,6 +304,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	})
 	g.Go(func() error { return cat.Run(gctx) })
 	g.Go(func() error { return reloader.Run(gctx, hup) })
+	g.Go(func() error { return tasks.Run(gctx) })
 	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error {
 		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), Logger: log}).Run(gctx)

@@ -41,6 +41,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // Prefix is the path under which [Server.Register] mounts the API.
@@ -65,11 +66,9 @@ type Options struct {
 	Now func() time.Time
 	// Alerts, if non-nil, serves GET /alerts. If nil, that list is empty.
 	Alerts AlertLister
-	// WatchTask, if non-nil, is called after POST /tasks stored a task, so
-	// that the MCP server's correlator indexes it at once and looks back
-	// over events that already arrived. If nil, a correlator picks the
-	// task up from the store's notification, without the look-back.
-	WatchTask func(ctx context.Context, t *store.Task) error
+	// Tasks, if non-nil, serves POST /tasks: it creates the wait tasks and
+	// completes them. If nil, POST /tasks answers 501.
+	Tasks *task.Tasks
 	// Streams, when it ends, ends long-lived responses (the event stream),
 	// so that a shutdown does not wait on them. Nil means never.
 	Streams context.Context
@@ -88,11 +87,10 @@ type Server struct {
 	catalog      *catalog.Catalog
 	alerts       AlertLister
 	reloadConfig func(ctx context.Context) (*reload.Result, error)
-	// watchTask is Options.WatchTask.
-	watchTask func(ctx context.Context, t *store.Task) error
-	streams   context.Context
-	log       *slog.Logger
-	now       func() time.Time
+	tasks        *task.Tasks
+	streams      context.Context
+	log          *slog.Logger
+	now          func() time.Time
 	// tokens holds Options.Token; empty means no authentication.
 	tokens *httpguard.Tokens
 	mux    *http.ServeMux
@@ -121,7 +119,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, watchTask: o.WatchTask, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
+	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
 		tokens: httpguard.NewTokens(map[string]string{o.Token: "api"})}
 	a.routes()
 	return a

@@ -18,6 +18,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
+	"github.com/mailroomhq/mailroom/internal/task"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -55,7 +56,12 @@ func setup(t testing.TB, o *setupOpts) *testBundle {
 	if err := cat.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a := api.New(s, cat, &api.Options{Token: o.token, Now: o.now})
+	tasks := task.New(s, cat, &task.Options{Now: o.now})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tasks.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	a := api.New(s, cat, &api.Options{Token: o.token, Now: o.now, Tasks: tasks})
 	mux := http.NewServeMux()
 	a.Register(mux)
 	srv := httptest.NewServer(mux)

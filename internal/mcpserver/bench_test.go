@@ -47,10 +47,10 @@ func benchNotify(b *testing.B, open int) {
 		}()
 	}
 	wg.Wait()
-	if err := e.mcp.Correlator().Reload(ctx); err != nil {
+	if err := e.tasks.Reload(ctx); err != nil {
 		b.Fatal(err)
 	}
-	if n := e.mcp.Correlator().Len(); n < open {
+	if n := e.tasks.Len(); n < open {
 		b.Fatalf("%d waits indexed, want %d", n, open)
 	}
 	c := &rpcClient{t: e.t, url: e.url, modern: true, tasksExt: true}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // This file implements, behind Options.EventsExtension, the draft MCP
@@ -119,7 +120,7 @@ type eventsPollParams struct {
 // eventsSubscription is a validated (name, arguments) pair.
 type eventsSubscription struct {
 	source string
-	w      *waiter
+	m      *task.Matcher
 }
 
 func (s *Server) eventsSubscribe(name string, args eventsArgs) (*eventsSubscription, error) {
@@ -127,12 +128,11 @@ func (s *Server) eventsSubscribe(name string, args eventsArgs) (*eventsSubscript
 		data, _ := json.Marshal(map[string]any{"kind": "event"})
 		return nil, &jsonrpc.Error{Code: codeEventsNotFound, Message: fmt.Sprintf("no event type %q (see events/list)", name), Data: data}
 	}
-	spec := WaitSpec{Source: name, Type: args.Type, Match: matchStrings(args.Match), Filter: args.Filter}
-	w, err := s.correlator.compile("events", "", spec)
+	m, err := s.tasks.Compile(task.Spec{Source: name, Type: args.Type, Match: task.MatchStrings(args.Match), Filter: args.Filter})
 	if err != nil {
 		return nil, rpcError(jsonrpc.CodeInvalidParams, "arguments.filter: %v", err)
 	}
-	return &eventsSubscription{source: name, w: w}, nil
+	return &eventsSubscription{source: name, m: m}, nil
 }
 
 // occurrence is an EventOccurrence of the draft.
@@ -147,7 +147,7 @@ func occurrence(ev *store.Event, view *EventView) map[string]any {
 // eventsAfter returns the matching events after cur, oldest first, at most
 // limit, and whether more remain.
 func (s *Server) eventsAfter(ctx context.Context, sub *eventsSubscription, cur eventsCursor, limit int) ([]map[string]any, eventsCursor, bool, error) {
-	p := &store.EventListParams{Source: sub.source, Type: sub.w.typ, Since: cur.at, Limit: 1000}
+	p := &store.EventListParams{Source: sub.source, Type: sub.m.Spec().Type, Since: cur.at, Limit: 1000}
 	var all []*store.Event
 	for {
 		page, err := s.store.EventList(ctx, p)
@@ -170,11 +170,11 @@ func (s *Server) eventsAfter(ctx context.Context, sub *eventsSubscription, cur e
 			return out, cur, i < len(all), nil
 		}
 		cur = eventsCursor{at: ev.ReceivedAt, id: ev.ID}
-		view, in, err := s.correlator.load(ctx, ev)
+		view, in, err := task.LoadEvent(ctx, s.store, ev)
 		if err != nil {
 			return nil, cur, false, err
 		}
-		if in == nil || !sub.w.matches(ev, in) {
+		if in == nil || !sub.m.Matches(ev, in) {
 			continue
 		}
 		out = append(out, occurrence(ev, view))

@@ -23,6 +23,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/task"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -34,6 +35,7 @@ type env struct {
 	store store.Store
 	url   string
 	mcp   *mcpserver.Server
+	tasks *task.Tasks
 	// stop shuts the server down; it also runs at cleanup.
 	stop func()
 }
@@ -64,7 +66,8 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 	if err := cat.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := mcpserver.New(st, cat, opts)
+	tasks := task.New(st, cat, nil)
+	srv, err := mcpserver.New(st, cat, tasks, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +77,10 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 	// The guard cmd/mailroom puts in front of /mcp (Host and Origin checks).
 	hs := httptest.NewServer(httpguard.New(&httpguard.Options{Listen: "127.0.0.1:0", Public: []string{"/e/"}}).Handler(mux))
 	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx) }()
+	var loops sync.WaitGroup
+	loops.Go(func() { srv.Run(ctx) })
+	loops.Go(func() { tasks.Run(ctx) })
+	go func() { defer close(done); loops.Wait() }()
 	go cat.Run(ctx)
 	var once sync.Once
 	stop := func() {
@@ -87,7 +93,7 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 		})
 	}
 	t.Cleanup(stop)
-	return &env{t: t, store: st, url: hs.URL, mcp: srv, stop: stop}
+	return &env{t: t, store: st, url: hs.URL, mcp: srv, tasks: tasks, stop: stop}
 }
 
 // sendStripe posts a signed Stripe webhook and returns the event id.
@@ -516,13 +522,13 @@ func TestCancelAndTimeout(t *testing.T) {
 	c.initialize()
 	r := c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_cancel"), "task": map[string]any{}})
 	id := r.Result["task"].(map[string]any)["taskId"].(string)
-	if n := e.mcp.Correlator().Len(); n != 1 {
+	if n := e.tasks.Len(); n != 1 {
 		t.Fatalf("%d waits indexed before the cancel, want 1", n)
 	}
 	if r := c.call("tasks/cancel", map[string]any{"taskId": id}); r.Error != nil || r.Result["status"] != "cancelled" {
 		t.Fatalf("cancel: %+v", r)
 	}
-	if n := e.mcp.Correlator().Len(); n != 0 {
+	if n := e.tasks.Len(); n != 0 {
 		t.Errorf("%d waits still indexed after the cancel", n)
 	}
 	witness := c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_cancel"), "task": map[string]any{}})

@@ -21,7 +21,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
-	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // Upstream is an MCP server that mailroom fronts: its tools and prompts
@@ -142,7 +142,7 @@ func newProxy(s *Server, ups []Upstream, asyncs []AsyncTool) (*proxy, error) {
 			if f == "" {
 				continue
 			}
-			if err := s.catalog.Compiler().Check(f); err != nil {
+			if err := s.catalog.Compiler().CheckFilter(f); err != nil {
 				return nil, fmt.Errorf("async tool %s: filter: %w", a.Tool, err)
 			}
 		}
@@ -470,7 +470,7 @@ type resolved struct {
 	args     json.RawMessage
 	upstream json.RawMessage
 	match    map[string]any
-	fail     *failRule
+	fail     *task.FailRule
 	start    time.Time
 }
 
@@ -507,7 +507,7 @@ func (p *proxy) forwardAsync(ctx context.Context, r *mcp.CallToolRequest, ca *co
 		if err != nil {
 			return nil, nil, rpcError(jsonrpc.CodeInternalError, "async tool %s: fail: %v", ca.cfg.Tool, err)
 		}
-		rv.fail = &failRule{Source: cmpOr(f.Source, ca.cfg.Source), Type: f.Type, Match: fm, Filter: f.Filter}
+		rv.fail = &task.FailRule{Source: cmpOr(f.Source, ca.cfg.Source), Type: f.Type, Match: fm, Filter: f.Filter}
 	}
 	return res, rv, nil
 }
@@ -553,25 +553,16 @@ func (p *proxy) createAsyncTask(ctx context.Context, r *mcp.CallToolRequest, ca 
 		return c.wire.endedAtOnce(ctx, c, r.Params, res)
 	}
 	s := p.srv
-	if ttl <= 0 {
-		ttl = ca.cfg.Timeout + time.Hour
-	}
-	ttl = min(ttl, maxTaskTTL)
-	args, _ := json.Marshal(map[string]any{"arguments": rv.args, "match": rv.match, "upstream": rv.upstream, "fail": rv.fail})
-	t := &store.Task{
-		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: ca.cfg.Tool,
-		Arguments: args, TTL: ttl, PollInterval: s.opts.PollInterval,
+	t, err := s.tasks.Create(ctx, &task.CreateParams{
+		Wait: task.Wait{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: rv.match, Filter: ca.cfg.Filter,
+			Since: rv.start.Add(-time.Second).UTC().Format(time.RFC3339Nano), Timeout: ca.cfg.Timeout},
+		TTL: ttl, Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: ca.cfg.Tool, PollInterval: s.opts.PollInterval,
 		StatusMessage: fmt.Sprintf("%s returned %s; waiting for a %s %s event", ca.cfg.Tool, summarize(res), ca.cfg.Source, ca.cfg.Type),
-		Wait: &store.TaskWait{Source: ca.cfg.Source, Type: ca.cfg.Type, Filter: ca.cfg.Filter,
-			Since: rv.start.Add(-time.Second), Deadline: s.now().Add(min(ca.cfg.Timeout, ttl))},
+		CallArguments: rv.args, Upstream: rv.upstream, Fail: rv.fail,
+	})
+	if err != nil {
+		return nil, createError(err)
 	}
-	if err := s.store.TaskCreate(ctx, t); err != nil {
-		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err)
-	}
-	if err := s.correlator.Watch(ctx, t); err != nil {
-		s.log.Warn("look back for task", "task", t.ID, "err", err)
-	}
-	s.log.Info("async tool task created", "task", t.ID, "tool", ca.cfg.Tool, "owner", t.Owner, "protocol", t.Protocol)
 	return c.wire.created(t), nil
 }
 
@@ -584,19 +575,19 @@ func (p *proxy) callAsyncSync(ctx context.Context, r *mcp.CallToolRequest, _ *up
 		return res, err
 	}
 	s := p.srv
-	spec := WaitSpec{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: matchStrings(rv.match), Filter: ca.cfg.Filter, Since: rv.start.Add(-time.Second)}
-	ev, err := s.correlator.WaitSync(ctx, newTaskID(), callerFrom(ctx).owner, spec, min(s.opts.SyncWait, ca.cfg.Timeout))
+	spec := task.Spec{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: task.MatchStrings(rv.match), Filter: ca.cfg.Filter, Since: rv.start.Add(-time.Second)}
+	ev, err := s.tasks.WaitSync(ctx, callerFrom(ctx).owner, spec, min(s.opts.SyncWait, ca.cfg.Timeout))
 	if err != nil {
 		return nil, err
 	}
 	if ev != nil {
-		return completionResult(ev, rv.upstream), nil
+		return task.CompletionResult(ev, rv.upstream), nil
 	}
 	since := spec.Since.UTC().Format(time.RFC3339Nano)
 	out := waitResult{
 		Status: "waiting", Since: since, Upstream: rv.upstream,
 		Message: fmt.Sprintf("%s succeeded; its %s %s event has not arrived yet. Call wait_for_event with the arguments in next to keep waiting.", ca.cfg.Tool, ca.cfg.Source, ca.cfg.Type),
-		Next:    &nextCall{Tool: toolWaitForEvent, Arguments: waitArgs{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: rv.match, Filter: ca.cfg.Filter, Since: since}},
+		Next:    &task.NextCall{Tool: toolWaitForEvent, Arguments: waitArgs{Source: ca.cfg.Source, Type: ca.cfg.Type, Match: rv.match, Filter: ca.cfg.Filter, Since: since}},
 	}
 	b, _ := json.Marshal(out)
 	return &mcp.CallToolResult{Content: append(res.Content, &mcp.TextContent{Text: string(b)}), StructuredContent: out}, nil

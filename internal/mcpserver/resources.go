@@ -10,6 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 const (
@@ -50,7 +51,7 @@ func (s *Server) readEvent(ctx context.Context, req *mcp.ReadResourceRequest) (*
 	if err != nil {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
-	view, _, err := s.correlator.load(ctx, ev)
+	view, _, err := task.LoadEvent(ctx, s.store, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (s *Server) readSourceEvents(ctx context.Context, req *mcp.ReadResourceRequ
 	}
 	views := make([]*EventView, 0, len(evs))
 	for _, ev := range evs {
-		view, _, err := s.correlator.load(ctx, ev)
+		view, _, err := task.LoadEvent(ctx, s.store, ev)
 		if err != nil {
 			return nil, err
 		}

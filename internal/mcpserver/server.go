@@ -27,6 +27,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // Options configures a [Server].
@@ -38,9 +39,6 @@ type Options struct {
 	// SyncWait bounds how long wait_for_event blocks for a client without
 	// task support. Zero means 25s.
 	SyncWait time.Duration
-	// DefaultTimeout is wait_for_event's timeout when the call sets none.
-	// Zero means 1h.
-	DefaultTimeout time.Duration
 	// PollInterval is suggested to clients polling tasks. Zero means 1s.
 	PollInterval time.Duration
 	// Now is the clock; nil means time.Now.
@@ -48,9 +46,6 @@ type Options struct {
 	// EventsExtension turns on the experimental draft MCP Events
 	// extension (events/list, events/poll, events/stream).
 	EventsExtension bool
-	// OnTaskCompleted, if set, is called with how long a task took from
-	// creation to completion by an event (for metrics).
-	OnTaskCompleted func(time.Duration)
 	// Upstreams are MCP servers to front; AsyncTools turn some of their
 	// tools into task-returning tools.
 	Upstreams  []Upstream
@@ -60,13 +55,13 @@ type Options struct {
 // Server is mailroom's MCP server. Build it with [New], serve it with
 // [Server.HTTPHandler] or [Server.RunStdio], and run [Server.Run] beside.
 type Server struct {
-	store      store.Store
-	catalog    *catalog.Catalog
-	mcp        *mcp.Server
-	correlator *Correlator
-	log        *slog.Logger
-	opts       Options
-	now        func() time.Time
+	store   store.Store
+	catalog *catalog.Catalog
+	mcp     *mcp.Server
+	tasks   *task.Tasks
+	log     *slog.Logger
+	opts    Options
+	now     func() time.Time
 
 	// streams deliver custom notifications (task status) to clients.
 	streams *streamRegistry
@@ -80,8 +75,13 @@ type Server struct {
 	sources map[string]bool
 }
 
-// New builds the server over the store and catalog.
-func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
+// New builds the server over the store and catalog. Tasks are created
+// and completed by tasks, which the caller runs. s, cat and tasks must not
+// be nil.
+func New(s store.Store, cat *catalog.Catalog, tasks *task.Tasks, opts *Options) (*Server, error) {
+	if s == nil || cat == nil || tasks == nil {
+		panic("mcpserver.New: nil store, catalog or tasks")
+	}
 	o := Options{}
 	if opts != nil {
 		o = *opts
@@ -95,9 +95,6 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 	if o.SyncWait <= 0 {
 		o.SyncWait = 25 * time.Second
 	}
-	if o.DefaultTimeout <= 0 {
-		o.DefaultTimeout = time.Hour
-	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = time.Second
 	}
@@ -105,14 +102,9 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	srv := &Server{
-		store: s, catalog: cat, log: o.Logger, opts: o, now: o.Now,
+		store: s, catalog: cat, tasks: tasks, log: o.Logger, opts: o, now: o.Now,
 		streams: newStreamRegistry(), changed: map[string][]chan struct{}{}, sources: map[string]bool{},
 	}
-	var onComplete func(*store.Task)
-	if o.OnTaskCompleted != nil {
-		onComplete = func(t *store.Task) { o.OnTaskCompleted(t.UpdatedAt.Sub(t.CreatedAt)) }
-	}
-	srv.correlator = NewCorrelator(s, cat.Compiler(), &CorrelatorOptions{Logger: o.Logger, Now: o.Now, OnComplete: onComplete})
 
 	// Declare what is served: the SDK answers prompts/list and prompts/get
 	// whether or not prompts exist (upstream servers bring them), so the
@@ -154,9 +146,6 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) (*Server, error) {
 
 // MCP returns the underlying SDK server.
 func (s *Server) MCP() *mcp.Server { return s.mcp }
-
-// Correlator returns the server's correlator.
-func (s *Server) Correlator() *Correlator { return s.correlator }
 
 // middleware identifies the caller and its Tasks wire form, patches the
 // handshake and tool list for Tasks, and turns task-augmented calls into
@@ -287,15 +276,12 @@ func (s *Server) patchEventsCapability(res mcp.Result) mcp.Result {
 	return out
 }
 
-// maxTaskTTL caps the TTL a client may ask for.
-const maxTaskTTL = 7 * 24 * time.Hour
-
 // errBadArguments marks a wait_for_event call whose arguments the tool
 // refuses.
 var errBadArguments = errors.New("bad wait_for_event arguments")
 
-// createWaitTask stores a task for a wait_for_event call and starts
-// watching for its event. Arguments the tool refuses are errBadArguments.
+// createWaitTask creates the task of a wait_for_event call. Arguments the
+// tool refuses are errBadArguments.
 func (s *Server) createWaitTask(ctx context.Context, r *mcp.CallToolRequest, ttl time.Duration) (*store.Task, error) {
 	c := callerFrom(ctx)
 	var args waitArgs
@@ -304,38 +290,28 @@ func (s *Server) createWaitTask(ctx context.Context, r *mcp.CallToolRequest, ttl
 			return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 		}
 	}
-	spec, timeout, err := s.checkWait(ctx, &args)
+	w, err := waitOf(&args)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 	}
-	if ttl <= 0 {
-		ttl = timeout + time.Hour
+	t, err := s.tasks.Create(ctx, &task.CreateParams{Wait: w, TTL: ttl, Owner: c.owner, SessionID: c.session,
+		Protocol: c.protocol, Tool: toolWaitForEvent, PollInterval: s.opts.PollInterval})
+	if ie := (*task.InputError)(nil); errors.As(err, &ie) {
+		return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 	}
-	ttl = min(ttl, maxTaskTTL)
-	timeout = min(timeout, ttl)
-	now := s.now()
-	t := &store.Task{
-		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol,
-		Tool: toolWaitForEvent, Arguments: r.Params.Arguments, TTL: ttl, PollInterval: s.opts.PollInterval,
-		StatusMessage: fmt.Sprintf("waiting for a %s event", describeWait(spec)),
-		Wait:          &store.TaskWait{Source: spec.Source, Type: spec.Type, Filter: spec.Filter, Since: spec.Since, Deadline: now.Add(timeout)},
+	if err != nil {
+		return nil, createError(err)
 	}
-	if err := s.store.TaskCreate(ctx, t); err != nil {
-		return nil, rpcError(jsonrpc.CodeInternalError, "create task: %v", err)
-	}
-	if err := s.correlator.Watch(ctx, t); err != nil {
-		s.log.Warn("look back for task", "task", t.ID, "err", err)
-	}
-	s.log.Info("task created", "task", t.ID, "owner", t.Owner, "protocol", t.Protocol, "source", spec.Source, "type", spec.Type)
 	return t, nil
 }
 
-func describeWait(spec WaitSpec) string {
-	d := spec.Source
-	if spec.Type != "" {
-		d += " " + spec.Type
+// createError is the JSON-RPC error of a task that could not be created:
+// invalid params for a wrong argument, internal otherwise.
+func createError(err error) error {
+	if ie := (*task.InputError)(nil); errors.As(err, &ie) {
+		return rpcError(jsonrpc.CodeInvalidParams, "%v", err)
 	}
-	return d
+	return rpcError(jsonrpc.CodeInternalError, "%v", err)
 }
 
 // waitChange blocks until task id changes, poll passes, or ctx ends.
@@ -398,22 +374,20 @@ func (s *Server) taskChanged(ctx context.Context, id string) {
 	s.streams.publishTask(t, s.wireFor(t.Protocol).sessionNotification(t))
 }
 
-// Run feeds the correlator and pushes notifications until ctx ends.
+// Run pushes notifications (task status, new events, resource list
+// changes) and keeps upstream connections until ctx ends. It does not
+// complete tasks: the [task.Tasks] given to [New] does.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- s.correlator.Run(ctx) }()
 	notes := s.store.Subscribe(ctx)
 	s.proxy.start(ctx)
 	s.syncSourceResources(ctx)
 	for {
 		select {
 		case <-ctx.Done():
-			return <-errc
+			return nil
 		case n, ok := <-notes:
 			if !ok {
-				return <-errc
+				return nil
 			}
 			switch n.Kind {
 			case store.NotifyTaskChanged:

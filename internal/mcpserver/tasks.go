@@ -2,13 +2,10 @@ package mcpserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // Protocol revisions and the names the two Tasks wire forms use.
@@ -75,15 +73,7 @@ func (s *Server) wireFor(protocol string) tasksWire {
 	return legacyTasks{s}
 }
 
-// newTaskID returns a task id with 130 bits from crypto/rand.
-func newTaskID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
-	return "task_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
-// taskIDPattern is the shape of the ids newTaskID makes (and of the
-// API's, which use the same scheme).
+// taskIDPattern is the shape of the ids [task.NewID] makes.
 var taskIDPattern = regexp.MustCompile(`^task_[a-z2-7]{26}$`)
 
 // rawResult and objectOf are mcpwire's, under short local names.
@@ -175,8 +165,7 @@ func (s *Server) cancelOwned(ctx context.Context, id string) (t *store.Task, was
 	if err != nil {
 		return nil, false, rpcError(jsonrpc.CodeInternalError, "cancel task: %v", err)
 	}
-	s.correlator.remove(t.ID)
-	s.correlator.remove(t.ID + failSuffix)
+	s.tasks.Forget(t.ID)
 	return t, false, nil
 }
 
@@ -207,7 +196,7 @@ func (s *Server) storeEndedTask(ctx context.Context, c caller, p *mcp.CallToolPa
 		return nil, rpcError(jsonrpc.CodeInternalError, "encode result: %v", err)
 	}
 	t := &store.Task{
-		ID: newTaskID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: p.Name,
+		ID: task.NewID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: p.Name,
 		Arguments: p.Arguments, TTL: time.Hour, PollInterval: s.opts.PollInterval,
 		Status: store.TaskCompleted, StatusMessage: "the call ended at once", Result: b,
 	}

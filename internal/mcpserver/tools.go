@@ -2,17 +2,15 @@ package mcpserver
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/api"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 const toolWaitForEvent = "wait_for_event"
@@ -28,121 +26,46 @@ type waitArgs struct {
 	Timeout string `json:"timeout,omitempty" jsonschema:"how long to wait before the wait fails, e.g. 30m (default 1h)"`
 }
 
-// waitResult is the output of wait_for_event.
-type waitResult struct {
-	// Status is matched, waiting (a synchronous call ran out of time; call
-	// again with since) or timed_out.
-	Status  string     `json:"status" jsonschema:"matched, waiting or timed_out"`
-	Event   *EventView `json:"event,omitempty" jsonschema:"the matching event"`
-	Message string     `json:"message,omitempty"`
-	// Since is the look-back start to pass to a repeated call.
-	Since string `json:"since,omitempty"`
-	// Upstream is, for a proxied async tool, the upstream tool's result.
-	Upstream json.RawMessage `json:"upstream,omitempty" jsonschema:"the upstream tool's own result (proxied async tools)"`
-	// Next is how to keep waiting after a synchronous call ran out of time.
-	Next *nextCall `json:"next,omitempty"`
-}
+// waitResult is the output of wait_for_event: what a completed task
+// stores, so that both paths answer alike.
+type waitResult = task.WaitResult
 
-// nextCall is a tool call the agent can make to continue.
-type nextCall struct {
-	Tool      string   `json:"tool"`
-	Arguments waitArgs `json:"arguments"`
-}
+// EventView is what tools, resources and channel messages show of an event.
+type EventView = task.EventView
 
-// completionResult is the result of a task completed by ev: the event,
-// combined with the upstream tool's result for a proxied async tool.
-func completionResult(ev *EventView, upstream json.RawMessage) *mcp.CallToolResult {
-	r := eventToolResult(ev)
-	if len(upstream) == 0 {
-		return r
+// waitOf reads wait_for_event's arguments as a [task.Wait]; the task
+// package checks the rest.
+func waitOf(a *waitArgs) (task.Wait, error) {
+	w := task.Wait{Source: a.Source, Type: a.Type, Match: a.Match, Filter: a.Filter, Since: a.Since}
+	if a.Timeout != "" {
+		d, err := time.ParseDuration(a.Timeout)
+		if err != nil || d <= 0 {
+			return w, fmt.Errorf("timeout %q: want a positive duration such as 30m", a.Timeout)
+		}
+		w.Timeout = d
 	}
-	out := r.StructuredContent.(waitResult)
-	out.Upstream = upstream
-	r.StructuredContent = out
-	var up mcp.CallToolResult
-	if json.Unmarshal(upstream, &up) == nil && len(up.Content) > 0 {
-		r.Content = append(up.Content, r.Content...)
-	}
-	return r
-}
-
-// eventToolResult is the tool result of a wait that an event satisfied.
-func eventToolResult(ev *EventView) *mcp.CallToolResult {
-	out := waitResult{Status: "matched", Event: ev, Message: fmt.Sprintf("event %s (%s) arrived on %s", ev.EventID, ev.Type, ev.Source)}
-	b, _ := json.Marshal(out)
-	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(b)}}, StructuredContent: out}
-}
-
-// timedOutResult is the tool result of a wait that ran out of time, the
-// same for a plain call and a task: an error result (isError) saying what
-// did not arrive.
-func timedOutResult(what string, timeout time.Duration) *mcp.CallToolResult {
-	out := waitResult{Status: "timed_out", Message: fmt.Sprintf("no matching %s event within %s", what, timeout)}
-	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: out.Message}}, StructuredContent: out}
+	return w, nil
 }
 
 // checkWait validates wait_for_event's arguments and resolves since and
 // timeout. Errors name the argument.
-func (s *Server) checkWait(ctx context.Context, a *waitArgs) (WaitSpec, time.Duration, error) {
-	var spec WaitSpec
-	if a.Source == "" {
-		return spec, 0, errors.New("source is required")
-	}
-	if _, ok := s.catalog.Current().Sources[a.Source]; !ok {
-		return spec, 0, fmt.Errorf("source %q does not exist (see list_sources)", a.Source)
-	}
-	spec.Source, spec.Type, spec.Filter, spec.Match = a.Source, a.Type, a.Filter, matchStrings(a.Match)
-	if a.Filter != "" {
-		if err := s.catalog.Compiler().Check(a.Filter); err != nil {
-			return spec, 0, fmt.Errorf("filter: %w", err)
-		}
-	}
-	since, err := s.parseSince(ctx, a.Since)
+func (s *Server) checkWait(ctx context.Context, a *waitArgs) (task.Spec, error) {
+	w, err := waitOf(a)
 	if err != nil {
-		return spec, 0, err
+		return task.Spec{}, err
 	}
-	spec.Since = since
-	timeout := s.opts.DefaultTimeout
-	if a.Timeout != "" {
-		d, err := time.ParseDuration(a.Timeout)
-		if err != nil || d <= 0 {
-			return spec, 0, fmt.Errorf("timeout %q: want a positive duration such as 30m", a.Timeout)
-		}
-		timeout = d
-	}
-	return spec, timeout, nil
-}
-
-// parseSince reads a duration, an RFC 3339 time, or an event id.
-func (s *Server) parseSince(ctx context.Context, v string) (time.Time, error) {
-	now := s.now()
-	switch {
-	case v == "":
-		return now.Add(-10 * time.Minute), nil
-	case strings.HasPrefix(v, "evt_"):
-		ev, err := s.store.EventGetByID(ctx, v)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("since %q: %w", v, err)
-		}
-		return ev.ReceivedAt.Add(time.Microsecond), nil
-	}
-	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("since %q: want a duration (10m), an RFC 3339 time or an event id", v)
+	return s.tasks.Resolve(ctx, &w)
 }
 
 // waitForEvent is the synchronous form, for clients without task support:
 // it waits up to SyncWait, with progress notifications, and then says it
 // is still waiting.
 func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a waitArgs) (*mcp.CallToolResult, waitResult, error) {
-	spec, timeout, err := s.checkWait(ctx, &a)
+	spec, err := s.checkWait(ctx, &a)
 	if err != nil {
 		return nil, waitResult{}, err
 	}
+	timeout := spec.Timeout
 	c := callerFrom(ctx)
 	limit := min(timeout, s.opts.SyncWait)
 	start := s.now()
@@ -153,7 +76,7 @@ func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a w
 		if left <= 0 {
 			break
 		}
-		ev, err = s.correlator.WaitSync(ctx, newTaskID(), c.owner, spec, min(left, 5*time.Second))
+		ev, err = s.tasks.WaitSync(ctx, c.owner, spec, min(left, 5*time.Second))
 		if err != nil || ev != nil {
 			break
 		}
@@ -161,7 +84,7 @@ func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a w
 		if tok := req.Params.GetProgressToken(); tok != nil && req.Session != nil {
 			_ = req.Session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
 				ProgressToken: tok, Progress: float64(step + 1),
-				Message: fmt.Sprintf("still waiting for a %s event (%s)", describeWait(spec), time.Since(start).Round(time.Second)),
+				Message: fmt.Sprintf("still waiting for a %s event (%s)", spec.Describe(), time.Since(start).Round(time.Second)),
 			})
 		}
 	}
@@ -169,17 +92,17 @@ func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a w
 		return nil, waitResult{}, err
 	}
 	if ev != nil {
-		r := eventToolResult(ev)
+		r := task.EventResult(ev)
 		return r, r.StructuredContent.(waitResult), nil
 	}
 	if limit >= timeout {
-		r := timedOutResult(describeWait(spec), timeout)
+		r := task.TimedOutResult(spec.Describe(), timeout)
 		return r, r.StructuredContent.(waitResult), nil
 	}
 	out := waitResult{
 		Status: "waiting", Since: start.UTC().Format(time.RFC3339Nano),
 		Message: fmt.Sprintf("No matching %s event yet after %s. Call wait_for_event again with since=%q to keep waiting without missing one; clients with MCP Tasks get a task instead.",
-			describeWait(spec), limit.Round(time.Second), start.UTC().Format(time.RFC3339Nano)),
+			spec.Describe(), limit.Round(time.Second), start.UTC().Format(time.RFC3339Nano)),
 	}
 	return nil, out, nil
 }
@@ -206,7 +129,7 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 	}
 	p.Limit = min(p.Limit, 200)
 	if a.Since != "" {
-		since, err := s.parseSince(ctx, a.Since)
+		since, err := s.tasks.ParseSince(ctx, a.Since)
 		if err != nil {
 			return nil, eventList{}, err
 		}
@@ -247,7 +170,7 @@ func (s *Server) getEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventID
 	if err != nil {
 		return nil, eventDetail{}, fmt.Errorf("event %q: %w", a.EventID, err)
 	}
-	view, _, err := s.correlator.load(ctx, ev)
+	view, _, err := task.LoadEvent(ctx, s.store, ev)
 	if err != nil {
 		return nil, eventDetail{}, err
 	}
