@@ -82,6 +82,7 @@ func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) 
 	opts := &config.Options{
 		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
 		CheckExpr:   compiler.Check,
+		CheckFilter: compiler.CheckFilter,
 	}
 	var cfg *config.Config
 	if f.configPath == "" {

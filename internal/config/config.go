@@ -249,10 +249,15 @@ type Options struct {
 	// [store.Destination.Validate].) An error whose text starts
 	// "verify.KEY: " is reported on that key's line.
 	CheckVerify func(verify.Config) error
-	// CheckExpr, if non-nil, is called with each connection filter and
-	// each dedup key and returns an error if the expression does not
-	// compile; cmd/mailroom wires the CEL compiler.
+	// CheckExpr, if non-nil, is called with each dedup key and returns an
+	// error if the expression does not compile; cmd/mailroom wires the
+	// CEL compiler.
 	CheckExpr func(expr string) error
+	// CheckFilter, if non-nil, is called with each filter (connections,
+	// async tools and their failure events) and returns an error if it
+	// does not compile to a bool; cmd/mailroom wires the CEL compiler, the
+	// same check the API and wait tasks use.
+	CheckFilter func(expr string) error
 }
 
 // Default returns the configuration used when there is no config file:

@@ -31,6 +31,7 @@ func realOptions(tb testing.TB, env map[string]string) *config.Options {
 		LookupEnv:   mapEnv(env),
 		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
 		CheckExpr:   compiler.Check,
+		CheckFilter: compiler.CheckFilter,
 	}
 }
 
@@ -743,16 +744,18 @@ connections:
   - id: "bad id"
     source: t
     destination: d
+  - {source: t, destination: d, filter: '"paid"'}
 `,
 			want: []string{
 				`mailroom.yaml:4: connections[0].source: unknown source "nope" (sources in this file: s, t)`,
 				`mailroom.yaml:7: connections[1].destination: unknown destination "gone" (destinations in this file: d)`,
 				`mailroom.yaml:8: connections[2].source: required`,
-				`mailroom.yaml:11: connections[3].filter: compile "body.type =="`,
+				`mailroom.yaml:11: connections[3].filter: compile filter "body.type =="`,
 				`mailroom.yaml:12: connections[4]: duplicate connection "s->d" (first at line 9)`,
 				`mailroom.yaml:14: connections[5].id: invalid id "bad id"`,
+				`mailroom.yaml:17: connections[6].filter: compile filter "\"paid\"": yields string, want bool`,
 			},
-			count: 6,
+			count: 7,
 		},
 		{
 			name: "ConnectionsWithNothingDeclared",

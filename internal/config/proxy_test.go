@@ -41,6 +41,8 @@ async_tools:
 		{"upstreams:\n  - name: a__b\n    url: http://x/mcp\n", "upstreams[0].name: must not contain"},
 		{"async_tools:\n  - tool: nope__x\n    source: s\n    filter: 'true'\n", "async_tools[0].tool:"},
 		{"upstreams:\n  - name: pay\n    url: http://x/mcp\nasync_tools:\n  - tool: pay__x\n    source: s\n", "async_tools[0].match: set match or filter"},
+		{"upstreams:\n  - name: pay\n    url: http://x/mcp\nasync_tools:\n  - tool: pay__x\n    source: s\n    filter: 'size(body)'\n", "async_tools[0].filter: compile filter"},
+		{"upstreams:\n  - name: pay\n    url: http://x/mcp\nasync_tools:\n  - tool: pay__x\n    source: s\n    filter: 'true'\n    fail: {filter: '1'}\n", "async_tools[0].fail.filter: compile filter"},
 	} {
 		_, err := config.Parse([]byte(tc.yaml), "mailroom.yaml", realOptions(t, nil))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

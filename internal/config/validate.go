@@ -161,6 +161,18 @@ func (v *validator) proxy() {
 		if a.Timeout < 0 {
 			v.errf(field+".timeout", "must not be negative")
 		}
+		v.filter(field+".filter", a.Filter)
+		v.filter(field+".fail.filter", a.Fail.Filter)
+	}
+}
+
+// filter checks a CEL filter at field, if one is set.
+func (v *validator) filter(field, expr string) {
+	if expr == "" || v.opts.CheckFilter == nil {
+		return
+	}
+	if err := v.opts.CheckFilter(expr); err != nil {
+		v.add(field, err)
 	}
 }
 
@@ -335,11 +347,7 @@ func (v *validator) connections(sources, dests map[string]bool) {
 				first[id] = p
 			}
 		}
-		if c.Filter != "" && v.opts.CheckExpr != nil {
-			if err := v.opts.CheckExpr(c.Filter); err != nil {
-				v.add(p+".filter", err)
-			}
-		}
+		v.filter(p+".filter", c.Filter)
 	}
 }
 
