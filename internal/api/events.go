@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"unicode/utf8"
 
-	"github.com/mailroomhq/mailroom/internal/catalog"
-	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -179,8 +177,8 @@ func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	ds, err := ReplayEvent(r.Context(), a.store, a.catalog, id)
-	if errors.Is(err, ErrRequestGone) {
+	ds, err := ingest.Replay(r.Context(), a.store, a.catalog, id)
+	if errors.Is(err, ingest.ErrRequestGone) {
 		writeError(w, http.StatusConflict, err.Error())
 		return
 	}
@@ -189,48 +187,6 @@ func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, replayBody{Deliveries: ds})
-}
-
-// ErrRequestGone is returned by [ReplayEvent] when retention has removed
-// the event's request, so there is nothing to route again.
-var ErrRequestGone = errors.New("no longer stored")
-
-// ReplayEvent routes event id's original request again through the
-// connections of cat's current snapshot and creates a pending delivery for
-// every match whose destination exists; earlier deliveries are left as they
-// are. It returns the new deliveries (empty, not nil, when nothing
-// matches), an error wrapping [store.ErrNotFound] for an unknown event, or
-// one wrapping [ErrRequestGone]. The admin API and the dashboard both
-// replay through it.
-func ReplayEvent(ctx context.Context, st store.Store, cat *catalog.Catalog, id string) ([]*store.Delivery, error) {
-	ev, err := st.EventGetByID(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("replay event %s: %w", id, err)
-	}
-	req, err := st.RequestGetByID(ctx, ev.RequestID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("event %s cannot be replayed: its request %s is %w", ev.ID, ev.RequestID, ErrRequestGone)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("replay event %s: %w", id, err)
-	}
-	query, _ := url.ParseQuery(req.Query) // keep what parses, as ingest did
-	in := route.NewInput(ev.Source, req.Path, query, req.Headers, req.Body)
-	snap := cat.Current()
-	ds := []*store.Delivery{}
-	for _, conn := range snap.Router.Match(in) {
-		if _, ok := snap.Destinations[conn.Destination]; !ok {
-			continue
-		}
-		ds = append(ds, &store.Delivery{
-			EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source,
-			Destination: conn.Destination, ConnectionID: conn.ID,
-		})
-	}
-	if err := st.DeliveryInsertMany(ctx, ds); err != nil {
-		return nil, fmt.Errorf("replay event %s: %w", id, err)
-	}
-	return ds, nil
 }
 
 // nonNil returns s, or an empty slice for nil, so that JSON shows [].

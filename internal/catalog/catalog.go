@@ -48,6 +48,23 @@ type Snapshot struct {
 	LoadedAt     time.Time
 }
 
+// Deliveries returns the deliveries that in makes under this snapshot: one
+// per connection of in's source whose filter passes and whose destination
+// exists, in connection order, with Destination and ConnectionID set and
+// the rest for the store to fill. Ingest and replay both fan out through
+// it, so an event and its replay go to the same places. It returns nil
+// when nothing matches.
+func (s *Snapshot) Deliveries(in *route.Input) []*store.Delivery {
+	var out []*store.Delivery
+	for _, conn := range s.Router.Match(in) {
+		if _, ok := s.Destinations[conn.Destination]; !ok {
+			continue
+		}
+		out = append(out, &store.Delivery{Destination: conn.Destination, ConnectionID: conn.ID})
+	}
+	return out
+}
+
 // Options tunes a Catalog.
 type Options struct {
 	// Logger receives reload errors. If nil, they are discarded.

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,44 @@ func TestRunReloadsOnChange(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil on a clean stop", err)
+	}
+}
+
+// TestSnapshotDeliveries checks the one fan-out rule: a delivery per
+// matching connection whose destination exists, in connection order.
+func TestSnapshotDeliveries(t *testing.T) {
+	t.Parallel()
+	c, err := route.NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := route.NewRouter(c, []*store.Connection{
+		{ID: "a", Source: "stripe", Destination: "billing", Filter: `body.type == "paid"`},
+		{ID: "b", Source: "stripe", Destination: "audit"},
+		{ID: "c", Source: "stripe", Destination: "gone"},
+		{ID: "d", Source: "github", Destination: "audit"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &catalog.Snapshot{Router: r, Destinations: map[string]*store.Destination{"billing": {Name: "billing"}, "audit": {Name: "audit"}}}
+	input := func(body string) *route.Input {
+		return route.NewInput("stripe", "", nil, http.Header{"Content-Type": {"application/json"}}, []byte(body))
+	}
+	got := func(ds []*store.Delivery) string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ConnectionID+":"+d.Destination)
+		}
+		return strings.Join(out, ",")
+	}
+	if g := got(snap.Deliveries(input(`{"type":"paid"}`))); g != "a:billing,b:audit" {
+		t.Errorf("paid: %s, want a:billing,b:audit", g)
+	}
+	if g := got(snap.Deliveries(input(`{"type":"other"}`))); g != "b:audit" {
+		t.Errorf("other: %s, want b:audit", g)
+	}
+	if ds := snap.Deliveries(route.NewInput("nobody", "", nil, nil, nil)); ds != nil {
+		t.Errorf("unconnected source: %v, want nil", ds)
 	}
 }

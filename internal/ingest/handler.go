@@ -205,7 +205,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Request) string {
 	ctx := r.Context()
-	src, ok := h.catalog.Current().Sources[rec.Source]
+	// One snapshot for the whole request: the source, its expressions and
+	// the fan-out all come from the same version of the catalog.
+	snap := h.catalog.Current()
+	src, ok := snap.Sources[rec.Source]
 	if !ok {
 		rec.Headers = redact.Credentials(r.Header)
 		h.reject(w, r, rec, http.StatusNotFound, fmt.Sprintf("unknown source %q", rec.Source))
@@ -233,7 +236,6 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	}
 	rec.Body, rec.BodySize = body, int64(len(body))
 
-	snap := h.catalog.Current()
 	in := route.NewInput(rec.Source, rec.Path, r.URL.Query(), r.Header, body)
 	ev := &store.Event{}
 	if src.DedupKey != nil {
@@ -247,15 +249,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 	if src.EventType != nil {
 		ev.Type, _ = src.EventType.EvalString(in)
 	}
-	var deliveries []*store.Delivery
-	for _, conn := range snap.Router.Match(in) {
-		if _, ok := snap.Destinations[conn.Destination]; !ok {
-			continue
-		}
-		deliveries = append(deliveries, &store.Delivery{Destination: conn.Destination, ConnectionID: conn.ID})
-	}
 	res, err := h.store.RequestIngest(ctx, &store.RequestIngestParams{
-		Request: rec, Event: ev, DedupWindow: src.DedupWindow, Deliveries: deliveries,
+		Request: rec, Event: ev, DedupWindow: src.DedupWindow, Deliveries: snap.Deliveries(in),
 	})
 	if err != nil {
 		h.log.Error("ingest: storage refused the request", "source", rec.Source, "err", err)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
@@ -232,7 +232,7 @@ type replayResult struct {
 }
 
 func (s *Server) replayEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
-	ds, err := api.ReplayEvent(ctx, s.store, s.catalog, a.EventID)
+	ds, err := ingest.Replay(ctx, s.store, s.catalog, a.EventID)
 	if err != nil {
 		return nil, replayResult{}, err
 	}

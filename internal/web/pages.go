@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -377,9 +377,9 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 
 func (w *Server) eventReplay(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	ds, err := api.ReplayEvent(r.Context(), w.store, w.catalog, id)
+	ds, err := ingest.Replay(r.Context(), w.store, w.catalog, id)
 	switch {
-	case errors.Is(err, api.ErrRequestGone):
+	case errors.Is(err, ingest.ErrRequestGone):
 		w.renderError(rw, r, http.StatusConflict, "This event cannot be replayed: its request is no longer stored.")
 		return
 	case errors.Is(err, store.ErrNotFound):

@@ -11,7 +11,7 @@
 // except for live updates and the copy buttons.
 //
 // The dashboard reads and acts only through [store.Store] (and
-// [api.ReplayEvent] for replays, so both front ends route the same way). It
+// [ingest.Replay] for replays, so both front ends route the same way). It
 // never shows a secret: source verification secrets, destination signing
 // secrets and credential-like headers are masked.
 //
