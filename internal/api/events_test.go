@@ -401,3 +401,49 @@ func TestReplay(t *testing.T) {
 		t.Errorf("replay of a missing event = %d, want 404", r.status)
 	}
 }
+
+// TestListenAttempt records `mailroom listen` forwards: each is a finished
+// delivery to listen:<session> with its one attempt, never a pending one.
+func TestListenAttempt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	b.seed(t)
+	ev := ingest(t, b.store, ingestOpts{source: "stripe", body: `{"type":"x"}`, at: t0})
+	path := "/api/v1/events/" + ev.EventID + "/listen-attempts"
+
+	ok := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "status_code": 202, "duration_ms": 4.5}), http.StatusCreated)
+	long := strings.Repeat("x", 5000)
+	bad := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "status_code": 500, "response_body": long}), http.StatusCreated)
+	for _, tt := range []struct {
+		d      store.Delivery
+		status string
+		code   int
+		body   int
+	}{{ok, store.DeliverySucceeded, 202, 0}, {bad, store.DeliveryDead, 500, 4096}} {
+		d, err := b.store.DeliveryGetByID(ctx, tt.d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != tt.status || d.Attempts != 1 || d.Destination != "listen:t1" || d.LastStatus != tt.code || tt.d.Status != tt.status {
+			t.Errorf("delivery %+v (answered %+v), want %s after one attempt", d, tt.d, tt.status)
+		}
+		as, err := b.store.AttemptList(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) != 1 || as[0].StatusCode != tt.code || len(as[0].ResponseBody) != tt.body {
+			t.Errorf("attempts of %s: %+v", d.ID, as)
+		}
+	}
+	if got := b.do(t, "POST", path, map[string]any{"session": "a b"}); got.status != http.StatusBadRequest {
+		t.Errorf("bad session: %d", got.status)
+	}
+	if got := b.do(t, "POST", "/api/v1/events/evt_nope/listen-attempts", map[string]any{"session": "t1"}); got.status != http.StatusNotFound {
+		t.Errorf("unknown event: %d", got.status)
+	}
+	pending, err := b.store.DeliveryList(ctx, &store.DeliveryListParams{Destination: "listen:t1", Status: store.DeliveryPending})
+	if err != nil || len(pending) != 0 {
+		t.Errorf("pending listen deliveries: %v %v", pending, err)
+	}
+}

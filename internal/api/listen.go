@@ -208,7 +208,9 @@ type listenAttemptBody struct {
 // listenAttempt serves POST /api/v1/events/{id}/listen-attempts: it
 // records a forward done by `mailroom listen` as a delivery to
 // "listen:<session>" with one attempt, succeeded on a 2xx and dead
-// otherwise, so that the event's deliveries show it like any other.
+// otherwise, so that the event's deliveries show it like any other. It is
+// one store write ([store.Queue.DeliveryInsertFinished]): a failure leaves
+// nothing, never a pending delivery that no worker would claim.
 func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	var body listenAttemptBody
@@ -227,19 +229,6 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 	}
 	dest := "listen:" + body.Session
 	now := a.now()
-	d := &store.Delivery{EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source, Destination: dest, ConnectionID: "listen", NextAttemptAt: now}
-	if err := a.store.DeliveryInsertMany(ctx, []*store.Delivery{d}); err != nil {
-		a.fail(w, r, err, "")
-		return
-	}
-	// The pseudo-destination has no dispatcher worker: claim the delivery
-	// here to get its fencing token, and record the attempt at once.
-	claimed, err := a.store.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{Destination: dest, Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
-	if err != nil || len(claimed) == 0 {
-		a.fail(w, r, fmt.Errorf("claim listen delivery: %w", errors.Join(err, errors.New("nothing claimed"))), "")
-		return
-	}
-	d = claimed[0]
 	status := store.DeliveryDead
 	success := body.StatusCode >= 200 && body.StatusCode < 300 && body.Error == ""
 	if success {
@@ -249,12 +238,14 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 	if len(resp) > 4096 {
 		resp = resp[:4096]
 	}
-	at := &store.Attempt{DeliveryID: d.ID, EventID: ev.ID, Destination: dest, Number: d.Attempts, StartedAt: now.Add(-time.Duration(body.DurationMS * float64(time.Millisecond))),
+	// The pseudo-destination has no dispatcher worker: the delivery is
+	// recorded finished, with its attempt, in one write.
+	d := &store.Delivery{EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source, Destination: dest, ConnectionID: "listen"}
+	at := &store.Attempt{StartedAt: now.Add(-time.Duration(body.DurationMS * float64(time.Millisecond))),
 		DurationMS: body.DurationMS, StatusCode: body.StatusCode, ResponseBody: resp, Error: body.Error, Success: success}
-	if err := a.store.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: at, Status: status, Now: now}); err != nil {
+	if err := a.store.DeliveryInsertFinished(ctx, &store.DeliveryInsertFinishedParams{Delivery: d, Attempt: at, Status: status, Now: now}); err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
-	d.Status = status
 	writeJSON(w, http.StatusCreated, d)
 }

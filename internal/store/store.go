@@ -105,6 +105,14 @@ type Queue interface {
 	// The delivery moves only if its Attempts still equals p.Attempt.Number;
 	// otherwise the attempt is stored and [ErrLeaseLost] returned.
 	AttemptRecord(ctx context.Context, p *AttemptRecordParams) error
+	// DeliveryInsertFinished records a delivery attempted outside the
+	// dispatcher (a `mailroom listen` forward): the delivery, already
+	// finished in p.Status (succeeded or dead) with one attempt, its
+	// attempt, and its count on the event (which becomes routed), in one
+	// transaction, so that no failure leaves a pending delivery that no
+	// worker claims. It sets the IDs and fields it fills on p.Delivery and
+	// p.Attempt.
+	DeliveryInsertFinished(ctx context.Context, p *DeliveryInsertFinishedParams) error
 }
 
 // History reads what was received and what happened to it. Lists come
@@ -389,6 +397,23 @@ type AttemptRecordParams struct {
 	// NextAttemptAt is when a pending delivery is next due.
 	NextAttemptAt time.Time
 	// Now stamps the update.
+	Now time.Time
+}
+
+// DeliveryInsertFinishedParams is the input of
+// [Queue.DeliveryInsertFinished].
+type DeliveryInsertFinishedParams struct {
+	// Delivery names the event (EventID, RequestID, Source), the
+	// Destination and the ConnectionID. The store sets its ID, Status,
+	// Attempts (1), LastError, LastStatus and times.
+	Delivery *Delivery
+	// Attempt is the one attempt, with its outcome (StartedAt,
+	// DurationMS, StatusCode, ResponseBody, Error, Success). The store sets
+	// its ID, DeliveryID, EventID, Destination and Number (1).
+	Attempt *Attempt
+	// Status is the delivery's status: succeeded or dead.
+	Status string
+	// Now stamps the delivery. Zero means the wall clock.
 	Now time.Time
 }
 

@@ -19,6 +19,8 @@ const (
 	// delivery.
 	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?
 		WHERE id = ? AND attempts = ? AND status = 'pending'`
+	sqlInsertFinishedDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts,
+		next_attempt_at, created_at, updated_at, last_error, last_status) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`
 )
 
 // DeliveryInsertMany implements [store.Queue].
@@ -240,6 +242,37 @@ func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams)
 	}
 	if lost {
 		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, store.ErrLeaseLost)
+	}
+	return nil
+}
+
+// DeliveryInsertFinished implements [store.Queue].
+func (s *Store) DeliveryInsertFinished(ctx context.Context, p *store.DeliveryInsertFinishedParams) error {
+	if p.Status != store.DeliverySucceeded && p.Status != store.DeliveryDead {
+		return fmt.Errorf("insert finished delivery: status %q is not succeeded or dead", p.Status)
+	}
+	d, a := p.Delivery, p.Attempt
+	headers, err := encodeHeaders(a.ResponseHeaders)
+	if err != nil {
+		return fmt.Errorf("insert finished delivery: encode headers: %w", err)
+	}
+	now := s.orNow(p.Now)
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+		d.ID = s.ids.New("dlv", now)
+		d.Status, d.Attempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = p.Status, 1, time.Time{}, now, now
+		d.LastError, d.LastStatus = a.Error, a.StatusCode
+		a.ID = s.ids.New("att", a.StartedAt)
+		a.DeliveryID, a.EventID, a.Destination, a.Number = d.ID, d.EventID, d.Destination, 1
+		_, err := tx.ExecBatch(ctx,
+			Stmt{sqlInsertFinishedDelivery, []any{d.ID, d.EventID, d.RequestID, d.Source, d.Destination, d.ConnectionID, d.Status,
+				micros(d.NextAttemptAt), micros(now), micros(now), d.LastError, d.LastStatus}},
+			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
+				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success}},
+			Stmt{sqlEventRouted, []any{1, d.EventID}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("insert finished delivery to %s for %s: %w", d.Destination, d.EventID, err)
 	}
 	return nil
 }

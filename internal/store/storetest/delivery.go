@@ -281,3 +281,67 @@ func testDeliveryExtendLeases(t *testing.T, newStore NewStore) {
 		}
 	})
 }
+
+func testDeliveryInsertFinished(t *testing.T, newStore NewStore) {
+	t.Run("RecordsDeliveryAttemptAndEventAtOnce", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		res := Ingest(ctx, t, s, "s", "k")
+		now := time.Now()
+		for _, tt := range []struct {
+			status  string
+			code    int
+			success bool
+		}{{store.DeliverySucceeded, 202, true}, {store.DeliveryDead, 500, false}} {
+			p := &store.DeliveryInsertFinishedParams{
+				Delivery: &store.Delivery{EventID: res.EventID, RequestID: res.RequestID, Source: "s", Destination: "listen:t1", ConnectionID: "listen"},
+				Attempt:  &store.Attempt{StartedAt: now, DurationMS: 3.5, StatusCode: tt.code, ResponseBody: []byte("answer"), Success: tt.success},
+				Status:   tt.status, Now: now,
+			}
+			if err := s.DeliveryInsertFinished(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			d, err := s.DeliveryGetByID(ctx, p.Delivery.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != tt.status || d.Attempts != 1 || d.LastStatus != tt.code || d.EventID != res.EventID || d.Destination != "listen:t1" {
+				t.Errorf("delivery = %+v, want %s with one attempt answering %d", d, tt.status, tt.code)
+			}
+			as, err := s.AttemptList(ctx, d.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(as) != 1 || as[0].ID != p.Attempt.ID || as[0].Number != 1 || as[0].StatusCode != tt.code || as[0].Success != tt.success || string(as[0].ResponseBody) != "answer" {
+				t.Errorf("attempts = %+v", as)
+			}
+		}
+		ev, err := s.EventGetByID(ctx, res.EventID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Status != store.EventRouted || ev.Deliveries != 2 {
+			t.Errorf("event = %+v, want routed with 2 deliveries", ev)
+		}
+		if got := claim(ctx, t, s, "listen:t1", now.Add(time.Hour), 10, false); len(got) != 0 {
+			t.Errorf("finished deliveries were claimed: %+v", got)
+		}
+	})
+	t.Run("RefusesAStatusThatIsNotFinal", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		res := Ingest(ctx, t, s, "s", "k")
+		err := s.DeliveryInsertFinished(ctx, &store.DeliveryInsertFinishedParams{
+			Delivery: &store.Delivery{EventID: res.EventID, RequestID: res.RequestID, Source: "s", Destination: "listen:t1"},
+			Attempt:  &store.Attempt{StartedAt: time.Now()}, Status: store.DeliveryPending,
+		})
+		if err == nil {
+			t.Error("a pending finished delivery was accepted")
+		}
+		if ds, _ := s.DeliveryList(ctx, &store.DeliveryListParams{EventID: res.EventID}); len(ds) != 0 {
+			t.Errorf("deliveries = %+v, want none", ds)
+		}
+	})
+}
