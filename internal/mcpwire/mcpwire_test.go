@@ -2,6 +2,7 @@ package mcpwire
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -34,19 +35,68 @@ func TestLegacyTaskTTL(t *testing.T) {
 	}
 }
 
+// FuzzMoveTaskParam: for a tools/call whose params is an object, the
+// output has no params.task; its _meta[key] is the input's params.task
+// (or absent when there was none, even if the client planted one); every
+// other params field is kept. Anything else comes back byte for byte.
 func FuzzMoveTaskParam(f *testing.F) {
+	const key = "k"
 	f.Add([]byte(`{"method":"tools/call","params":{"task":{"ttl":1},"_meta":{"x":1}}}`))
+	f.Add([]byte(`{"method":"tools/call","params":{"name":"w","_meta":{"k":{"ttl":9}}}}`))
+	f.Add([]byte(`{"method":"tools/call","params":{"task":null,"name":"w"}}`))
 	f.Add([]byte(`{"method":"tools/call","params":null}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		out := MoveTaskParam(b, "k")
-		var m struct {
-			Params struct {
-				Task *json.RawMessage `json:"task"`
-			} `json:"params"`
-			Method string `json:"method"`
+	f.Add([]byte(`{"method":"tools/list","params":{"task":{}}}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		out := MoveTaskParam(in, key)
+		var msg struct {
+			Method string                     `json:"method"`
+			Params map[string]json.RawMessage `json:"params"`
 		}
-		if json.Unmarshal(out, &m) == nil && m.Method == "tools/call" && m.Params.Task != nil && string(out) != string(b) {
-			t.Errorf("task left in params after a rewrite: %s", out)
+		if json.Unmarshal(in, &msg) != nil || msg.Method != "tools/call" || msg.Params == nil {
+			if string(out) != string(in) {
+				t.Fatalf("changed a message it must leave alone:\n in %s\nout %s", in, out)
+			}
+			return
+		}
+		var meta map[string]json.RawMessage
+		if json.Unmarshal(msg.Params["_meta"], &meta) != nil && len(msg.Params["_meta"]) > 0 {
+			return // a _meta that is not an object: left to the SDK to refuse
+		}
+		var got struct {
+			Params map[string]json.RawMessage `json:"params"`
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("output is not JSON: %v: %s", err, out)
+		}
+		if _, ok := got.Params["task"]; ok {
+			t.Fatalf("params.task left in place: %s", out)
+		}
+		var gotMeta map[string]json.RawMessage
+		_ = json.Unmarshal(got.Params["_meta"], &gotMeta)
+		task, hadTask := msg.Params["task"]
+		switch moved, ok := gotMeta[key]; {
+		case hadTask && (!ok || !jsonEqual(moved, task)):
+			t.Fatalf("params.task %s not moved to _meta[%q]: %s", task, key, out)
+		case !hadTask && ok:
+			t.Fatalf("a client-planted _meta[%q] survived: %s", key, out)
+		}
+		for k, v := range msg.Params {
+			if k != "task" && k != "_meta" && !jsonEqual(got.Params[k], v) {
+				t.Fatalf("params.%s changed from %s to %s", k, v, got.Params[k])
+			}
+		}
+		for k, v := range meta {
+			if k != key && !jsonEqual(gotMeta[k], v) {
+				t.Fatalf("_meta.%s changed from %s to %s", k, v, gotMeta[k])
+			}
 		}
 	})
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return string(a) == string(b)
+	}
+	return reflect.DeepEqual(x, y)
 }
