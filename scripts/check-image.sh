@@ -68,7 +68,7 @@ grep -Eq '(mailroom|65532)' <<<"$user" || fail "not running as uid 65532: $user"
 code="$(curl -s -o /dev/null -w '%{http_code}' "$api/api/v1/sources")"
 [ "$code" = 401 ] || fail "admin API without the token answered $code, want 401"
 auth=(-H "Authorization: Bearer $token")
-curl -sf "${auth[@]}" "$api/api/v1/sources" -d '{"name":"hooks","verify":{"type":"none"}}' >/dev/null || fail "create a source"
+curl -sf "${auth[@]}" -H 'Content-Type: application/json' "$api/api/v1/sources" -d '{"name":"hooks","verify":{"type":"none"}}' >/dev/null || fail "create a source"
 curl -sf "$api/e/hooks" -H 'Content-Type: application/json' -d '{"id":"image-check-1"}' >/dev/null || fail "ingest"
 
 # The database is in the volume, owned by the image's user, and a new

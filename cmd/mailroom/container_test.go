@@ -94,6 +94,7 @@ func TestContainerEntrypoint(t *testing.T) {
 	}
 	req, _ := http.NewRequest(http.MethodPost, api+"/api/v1/sources", strings.NewReader(`{"name":"hooks","verify":{"type":"none"}}`))
 	req.Header.Set("Authorization", "Bearer "+env["MAILROOM_API_TOKEN"])
+	req.Header.Set("Content-Type", "application/json")
 	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}

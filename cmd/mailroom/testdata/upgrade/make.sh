@@ -55,8 +55,8 @@ send() { # id type
   local sig; sig="$(printf '%s' "$body" | openssl dgst -sha256 -hmac testsecret -hex | sed 's/^.* //')"
   curl -sf "$api/e/custom" -H "X-Signature: $sig" -H 'Content-Type: application/json' -d "$body"; echo
 }
-curl -sf "$api/api/v1/tasks" -d '{"source":"custom","type":"order.paid","match":{"data.order":"o-2"},"timeout":"8760h","ttl":"87600h"}'; echo
-curl -sf "$api/api/v1/tasks" -d '{"source":"custom","type":"order.refunded","timeout":"8760h","ttl":"87600h"}'; echo
+curl -sf "$api/api/v1/tasks" -H 'Content-Type: application/json' -d '{"source":"custom","type":"order.paid","match":{"data.order":"o-2"},"timeout":"8760h","ttl":"87600h"}'; echo
+curl -sf "$api/api/v1/tasks" -H 'Content-Type: application/json' -d '{"source":"custom","type":"order.refunded","timeout":"8760h","ttl":"87600h"}'; echo
 send o-1 order.created
 send o-2 order.paid
 send o-2 order.paid   # a duplicate
