@@ -227,14 +227,15 @@ func (g *generator) run(ctx context.Context, start, end time.Time) {
 		id := idPrefix + strconv.Itoa(seq)
 		body = appendBody(body[:0], id, now, o.Size)
 		clear(h)
-		if err := o.Provider.sign(h, "http://"+g.host+o.Path, id, body, now); err != nil {
+		path, err := o.Provider.sign(h, "http://"+g.host+o.Path, id, body, now)
+		if err != nil {
 			g.res.statuses["sign_error"]++
 			if g.res.firstErr == "" {
 				g.res.firstErr = err.Error()
 			}
 			return
 		}
-		head = appendHead(head[:0], o.Path, g.host, h, len(body))
+		head = appendHead(head[:0], path, g.host, h, len(body))
 		status, err := c.do(head, body, o.Timeout)
 		done := time.Now()
 		g.res.sent++

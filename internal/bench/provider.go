@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -34,7 +35,7 @@ const DefaultSecret = "mailroom-bench-secret"
 func Providers() []string {
 	var names []string
 	for _, p := range verify.Providers() {
-		if p.CanSign() && p.Name != verify.TypeNone && !p.SignatureInBody {
+		if p.CanSign() && p.Name != verify.TypeNone && !p.SignRewritesBody {
 			names = append(names, p.Name)
 		}
 	}
@@ -48,12 +49,15 @@ func Providers() []string {
 // id header, else body.id, which the generated body carries), so no
 // generated request is a duplicate.
 func NewProvider(name, secret string) (*Provider, error) {
+	row, err := verify.Lookup(name)
+	if err != nil || !row.CanSign() || name == verify.TypeNone || row.SignRewritesBody {
+		return nil, fmt.Errorf("unknown provider %q (want one of %v)", name, Providers())
+	}
 	if secret == "" {
 		secret = DefaultSecret
-	}
-	row, err := verify.Lookup(name)
-	if err != nil || !row.CanSign() || name == verify.TypeNone || row.SignatureInBody {
-		return nil, fmt.Errorf("unknown provider %q (want one of %v)", name, Providers())
+		if _, err := verify.New(row.SampleConfig(secret), nil); err != nil {
+			secret = row.SampleSecret // a scheme whose secret is a key
+		}
 	}
 	if (row.Name == verify.TypeStandardWebhooks || row.Alias == verify.TypeStandardWebhooks) && !strings.HasPrefix(secret, "whsec_") {
 		secret = "whsec_" + base64.StdEncoding.EncodeToString([]byte(secret))
@@ -68,7 +72,17 @@ func NewProvider(name, secret string) (*Provider, error) {
 	return p, nil
 }
 
-// sign sets the signature, id and event headers of one request to url.
-func (p *Provider) sign(h http.Header, url, id string, body []byte, now time.Time) error {
-	return verify.Sign(p.Verify, &verify.Message{URL: url, Header: h, Body: body, ID: id, Event: "bench.event", Now: now})
+// sign sets the signature, id and event headers of one request to url,
+// and returns the request URI to send it to: url's, which a scheme that
+// signs the URL may have extended (Twilio's bodySHA256).
+func (p *Provider) sign(h http.Header, url, id string, body []byte, now time.Time) (string, error) {
+	m := &verify.Message{URL: url, Header: h, Body: body, ID: id, Event: "bench.event", Now: now}
+	if err := verify.Sign(p.Verify, m); err != nil {
+		return "", err
+	}
+	u, err := neturl.Parse(m.URL)
+	if err != nil {
+		return "", fmt.Errorf("sign as %s: %w", p.Name, err)
+	}
+	return u.RequestURI(), nil
 }

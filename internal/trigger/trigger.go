@@ -1,10 +1,15 @@
 // Package trigger builds sample webhooks for `mailroom trigger`: realistic
-// payloads in the shapes each provider of the verify table documents, with fresh ids and timestamps, signed the way each
-// provider signs them, so that a local mailroom (or any receiver that uses
-// the provider's own library) accepts them.
+// payloads in the shapes each provider of the verify table documents, with
+// fresh ids and timestamps, signed the way each provider signs them
+// ([verify.Sign]), so that a local mailroom (or any receiver that uses the
+// provider's own library) accepts them.
 //
 // Payloads are text/template files embedded from templates/<provider>/,
-// one per event. The package builds requests; it does not send them.
+// one per event, named after the event: a "-" stands for the first "/"
+// (Shopify's orders/create) and "~" for ":" (Bitbucket's repo:push), which
+// file names cannot hold. A .json template is compacted JSON, a .form one a
+// form-encoded body; event.json takes any type. The package builds
+// requests; it does not send them.
 package trigger
 
 import (
@@ -21,6 +26,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -60,7 +66,8 @@ type Provider struct {
 	// template: the Standard Webhooks family.
 	AnyType bool
 
-	row *verify.Provider
+	row   *verify.Provider
+	files map[string]string // event name to template file
 }
 
 // exampleSources are the demo sources of examples/mailroom.yaml whose name
@@ -93,16 +100,20 @@ func Providers() []Provider {
 			p.SecretEnv = "APP_WEBHOOK_SECRET"
 		}
 		p.Verify = row.SampleConfig(p.DefaultSecret)
+		p.files = map[string]string{}
 		for _, e := range entries {
-			name, ok := strings.CutSuffix(e.Name(), ".json")
-			if !ok {
+			name := strings.TrimSuffix(strings.TrimSuffix(e.Name(), ".json"), ".form")
+			if name == e.Name() {
 				continue
 			}
 			if name == anyTypeTemplate {
 				p.AnyType = true
+				p.files[""] = e.Name()
 				continue
 			}
-			p.Events = append(p.Events, strings.Replace(name, "-", "/", 1))
+			ev := strings.ReplaceAll(strings.Replace(name, "-", "/", 1), "~", ":")
+			p.Events = append(p.Events, ev)
+			p.files[ev] = e.Name()
 		}
 		slices.Sort(p.Events)
 		out = append(out, p)
@@ -173,23 +184,26 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	file := event
+	file := p.files[event]
 	switch {
 	case p.AnyType && (event == "" || !slices.Contains(p.Events, event)):
 		if o.Type == "" {
 			o.Type = cmp.Or(event, "test.event")
 		}
-		event, file = o.Type, anyTypeTemplate
+		event, file = o.Type, p.files[""]
 	case !slices.Contains(p.Events, event):
 		return nil, fmt.Errorf("no %s template for event %q (known: %s)", p.Name, event, strings.Join(p.Events, ", "))
 	default:
 		o.Type = event
 	}
-	body, err := render(p.Name, strings.ReplaceAll(file, "/", "-"), o)
+	body, err := render(p.Name, file, o)
 	if err != nil {
 		return nil, fmt.Errorf("render %s %s: %w", p.Name, event, err)
 	}
 	if len(o.Set) > 0 {
+		if strings.HasSuffix(file, ".form") {
+			return nil, fmt.Errorf("--set: %s samples are forms, not JSON", p.Name)
+		}
 		if body, err = applySet(body, o.Set); err != nil {
 			return nil, err
 		}
@@ -199,8 +213,11 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 		cfg = p.row.SampleConfig(o.Secret)
 	}
 	wh := &Webhook{Provider: p.Name, Event: event, Header: http.Header{}}
-	wh.Header.Set("Content-Type", cmp.Or(contentTypes[p.Name], "application/json"))
-	decorate(p.Name, wh.Header, o.Now)
+	wh.Header.Set("Content-Type", "application/json")
+	if strings.HasSuffix(file, ".form") {
+		wh.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	decorate(p.Name, event, wh.Header, o.Now)
 	var id string
 	if p.row.IDHeader != "" {
 		id = uuid()
@@ -214,7 +231,10 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 	}
 	wh.Body = m.Body
 	wh.ID = id
-	if id == "" {
+	if p.row.IDHeader != "" {
+		wh.ID = m.Header.Get(p.row.IDHeader) // the signer may have set the provider's own
+	}
+	if wh.ID == "" {
 		var head struct {
 			ID any `json:"id"`
 		}
@@ -226,14 +246,19 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 	return wh, nil
 }
 
-// contentTypes are the request content types of providers that do not
-// send JSON.
-var contentTypes = map[string]string{}
-
 // decorate sets the headers a provider sends besides its signature, id and
 // event, so that a sample looks like the real thing.
-func decorate(provider string, h http.Header, now time.Time) {
+func decorate(provider, event string, h http.Header, now time.Time) {
 	switch provider {
+	case "twitch":
+		h.Set("Twitch-Eventsub-Message-Type", "notification")
+		h.Set("Twitch-Eventsub-Subscription-Version", "2")
+	case "sentry":
+		resource, _, _ := strings.Cut(event, ".")
+		h.Set("Sentry-Hook-Resource", resource)
+		h.Set("Sentry-Hook-Timestamp", strconv.FormatInt(now.Unix(), 10))
+	case "slack":
+		h.Set("User-Agent", "Slackbot 1.0 (+https://api.slack.com/robots)")
 	case verify.TypeStripe:
 		h.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
 	case verify.TypeGitHub:
@@ -267,19 +292,22 @@ func render(provider, file string, o Options) ([]byte, error) {
 			return o.Now.Add(dur).Unix(), err
 		},
 	}
-	t := template.New(file + ".json").Funcs(funcs).Option("missingkey=error")
+	t := template.New(file).Funcs(funcs).Option("missingkey=error")
 	dir := path.Join("templates", provider)
 	if partials, _ := fs.Glob(templates, dir+"/_*.tmpl"); len(partials) > 0 {
 		if _, err := t.ParseFS(templates, partials...); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := t.ParseFS(templates, path.Join(dir, file+".json")); err != nil {
+	if _, err := t.ParseFS(templates, path.Join(dir, file)); err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, struct{ Type string }{o.Type}); err != nil {
 		return nil, err
+	}
+	if strings.HasSuffix(file, ".form") {
+		return bytes.TrimSpace(buf.Bytes()), nil
 	}
 	var compact bytes.Buffer
 	if err := json.Compact(&compact, buf.Bytes()); err != nil {

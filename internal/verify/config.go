@@ -41,6 +41,9 @@ type Config struct {
 	// X-Forwarded-Proto: https), which is wrong behind a proxy that
 	// rewrites the host or path.
 	URL string `yaml:"url,omitempty" json:"url,omitempty"`
+	// TopicARNs are the Amazon SNS topics an aws-sns source accepts; a
+	// message of any other topic is refused, even when AWS signed it.
+	TopicARNs []string `yaml:"topic_arns,omitempty" json:"topic_arns,omitempty"`
 	// VerifyToken is the token the provider sends back in its subscription
 	// check (Meta's hub.verify_token). Empty means the check is refused.
 	VerifyToken string `yaml:"verify_token,omitempty" json:"verify_token,omitempty"`

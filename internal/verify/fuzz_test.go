@@ -2,14 +2,19 @@ package verify_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bwmarrin/discordgo"
 	"github.com/google/go-github/v84/github"
+	"github.com/slack-go/slack"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stripe/stripe-go/v85/webhook"
 
@@ -266,6 +271,81 @@ func FuzzAPIKey(f *testing.F) {
 		err := v.Verify(&verify.Request{Header: http.Header{"X-Api-Key": {given}}})
 		if (err == nil) != (given == key) {
 			t.Fatalf("given %q, key %q: Verify = %v", given, key, err)
+		}
+	})
+}
+
+// FuzzSlack checks that what the Slack verifier accepts, slack-go's
+// SecretsVerifier accepts too, and that signed requests verify.
+func FuzzSlack(f *testing.F) {
+	f.Add("v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503", int64(0), []byte("token=x"), "8f742231b10e8888abcd99yyyzzz85a5")
+	f.Add("v0=", int64(-400), []byte{}, "s")
+	f.Add("v1=00", int64(1), []byte("{}"), "")
+	f.Fuzz(func(t *testing.T, sig string, skew int64, body []byte, secret string) {
+		if secret == "" {
+			secret = "s"
+		}
+		now := time.Now()
+		ts := strconv.FormatInt(now.Unix()+skew%1000, 10)
+		h := http.Header{"X-Slack-Signature": {sig}, "X-Slack-Request-Timestamp": {ts}}
+		v := mustNew(t, verify.Config{Type: "slack", Secret: secret})
+		if err := v.Verify(&verify.Request{Header: h, Body: body, Now: now}); err == nil {
+			sv, err := slack.NewSecretsVerifier(h, secret)
+			if err == nil {
+				sv.Write(body)
+				err = sv.Ensure()
+			}
+			if err != nil {
+				t.Fatalf("we accepted %q at %s, slack-go refuses: %v", sig, ts, err)
+			}
+		}
+		m := &verify.Message{Body: body, Now: now}
+		if err := verify.Sign(verify.Config{Type: "slack", Secret: secret}, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Verify(&verify.Request{Header: m.Header, Body: body, Now: now}); err != nil {
+			t.Fatalf("signed request refused: %v", err)
+		}
+		if err := v.Verify(&verify.Request{Header: m.Header, Body: append(bytes.Clone(body), 'x'), Now: now}); err == nil {
+			t.Fatal("tampered body accepted")
+		}
+	})
+}
+
+// FuzzDiscord checks that what the Discord verifier accepts,
+// discordgo.VerifyInteraction accepts too.
+func FuzzDiscord(f *testing.F) {
+	f.Add("00", "1700000000", []byte(`{"type":1}`))
+	f.Add("", "", []byte{})
+	f.Add(strings.Repeat("ab", 64), "+1", []byte("x"))
+	row, err := verify.Lookup("discord")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cfg := row.SampleConfig(row.SampleSecret)
+	pub, _ := hex.DecodeString(cfg.PublicKey)
+	f.Fuzz(func(t *testing.T, sig, ts string, body []byte) {
+		v := mustNew(t, cfg)
+		h := http.Header{"X-Signature-Ed25519": {sig}, "X-Signature-Timestamp": {ts}}
+		at := time.Now()
+		if n, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			at = fuzzTime(n)
+		}
+		if err := v.Verify(&verify.Request{Header: h, Body: body, Now: at}); err == nil {
+			r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			r.Header = h
+			if !discordgo.VerifyInteraction(r, ed25519.PublicKey(pub)) {
+				t.Fatalf("we accepted %q %q, discordgo refuses", sig, ts)
+			}
+		}
+		m := &verify.Message{Body: body, Now: time.Now()}
+		if err := verify.Sign(cfg, m); err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+		r.Header = m.Header
+		if !discordgo.VerifyInteraction(r, ed25519.PublicKey(pub)) {
+			t.Fatal("discordgo refuses what Sign made")
 		}
 	})
 }

@@ -113,11 +113,16 @@ func SignHMAC(cfg Config, body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return v.sign(body), nil
+}
+
+// sign returns the header value for body signed with v's first secret.
+func (v *HMAC) sign(body []byte) string {
 	mac := bodyMAC(v.hash, v.secrets[0], body)
 	if v.base64 {
-		return v.prefix + base64.StdEncoding.EncodeToString(mac), nil
+		return v.prefix + base64.StdEncoding.EncodeToString(mac)
 	}
-	return v.prefix + hex.EncodeToString(mac), nil
+	return v.prefix + hex.EncodeToString(mac)
 }
 
 // Basic verifies HTTP Basic authentication against one username and
@@ -237,7 +242,7 @@ func hmacProvider() *Provider {
 
 func basicProvider() *Provider {
 	return &Provider{
-		Name: TypeBasic, Title: "HTTP Basic", Generic: true,
+		Name: TypeBasic, Title: "HTTP Basic", Generic: true, Unsigned: true,
 		Scheme: "Authorization: Basic <base64 username:password>",
 		Fields: []string{"username*", "password*"},
 		build:  func(c Config, _ *Options) (Verifier, error) { return newBasic(c) },
@@ -251,7 +256,7 @@ func basicProvider() *Provider {
 
 func apiKeyProvider() *Provider {
 	return &Provider{
-		Name: TypeAPIKey, Title: "API key", Generic: true,
+		Name: TypeAPIKey, Title: "API key", Generic: true, Unsigned: true,
 		Scheme: "<header> (X-API-Key by default): one of the secrets",
 		Fields: []string{"secret*", "header"},
 		build:  func(c Config, _ *Options) (Verifier, error) { return newAPIKey(c) },
@@ -264,7 +269,7 @@ func apiKeyProvider() *Provider {
 
 func noneProvider() *Provider {
 	return &Provider{
-		Name: TypeNone, Title: "None", Generic: true,
+		Name: TypeNone, Title: "None", Generic: true, Unsigned: true,
 		Scheme: "no verification: every request is accepted",
 		build:  func(Config, *Options) (Verifier, error) { return None{}, nil },
 		sign:   func(Config, *Message) error { return nil },

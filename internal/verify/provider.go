@@ -55,9 +55,15 @@ type Provider struct {
 	// `mailroom trigger` when none is given and by tests. Never use it for
 	// a real source.
 	SampleSecret string
-	// SignatureInBody marks the schemes that carry the signature in the
-	// body (Mailgun, AWS SNS): signing one rewrites the body.
-	SignatureInBody bool
+	// Unsigned marks the schemes that prove the sender knows a secret (a
+	// token, credentials) without signing the body, so they do not show
+	// that the body is intact.
+	Unsigned bool
+	// SignRewritesBody marks the schemes whose signer sets fields of the
+	// body (the signature of Mailgun and AWS SNS, Linear's
+	// webhookTimestamp, Microsoft Graph's clientState): the body sent is
+	// not the one given to [Sign].
+	SignRewritesBody bool
 	// Generic marks a generic scheme (hmac, basic, api-key, none) rather
 	// than a named provider.
 	Generic bool
@@ -116,6 +122,11 @@ func table() []*Provider {
 		hmacProvider(), basicProvider(), apiKeyProvider(), noneProvider(),
 	}
 	rows = append(rows, svixAliases()...)
+	rows = append(rows, bodyHMACProviders()...)
+	rows = append(rows, tokenProviders()...)
+	rows = append(rows, signedBaseProviders()...)
+	rows = append(rows, paddleProvider(), pagerDutyProvider(), calendlyProvider(), linearProvider(),
+		mailgunProvider(), twilioProvider(), discordProvider(), sendGridProvider(), snsProvider())
 	for _, p := range rows {
 		if p.SampleSecret == "" {
 			p.SampleSecret = "mailroom-demo-" + p.Name + "-secret"
@@ -201,7 +212,7 @@ func Sign(cfg Config, m *Message) error {
 	if p.sign == nil {
 		return fmt.Errorf("sign as %s: mailroom cannot sign as this provider", p.Name)
 	}
-	if _, err := p.build(cfg, nil); err != nil {
+	if _, err := p.build(cfg, &Options{}); err != nil {
 		return err
 	}
 	return p.sign(cfg, m)

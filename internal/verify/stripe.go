@@ -20,15 +20,20 @@ const StripeHeader = "Stripe-Signature"
 // timestamp must be within the tolerance of the request time, both ways.
 // Build one with [New].
 type Stripe struct {
+	header    string // "" means StripeHeader; Calendly uses the same format
 	secrets   [][]byte
 	tolerance time.Duration
 }
 
 // Verify checks r's Stripe-Signature header.
 func (s *Stripe) Verify(r *Request) error {
-	h := r.Header.Get(StripeHeader)
+	name := s.header
+	if name == "" {
+		name = StripeHeader
+	}
+	h := r.Header.Get(name)
 	if h == "" {
-		return fmt.Errorf("%w: no %s header", ErrMissingSignature, StripeHeader)
+		return fmt.Errorf("%w: no %s header", ErrMissingSignature, name)
 	}
 	ts, sigs, err := parseStripeHeader(h)
 	if err != nil {
@@ -45,7 +50,7 @@ func (s *Stripe) Verify(r *Request) error {
 			}
 		}
 	}
-	return fmt.Errorf("%w: no v1 signature in %s matches", ErrSignatureMismatch, StripeHeader)
+	return fmt.Errorf("%w: no v1 signature in %s matches", ErrSignatureMismatch, name)
 }
 
 // parseStripeHeader reads "t=...,v1=...". It is as strict as stripe-go
