@@ -30,7 +30,7 @@ type listKind struct {
 
 var (
 	requestsKind = listKind{name: "requests", filters: []string{"source", "status", "event_id"},
-		statuses: []string{store.RequestAccepted, store.RequestRejected, store.RequestDuplicate}, paged: true}
+		statuses: []string{store.RequestAccepted, store.RequestRejected, store.RequestDuplicate, store.RequestHandshake}, paged: true}
 	eventsKind = listKind{name: "events", filters: []string{"source", "status", "type"},
 		statuses: []string{store.EventRouted, store.EventIgnored}, paged: true}
 	deliveriesKind = listKind{name: "deliveries", filters: []string{"source", "destination", "status", "event_id"},

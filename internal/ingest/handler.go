@@ -87,6 +87,11 @@ const (
 	// OutcomeStorageError: storage refused the write (503); nothing was
 	// stored.
 	OutcomeStorageError = "storage_error"
+	// OutcomeHandshake: a provider's endpoint check, answered by the
+	// source and recorded with no event.
+	OutcomeHandshake = "handshake"
+	// OutcomeMethodNotAllowed: a GET that is no handshake (405).
+	OutcomeMethodNotAllowed = "method_not_allowed"
 )
 
 // DefaultDedupWarnEvery is how often, at most, one source's dedup key
@@ -141,6 +146,9 @@ func New(s store.Ingester, cat *catalog.Catalog, opts *Options) *Handler {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("POST /e/{source}", h)
 	mux.Handle("POST /e/{source}/{rest...}", h)
+	// GET only ever answers a provider's handshake (Meta, Dropbox).
+	mux.Handle("GET /e/{source}", h)
+	mux.Handle("GET /e/{source}/{rest...}", h)
 }
 
 // Response is the JSON body of a 200.
@@ -229,7 +237,17 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 		h.reject(w, r, rec, http.StatusBadRequest, rec.Reason)
 		return OutcomeBadRequest
 	}
-	if err := src.Verifier.Verify(&verify.Request{Header: r.Header, Body: body, Query: r.URL.Query(), Now: rec.ReceivedAt}); err != nil {
+	vreq := verify.NewRequest(r, body, rec.ReceivedAt)
+	if outcome, done := h.handshake(w, r, rec, src, vreq); done {
+		return outcome
+	}
+	if r.Method != http.MethodPost {
+		h.keepRejectedBody(rec, body, int64(len(body)), true)
+		w.Header().Set("Allow", http.MethodPost)
+		h.reject(w, r, rec, http.StatusMethodNotAllowed, "only POST is accepted; a GET is answered only as a provider's handshake")
+		return OutcomeMethodNotAllowed
+	}
+	if err := src.Verifier.Verify(vreq); err != nil {
 		h.keepRejectedBody(rec, body, int64(len(body)), true)
 		h.reject(w, r, rec, http.StatusUnauthorized, "verification failed: "+err.Error())
 		return OutcomeUnauthorized

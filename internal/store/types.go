@@ -219,6 +219,7 @@ const (
 	RequestAccepted  = "accepted"  // verified and persisted with an event
 	RequestRejected  = "rejected"  // refused (bad signature, too large...), recorded with a reason
 	RequestDuplicate = "duplicate" // verified, but its dedup key was already seen
+	RequestHandshake = "handshake" // a provider's endpoint check, answered by the source; no event
 )
 
 // Request is one inbound HTTP request as received, accepted or not.

@@ -181,7 +181,7 @@ func (w *Server) newListData(ctx context.Context, f listFilter, path string, sta
 func (w *Server) requestList(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	f, p, err := parseFilter(r.URL.Query(), w.now())
-	d := w.newListData(ctx, f, "/ui/requests", []string{store.RequestAccepted, store.RequestRejected, store.RequestDuplicate})
+	d := w.newListData(ctx, f, "/ui/requests", []string{store.RequestAccepted, store.RequestRejected, store.RequestDuplicate, store.RequestHandshake})
 	status := http.StatusOK
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
