@@ -236,12 +236,10 @@ func Build(provider, event string, opts *Options) (*Webhook, error) {
 	}
 	if wh.ID == "" {
 		var head struct {
-			ID any `json:"id"`
+			ID json.RawMessage `json:"id"` // a string or a number, kept exact
 		}
-		_ = json.Unmarshal(wh.Body, &head) // rendered JSON: cannot fail
-		if head.ID != nil {
-			wh.ID = fmt.Sprint(head.ID)
-		}
+		_ = json.Unmarshal(wh.Body, &head) // a form or an array has no id
+		wh.ID = strings.Trim(string(head.ID), `"`)
 	}
 	return wh, nil
 }
