@@ -11,15 +11,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/ingest"
-	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
@@ -68,19 +65,7 @@ func setupWith(t *testing.T, opts *ingest.Options) *testBundle {
 			t.Fatal(err)
 		}
 	}
-	compiler, err := route.NewCompiler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.New(s, compiler, nil)
-	if err := cat.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	ingest.New(s, cat, opts).Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &testBundle{store: s, url: srv.URL}
+	return &testBundle{store: s, url: serveIngest(t, s, opts)}
 }
 
 func post(t testing.TB, url string, body []byte, header http.Header) (int, map[string]any) {

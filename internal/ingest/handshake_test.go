@@ -41,19 +41,26 @@ func setupProviders(t *testing.T) *providerBundle {
 			t.Fatal(err)
 		}
 	}
+	return &providerBundle{store: s, url: serveIngest(t, s, nil)}
+}
+
+// serveIngest serves ingest (with opts) over s's catalog on loopback and
+// returns its base URL.
+func serveIngest(t *testing.T, s *sqlite.Store, opts *ingest.Options) string {
+	t.Helper()
 	compiler, err := route.NewCompiler()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cat := catalog.New(s, compiler, nil)
-	if err := cat.Load(ctx); err != nil {
+	if err := cat.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	ingest.New(s, cat, nil).Register(mux)
+	ingest.New(s, cat, opts).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &providerBundle{store: s, url: srv.URL}
+	return srv.URL
 }
 
 // send sends a request signed for cfg (unless cfg.Type is empty) and

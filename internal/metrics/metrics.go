@@ -94,7 +94,7 @@ func New(s store.Store, opts *Options) *Metrics {
 		log: o.Logger,
 		ingestRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_ingest_requests_total",
-			Help: "Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error). Unknown sources are counted with an empty source label.",
+			Help: "Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed). Unknown sources are counted with an empty source label.",
 		}, []string{"source", "outcome"}),
 		ingestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mailroom_ingest_duration_seconds",

@@ -215,7 +215,7 @@ func sendGridProvider() *Provider {
 			return &SendGrid{key: key, tolerance: tolerance(c)}, nil
 		},
 		sign: func(c Config, m *Message) error {
-			priv, err := parseECDSAPrivateKey(firstSecret(c))
+			priv, err := parsePKCS8[*ecdsa.PrivateKey](firstSecret(c))
 			if err != nil {
 				return fmt.Errorf("sign as sendgrid: %w", err)
 			}
@@ -231,7 +231,7 @@ func sendGridProvider() *Provider {
 		},
 		sample: func(secret string) Config {
 			cfg := Config{Type: "sendgrid", Secret: secret}
-			if priv, err := parseECDSAPrivateKey(secret); err == nil {
+			if priv, err := parsePKCS8[*ecdsa.PrivateKey](secret); err == nil {
 				der, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 				cfg.PublicKey = base64.StdEncoding.EncodeToString(der)
 			}
@@ -240,20 +240,22 @@ func sendGridProvider() *Provider {
 	}
 }
 
-// parseECDSAPrivateKey reads a base64 PKCS#8 DER ECDSA private key, the
-// signing secret of samples.
-func parseECDSAPrivateKey(s string) (*ecdsa.PrivateKey, error) {
+// parsePKCS8 reads a base64 PKCS#8 DER private key of type K (an
+// *ecdsa.PrivateKey, an *rsa.PrivateKey), the signing secret of samples of
+// the schemes signed with a private key.
+func parsePKCS8[K any](s string) (K, error) {
+	var zero K
 	der, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
-		return nil, errors.New("the secret must be a base64 PKCS#8 ECDSA private key")
+		return zero, errors.New("the secret must be a base64 PKCS#8 private key")
 	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
-		return nil, fmt.Errorf("the secret must be a base64 PKCS#8 ECDSA private key: %w", err)
+		return zero, fmt.Errorf("the secret must be a base64 PKCS#8 private key: %w", err)
 	}
-	priv, ok := k.(*ecdsa.PrivateKey)
+	key, ok := k.(K)
 	if !ok {
-		return nil, errors.New("the secret must be an ECDSA private key")
+		return zero, fmt.Errorf("the secret is a %T, want a %T", k, zero)
 	}
-	return priv, nil
+	return key, nil
 }

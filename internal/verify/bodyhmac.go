@@ -57,15 +57,7 @@ func bodyHMACProviders() []*Provider {
 			Handshake: "GET `hub.mode=subscribe` with `hub.verify_token` equal to `verify_token`: answers `hub.challenge`",
 		})
 		p.Fields = []string{"secret*", "verify_token"}
-		build := p.build
-		p.build = func(c Config, o *Options) (Verifier, error) {
-			v, err := build(c, o)
-			if err != nil {
-				return nil, err
-			}
-			return &metaVerifier{HMAC: v.(*HMAC), token: c.VerifyToken}, nil
-		}
-		return p
+		return p.wrapHMAC(func(v *HMAC, c Config) Verifier { return &metaVerifier{HMAC: v, token: c.VerifyToken} })
 	}
 	return []*Provider{
 		metaLike("meta", "Meta (Facebook, Messenger)", `has(body.object) ? body.object : ""`),
@@ -106,16 +98,7 @@ func bodyHMACProviders() []*Provider {
 			Scheme:    "X-Dropbox-Signature: <hex HMAC-SHA256 of the body, keyed with the app secret>",
 			EventType: `has(body.list_folder) ? "list_folder" : ""`,
 			Handshake: "GET `?challenge=`: echoes the challenge (text/plain, nosniff)",
-		}).with(func(p *Provider) {
-			build := p.build
-			p.build = func(c Config, o *Options) (Verifier, error) {
-				v, err := build(c, o)
-				if err != nil {
-					return nil, err
-				}
-				return &dropboxVerifier{HMAC: v.(*HMAC)}, nil
-			}
-		}),
+		}).wrapHMAC(func(v *HMAC, _ Config) Verifier { return &dropboxVerifier{HMAC: v} }),
 		withBase64(sha256Hex("X-WC-Webhook-Signature", "")).row(&Provider{
 			Name: "woocommerce", Title: "WooCommerce",
 			Scheme:   "X-WC-Webhook-Signature: <base64 HMAC-SHA256 of the body>",
@@ -134,6 +117,20 @@ func bodyHMACProviders() []*Provider {
 }
 
 func withBase64(s bodyHMACScheme) bodyHMACScheme { s.base64 = true; return s }
+
+// wrapHMAC makes p, a row built by [bodyHMACScheme.row], build its HMAC
+// verifier wrapped by wrap (which adds the provider's handshake).
+func (p *Provider) wrapHMAC(wrap func(*HMAC, Config) Verifier) *Provider {
+	build := p.build
+	p.build = func(c Config, o *Options) (Verifier, error) {
+		v, err := build(c, o)
+		if err != nil {
+			return nil, err
+		}
+		return wrap(v.(*HMAC), c), nil
+	}
+	return p
+}
 
 // with applies f to p and returns it.
 func (p *Provider) with(f func(*Provider)) *Provider { f(p); return p }

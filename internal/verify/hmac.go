@@ -202,14 +202,7 @@ func (a *APIKey) Verify(r *Request) error {
 	if got == "" {
 		return fmt.Errorf("%w: no %s header", ErrMissingSignature, a.header)
 	}
-	ok := false
-	for _, k := range a.keys {
-		// No early exit: every key is compared.
-		if equalSecret(got, k) {
-			ok = true
-		}
-	}
-	if !ok {
+	if !anySecret(got, a.keys) {
 		return fmt.Errorf("%w: %s matches no key", ErrBadCredentials, a.header)
 	}
 	return nil

@@ -35,13 +35,8 @@ func (p *Paddle) Verify(r *Request) error {
 	if err := checkTimestamp(ts, r.now(), p.tolerance); err != nil {
 		return err
 	}
-	for _, key := range p.keys {
-		want := paddleMAC(key, ts, r.Body)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return nil
-			}
-		}
+	if anyMAC(p.keys, sigs, func(key []byte) []byte { return paddleMAC(key, ts, r.Body) }) {
+		return nil
 	}
 	return fmt.Errorf("%w: no h1 signature in %s matches", ErrSignatureMismatch, PaddleHeader)
 }
@@ -130,13 +125,8 @@ func (p *PagerDuty) Verify(r *Request) error {
 	if err != nil {
 		return err
 	}
-	for _, key := range p.keys {
-		want := bodyMAC(sha256.New, key, r.Body)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return nil
-			}
-		}
+	if anyMAC(p.keys, sigs, func(key []byte) []byte { return bodyMAC(sha256.New, key, r.Body) }) {
+		return nil
 	}
 	return fmt.Errorf("%w: no v1 signature in %s matches", ErrSignatureMismatch, PagerDutyHeader)
 }
@@ -230,14 +220,7 @@ func (l *Linear) Verify(r *Request) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s is not hex", ErrMalformedSignature, LinearHeader)
 	}
-	ok := false
-	for _, key := range l.keys {
-		if hmac.Equal(bodyMAC(sha256.New, key, r.Body), sig) {
-			ok = true
-			break
-		}
-	}
-	if !ok {
+	if !anyMAC(l.keys, [][]byte{sig}, func(key []byte) []byte { return bodyMAC(sha256.New, key, r.Body) }) {
 		return fmt.Errorf("%w: %s matches no secret", ErrSignatureMismatch, LinearHeader)
 	}
 	var b struct {

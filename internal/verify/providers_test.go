@@ -3,6 +3,7 @@ package verify_test
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -375,3 +376,27 @@ func TestConfigErrorsOfProviders(t *testing.T) {
 		}
 	}
 }
+
+// TestHubSpotV3 checks HubSpot's v3 signature computed as its docs say:
+// base64 HMAC-SHA256 of method + URI + body + timestamp, the URI with the
+// listed reserved characters percent-decoded, and a timestamp in ms.
+func TestHubSpotV3(t *testing.T) {
+	t.Parallel()
+	const secret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"
+	body := `[{"eventId":1,"subscriptionType":"contact.creation"}]`
+	now := time.UnixMilli(1_700_000_000_123)
+	ts := "1700000000123"
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("POST" + "https://hooks.example/e/hubspot?portal=62515&from=a:b@c" + body + ts))
+	sig := base64Std(m.Sum(nil))
+	h := http.Header{"X-Hubspot-Signature-V3": {sig}, "X-Hubspot-Request-Timestamp": {ts}}
+	v := mustNew(t, verify.Config{Type: "hubspot", Secret: secret})
+	req := &verify.Request{Method: "POST", URL: "https://hooks.example/e/hubspot?portal=62515&from=a%3Ab%40c", Header: h, Body: []byte(body), Now: now}
+	checkErr(t, v.Verify(req), nil)
+	req.Method = "PUT"
+	checkErr(t, v.Verify(req), verify.ErrSignatureMismatch)
+	req.Method, req.Now = "POST", now.Add(10*time.Minute)
+	checkErr(t, v.Verify(req), verify.ErrTimestampOutOfTolerance)
+}
+
+func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

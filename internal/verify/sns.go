@@ -310,7 +310,7 @@ func snsProvider() *Provider {
 			return s, nil
 		},
 		sign: func(c Config, m *Message) error {
-			key, err := parseRSAPrivateKey(firstSecret(c))
+			key, err := parsePKCS8[*rsa.PrivateKey](firstSecret(c))
 			if err != nil {
 				return fmt.Errorf("sign as aws-sns: %w", err)
 			}
@@ -360,29 +360,11 @@ func snsProvider() *Provider {
 // SNSSampleTopic is the topic of the SNS samples.
 const SNSSampleTopic = "arn:aws:sns:us-east-1:123456789012:mailroom-demo"
 
-// parseRSAPrivateKey reads a base64 PKCS#8 DER RSA key, the signing secret
-// of the SNS samples.
-func parseRSAPrivateKey(s string) (*rsa.PrivateKey, error) {
-	der, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, errors.New("the secret must be a base64 PKCS#8 RSA private key")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("the secret must be a base64 PKCS#8 RSA private key: %w", err)
-	}
-	rk, ok := k.(*rsa.PrivateKey)
-	if !ok {
-		return nil, errors.New("the secret must be an RSA private key")
-	}
-	return rk, nil
-}
-
 // SNSSampleCertificate returns a self-signed certificate (PEM) for the
 // public half of secret, an SNS sample signing key: what a test serves at
 // the SigningCertURL of the samples.
 func SNSSampleCertificate(secret string) ([]byte, error) {
-	key, err := parseRSAPrivateKey(secret)
+	key, err := parsePKCS8[*rsa.PrivateKey](secret)
 	if err != nil {
 		return nil, err
 	}

@@ -42,13 +42,8 @@ func (s *Stripe) Verify(r *Request) error {
 	if err := checkTimestamp(ts, r.now(), s.tolerance); err != nil {
 		return err
 	}
-	for _, key := range s.secrets {
-		want := stripeMAC(key, ts, r.Body)
-		for _, sig := range sigs {
-			if hmac.Equal(want, sig) {
-				return nil
-			}
-		}
+	if anyMAC(s.secrets, sigs, func(key []byte) []byte { return stripeMAC(key, ts, r.Body) }) {
+		return nil
 	}
 	return fmt.Errorf("%w: no v1 signature in %s matches", ErrSignatureMismatch, name)
 }

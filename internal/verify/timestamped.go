@@ -182,6 +182,12 @@ func writeAll(w hash.Hash, parts ...string) {
 	}
 }
 
+// v0Base writes the "v0:<timestamp>:<body>" that Slack and Zoom sign.
+func v0Base(w hash.Hash, r *Request, _, ts string) {
+	writeAll(w, "v0:", ts, ":")
+	w.Write(r.Body)
+}
+
 // signedBaseProviders are Slack, Zoom, Twitch, HubSpot and Square.
 func signedBaseProviders() []*Provider {
 	return []*Provider{
@@ -192,7 +198,7 @@ func signedBaseProviders() []*Provider {
 			EventType: `has(body.event) && has(body.event.type) ? body.event.type : (has(body.type) ? body.type : "")`,
 			Handshake: "`url_verification`: answers the challenge",
 		}, signedBase{name: "slack", sigHeader: "X-Slack-Signature", prefix: "v0=", tsHeader: "X-Slack-Request-Timestamp", tsUnit: "s", hash: sha256.New,
-			base: func(w hash.Hash, r *Request, _, ts string) { writeAll(w, "v0:", ts, ":"); w.Write(r.Body) }},
+			base: v0Base},
 			func(s *signedBase, _ Config) Verifier { return &slackVerifier{s} }),
 		signedBaseRow(&Provider{
 			Name: "zoom", Title: "Zoom",
@@ -201,7 +207,7 @@ func signedBaseProviders() []*Provider {
 			EventType: `body.event`,
 			Handshake: "`endpoint.url_validation`: answers plainToken and its HMAC (encryptedToken)",
 		}, signedBase{name: "zoom", sigHeader: "X-Zm-Signature", prefix: "v0=", tsHeader: "X-Zm-Request-Timestamp", tsUnit: "s", hash: sha256.New,
-			base: func(w hash.Hash, r *Request, _, ts string) { writeAll(w, "v0:", ts, ":"); w.Write(r.Body) }},
+			base: v0Base},
 			func(s *signedBase, _ Config) Verifier { return &zoomVerifier{s} }),
 		signedBaseRow(&Provider{
 			Name: "twitch", Title: "Twitch EventSub",

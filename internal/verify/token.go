@@ -5,32 +5,6 @@ import (
 	"fmt"
 )
 
-// tokenHeader verifies a provider that sends the secret itself in a header
-// (GitLab, Telegram): any configured secret, compared in constant time.
-// It proves the sender knows the secret, not that the body is intact.
-type tokenHeader struct {
-	header string
-	keys   []string
-}
-
-// Verify checks r's token header.
-func (t *tokenHeader) Verify(r *Request) error {
-	got := r.Header.Get(t.header)
-	if got == "" {
-		return fmt.Errorf("%w: no %s header", ErrMissingSignature, t.header)
-	}
-	ok := false
-	for _, k := range t.keys {
-		if equalSecret(got, k) { // no early exit: every key is compared
-			ok = true
-		}
-	}
-	if !ok || len(t.keys) == 0 {
-		return fmt.Errorf("%w: %s matches no secret", ErrBadCredentials, t.header)
-	}
-	return nil
-}
-
 // tokenRow fills p as a provider whose header carries the secret.
 func tokenRow(p *Provider, header string) *Provider {
 	p.Fields = []string{"secret*"}
@@ -42,7 +16,7 @@ func tokenRow(p *Provider, header string) *Provider {
 		if len(keys) == 0 {
 			return nil, configErr("secret", "required for type %q", c.Type)
 		}
-		return &tokenHeader{header: header, keys: keys}, nil
+		return &APIKey{header: header, keys: keys}, nil // a key in a fixed header
 	}
 	p.sign = func(c Config, m *Message) error {
 		m.Header.Set(header, firstSecret(c))
@@ -132,13 +106,7 @@ func (g *graphVerifier) Verify(r *Request) error {
 		if state == "" {
 			return fmt.Errorf("%w: notification %d has no clientState", ErrMissingSignature, i)
 		}
-		ok := false
-		for _, k := range g.states {
-			if equalSecret(state, k) {
-				ok = true
-			}
-		}
-		if !ok || len(g.states) == 0 {
+		if !anySecret(state, g.states) {
 			return fmt.Errorf("%w: clientState of notification %d matches no secret", ErrBadCredentials, i)
 		}
 	}

@@ -212,6 +212,32 @@ func checkTimestamp(ts int64, now time.Time, tol time.Duration) error {
 	return nil
 }
 
+// anySecret reports whether given equals one of keys, comparing every key
+// (no early exit) in constant time. No keys match nothing.
+func anySecret(given string, keys []string) bool {
+	ok := false
+	for _, k := range keys {
+		if equalSecret(given, k) {
+			ok = true
+		}
+	}
+	return ok
+}
+
+// anyMAC reports whether one of sigs is the MAC that mac computes under
+// one of keys.
+func anyMAC(keys, sigs [][]byte, mac func(key []byte) []byte) bool {
+	for _, key := range keys {
+		want := mac(key)
+		for _, sig := range sigs {
+			if hmac.Equal(want, sig) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // equalSecret compares two secrets in constant time, without leaking their
 // lengths (subtle.ConstantTimeCompare returns early on a length mismatch).
 func equalSecret(given, want string) bool {
