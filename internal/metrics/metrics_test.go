@@ -190,7 +190,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	b.metrics.ObserveCircuit("bad", "closed", store.CircuitState{})
 
 	want := `
-# HELP mailroom_ingest_requests_total Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error). Unknown sources are counted with an empty source label.
+# HELP mailroom_ingest_requests_total Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed). Unknown sources are counted with an empty source label.
 # TYPE mailroom_ingest_requests_total counter
 mailroom_ingest_requests_total{outcome="accepted",source="open"} 2
 mailroom_ingest_requests_total{outcome="duplicate",source="open"} 1
