@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -158,5 +162,38 @@ func TestTriggerEveryProvider(t *testing.T) {
 		if len(page.Data) != 1 || page.Data[0].Type != ev {
 			t.Errorf("events of %s: %+v, want one %s", p.Source, page.Data, ev)
 		}
+	}
+
+	// Slack checks the endpoint with a signed url_verification: the
+	// source answers the challenge itself and records a handshake.
+	slack, err := trigger.Lookup("slack")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &verify.Message{Body: []byte(`{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`), Now: time.Now()}
+	if err := verify.Sign(slack.Verify, m); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, server+"/e/"+slack.Source, bytes.NewReader(m.Body))
+	req.Header = m.Header
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(answer) != "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" {
+		t.Fatalf("url_verification answered %d %q", resp.StatusCode, answer)
+	}
+	var reqs struct {
+		Data []struct {
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"data"`
+	}
+	getJSON(t, server+"/api/v1/requests?source="+slack.Source+"&status=handshake", &reqs)
+	if len(reqs.Data) != 1 || !strings.Contains(reqs.Data[0].Reason, "url_verification") {
+		t.Fatalf("handshake requests: %+v", reqs.Data)
 	}
 }
