@@ -255,7 +255,7 @@ func newSNSServer(t *testing.T) *snsServer {
 	}
 	s := &snsServer{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/confirm" {
+		if r.URL.Query().Get("Action") == "ConfirmSubscription" {
 			s.subHit.Add(1)
 			w.Write([]byte("<ConfirmSubscriptionResponse/>"))
 			return
@@ -313,6 +313,21 @@ func TestSNS(t *testing.T) {
 		h, body := snsMessage(t, certURL, "Notification", "arn:aws:sns:us-east-1:999999999999:theirs", "")
 		checkErr(t, v.Verify(&verify.Request{Header: h, Body: body}), verify.ErrBadCredentials)
 	})
+	t.Run("other paths of an allowed host are never fetched", func(t *testing.T) {
+		before := srv.certHits.Load()
+		for _, p := range []string{"/latest/meta-data.pem", "/SimpleNotificationService-x.pem?a=b", "/a/SimpleNotificationService-x.pem"} {
+			h, body := snsMessage(t, srv.url+p, "Notification", verify.SNSSampleTopic, "")
+			checkErr(t, v.Verify(&verify.Request{Header: h, Body: body}), verify.ErrMalformedSignature)
+		}
+		h, body := snsMessage(t, certURL, "SubscriptionConfirmation", verify.SNSSampleTopic, srv.url+"/?Action=Publish")
+		ans, err := v.(verify.Handshaker).Handshake(&verify.Request{Header: h, Body: body})
+		if err != nil || ans == nil || strings.Contains(ans.Note, "confirmed") {
+			t.Fatalf("Handshake = %+v, %v", ans, err)
+		}
+		if srv.certHits.Load() != before || srv.subHit.Load() != 0 {
+			t.Fatal("the verifier fetched a URL that is no certificate or confirmation")
+		}
+	})
 	t.Run("certificate off AWS is never fetched", func(t *testing.T) {
 		before := srv.certHits.Load()
 		strict, err := verify.New(cfg, nil) // the default host check
@@ -326,7 +341,7 @@ func TestSNS(t *testing.T) {
 		}
 	})
 	t.Run("subscription confirmed on an allowed host", func(t *testing.T) {
-		h, body := snsMessage(t, certURL, "SubscriptionConfirmation", verify.SNSSampleTopic, srv.url+"/confirm")
+		h, body := snsMessage(t, certURL, "SubscriptionConfirmation", verify.SNSSampleTopic, srv.url+"/?Action=ConfirmSubscription&Token=2336412f37fb687f5d51e6e2425")
 		ans, err := v.(verify.Handshaker).Handshake(&verify.Request{Header: h, Body: body})
 		if err != nil || ans == nil || !strings.Contains(ans.Note, "confirmed") || srv.subHit.Load() != 1 {
 			t.Fatalf("Handshake = %+v, %v; SubscribeURL hits %d", ans, err, srv.subHit.Load())

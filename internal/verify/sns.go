@@ -28,6 +28,10 @@ import (
 // China).
 var snsHost = regexp.MustCompile(`^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$`)
 
+// snsCertPath matches the path of an SNS signing certificate, so that a
+// forged message cannot make mailroom fetch other paths of an AWS host.
+var snsCertPath = regexp.MustCompile(`^/SimpleNotificationService-[A-Za-z0-9]+\.pem$`)
+
 // SNSCertHost reports whether a SigningCertURL or SubscribeURL may be
 // fetched by default: https, on an SNS host of AWS. Anything else is never
 // fetched, so a forged message cannot make mailroom call an address of the
@@ -170,20 +174,25 @@ func (s *SNS) topicAllowed(arn string) bool {
 	return false
 }
 
-// fetchable parses raw and reports whether it may be fetched.
-func (s *SNS) fetchable(raw string) (*url.URL, bool) {
+// fetchable parses raw and reports whether it may be fetched: an allowed
+// host, and the path of a certificate or the query of a subscription
+// confirmation.
+func (s *SNS) fetchable(raw string, cert bool) (*url.URL, bool) {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
+	if err != nil || u.Host == "" || u.User != nil || !s.allowed(u.Scheme, u.Host) {
 		return nil, false
 	}
-	return u, s.allowed(u.Scheme, u.Host)
+	if cert {
+		return u, snsCertPath.MatchString(u.Path) && u.RawQuery == ""
+	}
+	return u, u.Query().Get("Action") == "ConfirmSubscription"
 }
 
 // cert returns the certificate at raw, fetched once.
 func (s *SNS) cert(ctx context.Context, raw string) (*x509.Certificate, error) {
-	u, ok := s.fetchable(raw)
+	u, ok := s.fetchable(raw, true)
 	if !ok {
-		return nil, fmt.Errorf("%w: SigningCertURL %.120q is not an https URL on an SNS host of AWS", ErrMalformedSignature, raw)
+		return nil, fmt.Errorf("%w: SigningCertURL %.120q is not the https URL of a certificate on an SNS host of AWS", ErrMalformedSignature, raw)
 	}
 	s.mu.Lock()
 	c := s.certs[raw]
@@ -246,7 +255,7 @@ func (s *SNS) Handshake(r *Request) (*Handshake, error) {
 		ans.Note = "sns UnsubscribeConfirmation for " + m.TopicArn + " received"
 		return ans, nil
 	}
-	u, ok := s.fetchable(m.SubscribeURL)
+	u, ok := s.fetchable(m.SubscribeURL, false)
 	if !ok {
 		ans.Note = "sns SubscriptionConfirmation for " + m.TopicArn + ": SubscribeURL is not on an SNS host of AWS, so it was not fetched; visit it to confirm: " + m.SubscribeURL
 		return ans, nil
