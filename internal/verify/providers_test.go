@@ -415,3 +415,23 @@ func TestHubSpotV3(t *testing.T) {
 }
 
 func base64Std(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestSendGridPublishedVector checks the SendGrid verifier against the
+// vector of SendGrid's Go library (sendgrid-go helpers/eventwebhook).
+func TestSendGridPublishedVector(t *testing.T) {
+	t.Parallel()
+	const (
+		ts  = "1588788367"
+		pub = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA=="
+		sig = "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0="
+	)
+	body := []byte(`{"category":"example_payload","event":"test_event","message_id":"message_id"}`)
+	v := mustNew(t, verify.Config{Type: "sendgrid", PublicKey: pub})
+	h := http.Header{"X-Twilio-Email-Event-Webhook-Signature": {sig}, "X-Twilio-Email-Event-Webhook-Timestamp": {ts}}
+	now := time.Unix(1588788367, 0)
+	checkErr(t, v.Verify(&verify.Request{Header: h, Body: body, Now: now}), nil)
+	checkErr(t, v.Verify(&verify.Request{Header: h, Body: []byte("this is not valid payload for the given signature"), Now: now}), verify.ErrSignatureMismatch)
+	bad := h.Clone()
+	bad.Set("X-Twilio-Email-Event-Webhook-Timestamp", "1588788368")
+	checkErr(t, v.Verify(&verify.Request{Header: bad, Body: body, Now: now}), verify.ErrSignatureMismatch)
+}
