@@ -82,7 +82,19 @@ demo value; --list shows the verify config that accepts the demo samples.`,
 
 func listTriggers(w io.Writer) error {
 	for _, p := range trigger.Providers() {
-		fmt.Fprintf(w, "%s: %s (source %q, verify %s)\n%s", p.Name, p.Title, p.Source, p.VerifyType, trigger.FormatEvents(p))
+		// The public half of the demo config, for the providers whose
+		// source needs more than the secret to accept the samples.
+		extra := ""
+		if p.Verify.Username != "" {
+			extra += ", username " + p.Verify.Username
+		}
+		if p.Verify.PublicKey != "" {
+			extra += ", public_key " + p.Verify.PublicKey
+		}
+		if len(p.Verify.TopicARNs) > 0 {
+			extra += ", topic_arns " + strings.Join(p.Verify.TopicARNs, " ")
+		}
+		fmt.Fprintf(w, "%s: %s (source %q, verify %s%s)\n%s", p.Name, p.Title, p.Source, p.VerifyType, extra, trigger.FormatEvents(p))
 	}
 	return nil
 }
