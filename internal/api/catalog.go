@@ -75,6 +75,9 @@ func restoreSourceSecrets(in, old *store.Source) error {
 	if in.Verify.Password, err = keepSecret("verify.password", in.Verify.Password, ov.Password, exists); err != nil {
 		return err
 	}
+	if in.Verify.VerifyToken, err = keepSecret("verify.verify_token", in.Verify.VerifyToken, ov.VerifyToken, exists); err != nil {
+		return err
+	}
 	if slices.Contains(in.Verify.Secrets, Mask) {
 		if !exists || !slices.Equal(in.Verify.Secrets, redact.Verify(ov).Secrets) {
 			return badf("verify.secrets: send the secrets in full, or the masked list exactly as the API showed it to keep them")

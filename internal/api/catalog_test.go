@@ -75,6 +75,18 @@ func TestSourcesCRUD(t *testing.T) {
 		t.Errorf("PUT create = %+v", o)
 	}
 
+	// Meta's verify_token is a secret like the others: masked in output,
+	// kept by a PUT that sends the mask back.
+	meta := map[string]any{"name": "meta", "verify": map[string]any{"type": "meta", "secret": "app-secret", "verify_token": "hub-token"}}
+	r = b.do(t, "POST", "/api/v1/sources", meta)
+	m := must[store.Source](t, r, http.StatusCreated)
+	assertNoSecret(t, r.body, "app-secret", "hub-token")
+	m.Description = "edited"
+	must[store.Source](t, b.do(t, "PUT", "/api/v1/sources/meta", m), http.StatusOK)
+	if stored, _ := b.store.SourceGet(ctx, "meta"); stored.Verify.VerifyToken != "hub-token" || stored.Verify.Secret != "app-secret" {
+		t.Errorf("after masked PUT, stored = %+v", stored.Verify)
+	}
+
 	if r := b.do(t, "DELETE", "/api/v1/sources/shop", nil); r.status != http.StatusNoContent {
 		t.Fatalf("DELETE = %d %s", r.status, r.body)
 	}
