@@ -99,6 +99,7 @@ func runListen(ctx context.Context, out io.Writer, f *listenFlags) error {
 		return err
 	}
 	local := &http.Client{Timeout: 30 * time.Second}
+	keep := forwardedHeaders()
 	// The stream starts after --after, else now; a reconnection resumes
 	// after the last event seen, or from the time the first connection
 	// started when none has been seen yet.
@@ -130,7 +131,7 @@ func runListen(ctx context.Context, out io.Writer, f *listenFlags) error {
 				}
 			}
 			if filter == nil || matchesStreamed(filter, ev) {
-				forwardOne(ctx, out, c, local, f, ev)
+				forwardOne(ctx, out, c, local, f, keep, ev)
 			}
 			p.After = ev.Event.ID
 			return nil
@@ -162,7 +163,7 @@ func matchesStreamed(p *route.Program, ev *client.StreamedEvent) bool {
 
 // forwardOne POSTs one event to the local URL, prints a line and records
 // the attempt on the server.
-func forwardOne(ctx context.Context, out io.Writer, c *client.Client, local *http.Client, f *listenFlags, ev *client.StreamedEvent) {
+func forwardOne(ctx context.Context, out io.Writer, c *client.Client, local *http.Client, f *listenFlags, keep []string, ev *client.StreamedEvent) {
 	body := ev.RawBody()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.forward, bytes.NewReader(body))
 	if err != nil {
@@ -170,7 +171,7 @@ func forwardOne(ctx context.Context, out io.Writer, c *client.Client, local *htt
 		return
 	}
 	if ev.Request != nil {
-		for _, h := range forwardedHeaders() {
+		for _, h := range keep {
 			if v := ev.Request.Headers.Get(h); v != "" {
 				req.Header.Set(h, v)
 			}
