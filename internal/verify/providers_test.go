@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -434,4 +435,29 @@ func TestSendGridPublishedVector(t *testing.T) {
 	bad := h.Clone()
 	bad.Set("X-Twilio-Email-Event-Webhook-Timestamp", "1588788368")
 	checkErr(t, v.Verify(&verify.Request{Header: bad, Body: body, Now: now}), verify.ErrSignatureMismatch)
+}
+
+// TestTwilioParameterOrder checks that a form whose names prefix one
+// another (From, FromCity) verifies whether Twilio's signer sorted the
+// names (its docs, Python and Node libraries) or the name+value strings
+// (its Go library).
+func TestTwilioParameterOrder(t *testing.T) {
+	t.Parallel()
+	const u = "https://hooks.example/e/twilio"
+	form := url.Values{"From": {"Zed"}, "FromCity": {"SAN FRANCISCO"}, "Body": {"hi"}}
+	mac := func(parts ...string) string {
+		m := hmac.New(sha1.New, []byte("tok"))
+		m.Write([]byte(u + strings.Join(parts, "")))
+		return base64Std(m.Sum(nil))
+	}
+	v := mustNew(t, verify.Config{Type: "twilio", Secret: "tok"})
+	for name, sig := range map[string]string{
+		"by name":           mac("Bodyhi", "FromZed", "FromCitySAN FRANCISCO"),
+		"by name and value": mac("Bodyhi", "FromCitySAN FRANCISCO", "FromZed"),
+	} {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "X-Twilio-Signature": {sig}}
+		if err := v.Verify(&verify.Request{Header: h, Body: []byte(form.Encode()), URL: u}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }

@@ -64,9 +64,10 @@ func (t *Twilio) Verify(r *Request) error {
 		// signature would say nothing of the body.
 		return fmt.Errorf("%w: a body that is not a form needs bodySHA256 in the URL", ErrMalformedSignature)
 	}
+	byName, byPair := twilioParams(params, false), twilioParams(params, true)
 	for _, key := range t.keys {
 		for _, candidate := range twilioURLVariants(u) {
-			if hmac.Equal(twilioMAC(key, candidate, params), sig) {
+			if hmac.Equal(twilioMAC(key, candidate, byName), sig) || hmac.Equal(twilioMAC(key, candidate, byPair), sig) {
 				return nil
 			}
 		}
@@ -102,22 +103,37 @@ func twilioURLVariants(u *url.URL) []string {
 	return []string{with.String(), without.String()}
 }
 
-// twilioMAC is the HMAC-SHA1 of url followed by the sorted params.
-func twilioMAC(key []byte, u string, params url.Values) []byte {
-	m := hmac.New(sha1.New, key)
-	m.Write([]byte(u))
-	keys := make([]string, 0, len(params))
+// twilioParams returns the "name+value" strings Twilio appends to the URL:
+// sorted by name, then by value, as Twilio's docs and its Python and Node
+// libraries do. byPair sorts the concatenated strings instead, as its Go
+// library does; the two differ only when one name is a prefix of another
+// ("From", "FromCity"), so a verifier tries both.
+func twilioParams(params url.Values, byPair bool) []string {
+	var out []string
+	names := make([]string, 0, len(params))
 	for k := range params {
-		keys = append(keys, k)
+		names = append(names, k)
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	slices.Sort(names)
+	for _, k := range names {
 		vs := slices.Clone(params[k])
 		slices.Sort(vs)
 		for _, v := range vs {
-			m.Write([]byte(k))
-			m.Write([]byte(v))
+			out = append(out, k+v)
 		}
+	}
+	if byPair {
+		slices.Sort(out)
+	}
+	return out
+}
+
+// twilioMAC is the HMAC-SHA1 of url followed by the params.
+func twilioMAC(key []byte, u string, params []string) []byte {
+	m := hmac.New(sha1.New, key)
+	m.Write([]byte(u))
+	for _, p := range params {
+		m.Write([]byte(p))
 	}
 	return m.Sum(nil)
 }
@@ -162,7 +178,7 @@ func twilioProvider() *Provider {
 					m.URL = u.String()
 				}
 			}
-			m.Header.Set(TwilioHeader, base64.StdEncoding.EncodeToString(twilioMAC([]byte(firstSecret(c)), u.String(), params)))
+			m.Header.Set(TwilioHeader, base64.StdEncoding.EncodeToString(twilioMAC([]byte(firstSecret(c)), u.String(), twilioParams(params, false))))
 			return nil
 		},
 	}
