@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -346,6 +347,62 @@ func FuzzDiscord(f *testing.F) {
 		r.Header = m.Header
 		if !discordgo.VerifyInteraction(r, ed25519.PublicKey(pub)) {
 			t.Fatal("discordgo refuses what Sign made")
+		}
+	})
+}
+
+// FuzzSNS feeds hostile SNS bodies to a verifier that may fetch nothing:
+// it must never panic, and never accept (no certificate can be had).
+func FuzzSNS(f *testing.F) {
+	f.Add([]byte(`{"Type":"Notification","MessageId":"1","TopicArn":"arn:aws:sns:us-east-1:123456789012:mailroom-demo","Message":"m","Timestamp":"t","SignatureVersion":"1","Signature":"AAAA","SigningCertURL":"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem"}`), "Notification")
+	f.Add([]byte(`{"Type":"SubscriptionConfirmation","Subject":null,"SignatureVersion":"2","Signature":"=","SubscribeURL":"http://[::1"}`), "SubscriptionConfirmation")
+	f.Add([]byte(`[]`), "")
+	f.Fuzz(func(t *testing.T, body []byte, msgType string) {
+		v, err := verify.New(verify.Config{Type: "aws-sns", TopicARNs: []string{verify.SNSSampleTopic}},
+			&verify.Options{CertHostAllowed: func(string, string) bool { return false }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &verify.Request{Header: http.Header{"X-Amz-Sns-Message-Type": {msgType}}, Body: body}
+		if err := v.Verify(r); err == nil {
+			t.Fatalf("accepted %q without a certificate", body)
+		}
+		if ans, err := v.(verify.Handshaker).Handshake(r); err == nil && ans != nil {
+			t.Fatalf("answered %q without a certificate", body)
+		}
+	})
+}
+
+// FuzzTwilio signs random forms at random URLs and checks they verify, and
+// stop verifying when a parameter changes.
+func FuzzTwilio(f *testing.F) {
+	f.Add("https://hooks.example/e/twilio?x=1", "CallSid=CA1&From=%2B1555", "tok")
+	f.Add("http://h:8080/p", "", "k")
+	f.Add("https://h/e/t?bodySHA256=00", "a=1&a=2&a=1", "")
+	f.Fuzz(func(t *testing.T, rawURL, form, secret string) {
+		if secret == "" {
+			secret = "s"
+		}
+		u, err := url.Parse(rawURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.Query().Has("bodySHA256") {
+			return
+		}
+		if _, err := url.ParseQuery(form); err != nil {
+			return
+		}
+		cfg := verify.Config{Type: "twilio", Secret: secret}
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+		m := &verify.Message{URL: rawURL, Header: h, Body: []byte(form), Now: time.Now()}
+		if err := verify.Sign(cfg, m); err != nil {
+			t.Fatal(err)
+		}
+		v := mustNew(t, cfg)
+		if err := v.Verify(&verify.Request{Header: m.Header, Body: m.Body, URL: m.URL}); err != nil {
+			t.Fatalf("signed %s %q refused: %v", rawURL, form, err)
+		}
+		changed := form + "&Tampered=1"
+		if err := v.Verify(&verify.Request{Header: m.Header, Body: []byte(changed), URL: m.URL}); err == nil {
+			t.Fatalf("tampered form %q accepted", changed)
 		}
 	})
 }
