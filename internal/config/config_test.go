@@ -712,7 +712,7 @@ func TestParseErrors(t *testing.T) {
       secret: "whsec_!!!"
 `,
 			want: []string{
-				`mailroom.yaml:4: destinations[0].sign.type: unknown type "hmac" (want standard-webhooks`,
+				`mailroom.yaml:4: destinations[0].sign.type: "hmac" cannot sign deliveries (want standard-webhooks`,
 				`mailroom.yaml:7: destinations[1].sign.secret: required for type "standard-webhooks"`,
 				`mailroom.yaml:13: destinations[2].sign.secret: standard-webhooks secret must be whsec_ followed by base64`,
 			},

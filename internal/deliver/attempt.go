@@ -299,16 +299,16 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	}
 	h.Set(verify.StandardWebhooksIDHeader, dl.EventID)
 	h.Set(verify.StandardWebhooksTimestampHeader, strconv.FormatInt(a.StartedAt.Unix(), 10))
-	if cfg.dest.Sign.Type == verify.TypeStandardWebhooks {
-		sig, err := verify.SignStandardWebhooks(cfg.dest.Sign.Secret, dl.EventID, a.StartedAt, req.Body)
-		if err != nil {
-			// resolve checked the secret, so only an empty event id
-			// gets here.
-			a.Error = err.Error()
+	if cfg.dest.Sign.Type != "" {
+		// Signed as the provider of the verify table that sign.type names
+		// (Validate checked it can sign deliveries), the event id as the
+		// provider's delivery id.
+		m := &verify.Message{URL: cfg.dest.URL, Header: h, Body: req.Body, ID: dl.EventID, Now: a.StartedAt}
+		if err := verify.Sign(verify.Config{Type: cfg.dest.Sign.Type, Secret: cfg.dest.Sign.Secret}, m); err != nil {
+			a.Error = fmt.Sprintf("sign as %s: %v", cfg.dest.Sign.Type, err)
 			a.DurationMS = ms(time.Since(start))
 			return a, 0
 		}
-		h.Set(verify.StandardWebhooksSignatureHeader, sig)
 	}
 	h.Set(HeaderEventID, dl.EventID)
 	h.Set(HeaderDeliveryID, dl.ID)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
@@ -149,19 +148,17 @@ func (d *Destination) Validate() error {
 			p.add("retry.retry_on["+strconv.Itoa(j)+"]", "%d is not an HTTP status code (want 100 to 599)", code)
 		}
 	}
-	switch d.Sign.Type {
-	case "":
+	if d.Sign.Type == "" {
 		if d.Sign.Secret != "" {
 			p.add("sign.type", "required when sign.secret is set (want %q)", verify.TypeStandardWebhooks)
 		}
-	case verify.TypeStandardWebhooks:
-		if d.Sign.Secret == "" {
-			p.add("sign.secret", "required for type %q", d.Sign.Type)
-		} else if _, err := verify.SignStandardWebhooks(d.Sign.Secret, "probe", time.Unix(0, 0), nil); err != nil {
-			p.add("sign.secret", "%v", errors.Unwrap(err))
+	} else if err := verify.CheckOutbound(d.Sign.Type, d.Sign.Secret); err != nil {
+		var ce *verify.ConfigError
+		if errors.As(err, &ce) {
+			p.add("sign."+ce.Field, "%v", ce.Err)
+		} else {
+			p.add("sign.type", "%v", err)
 		}
-	default:
-		p.add("sign.type", "unknown type %q (want %s, or leave it out for no signature)", d.Sign.Type, verify.TypeStandardWebhooks)
 	}
 	cb := d.CircuitBreaker
 	if cb.Failures < 0 {

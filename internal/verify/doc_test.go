@@ -48,8 +48,8 @@ func TestProvidersDoc(t *testing.T) {
 
 func providersTable() string {
 	var b strings.Builder
-	b.WriteString("| `type` | provider | how a request is checked | keys (* required) | default dedup key | event type | handshake answered |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
+	b.WriteString("| `type` | provider | how a request is checked | keys (* required) | default dedup key | event type | handshake answered | signs deliveries |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	cell := func(s string) string {
 		if s == "" {
 			return ""
@@ -66,7 +66,7 @@ func providersTable() string {
 			keys[i] = "`" + f + "`"
 		}
 		b.WriteString("| `" + p.Name + "` | " + title + " | " + strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;").Replace(p.Scheme) + " | " +
-			strings.Join(keys, ", ") + " | " + cell(p.DedupKey) + " | " + cell(p.EventType) + " | " + p.Handshake + " |\n")
+			strings.Join(keys, ", ") + " | " + cell(p.DedupKey) + " | " + cell(p.EventType) + " | " + p.Handshake + " | " + map[bool]string{true: "yes"}[p.Outbound()] + " |\n")
 	}
 	return b.String()
 }

@@ -172,6 +172,42 @@ func (p *Provider) Credentials(cfg Config) []string {
 	return nil
 }
 
+// Outbound reports whether deliveries can be signed as p
+// (`sign: {type: <Name>, secret: ...}` on a destination): a named provider
+// whose signature mailroom makes from the secret alone, over the body as
+// it is delivered. Standard Webhooks and its aliases, Stripe, GitHub,
+// Slack ... qualify; the schemes that sign with a private key, rewrite the
+// body or send the secret itself do not.
+func (p *Provider) Outbound() bool {
+	return p.sign != nil && p.sample == nil && !p.SignRewritesBody && !p.Unsigned && !p.Generic
+}
+
+// OutboundTypes returns the names of the rows deliveries can be signed as,
+// sorted.
+func OutboundTypes() []string {
+	var out []string
+	for _, p := range table() {
+		if p.Outbound() {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// CheckOutbound returns nil if deliveries can be signed as typ with
+// secret, else a [*ConfigError] on "type" or "secret".
+func CheckOutbound(typ, secret string) error {
+	p, err := Lookup(typ)
+	if err != nil || !p.Outbound() {
+		return configErr("type", "%q cannot sign deliveries (want %s or another provider that docs/providers.md marks as signing deliveries, or leave it out for no signature)", typ, TypeStandardWebhooks)
+	}
+	if secret == "" {
+		return configErr("secret", "required for type %q", typ)
+	}
+	_, err = p.build(Config{Type: typ, Secret: secret}, &Options{})
+	return err
+}
+
 // CanSign reports whether mailroom can sign requests as p (not so for the
 // schemes that need a provider's private key it cannot hold in a sample,
 // such as AWS SNS's certificates).
