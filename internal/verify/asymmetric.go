@@ -85,7 +85,7 @@ func discordProvider() *Provider {
 		Scheme:    "X-Signature-Ed25519: <hex Ed25519 signature of timestamp + body>, X-Signature-Timestamp; key = the application's public key (hex)",
 		Fields:    []string{"public_key*", "tolerance"},
 		DedupKey:  `has(body.id) ? body.id : (has(body.event) ? body.event.type + ":" + body.event.timestamp : "")`,
-		EventType: `has(body.event) ? body.event.type : "interaction." + string(body.type)`,
+		EventType: `has(body.event) ? body.event.type : "interaction." + string(int(body.type))`,
 		Headers:   []string{DiscordSignatureHeader, DiscordTimestampHeader},
 		Handshake: "PING (`type` 1): answers `{\"type\":1}`; webhook events PING (`type` 0): 204",
 		// A demo Ed25519 seed (hex): the secret that signs samples.

@@ -203,7 +203,7 @@ func signedBaseProviders() []*Provider {
 		signedBaseRow(&Provider{
 			Name: "zoom", Title: "Zoom",
 			Scheme:    "x-zm-signature: v0=<hex HMAC-SHA256 of \"v0:timestamp:body\">, x-zm-request-timestamp; key = the secret token",
-			DedupKey:  `body.event + ":" + string(body.event_ts)`,
+			DedupKey:  `body.event + ":" + string(int(body.event_ts))`,
 			EventType: `body.event`,
 			Handshake: "`endpoint.url_validation`: answers plainToken and its HMAC (encryptedToken)",
 		}, signedBase{name: "zoom", sigHeader: "X-Zm-Signature", prefix: "v0=", tsHeader: "X-Zm-Request-Timestamp", tsUnit: "s", hash: sha256.New,

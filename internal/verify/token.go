@@ -47,7 +47,7 @@ func tokenProviders() []*Provider {
 		basicProvider().with(func(p *Provider) {
 			p.Name, p.Title, p.Generic = "postmark", "Postmark", false
 			p.Scheme = "HTTP Basic credentials set in the webhook URL (Postmark does not sign webhooks)"
-			p.DedupKey = `body.RecordType + ":" + (has(body.ID) ? string(body.ID) : body.MessageID)`
+			p.DedupKey = `body.RecordType + ":" + (has(body.ID) ? string(int(body.ID)) : body.MessageID)`
 			p.EventType = `body.RecordType`
 			p.sample = func(secret string) Config { return Config{Type: "postmark", Username: "postmark", Password: secret} }
 		}),
