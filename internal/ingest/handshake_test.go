@@ -222,3 +222,17 @@ func TestSignedURLRebuiltFromRequest(t *testing.T) {
 		t.Fatalf("https signature over plain http answered %d, want 401", resp.StatusCode)
 	}
 }
+
+// TestHandshakeStorageDownIs503 checks that a handshake that cannot be
+// recorded is not answered: the provider is told to retry.
+func TestHandshakeStorageDownIs503(t *testing.T) {
+	t.Parallel()
+	b := setupProviders(t)
+	if err := b.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q := url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {"tok"}, "hub.challenge": {"1158201444"}}.Encode()
+	if code, body := b.send(t, "GET", "/e/meta?"+q, verify.Config{}, nil, ""); code != http.StatusServiceUnavailable || strings.Contains(body, "1158201444") {
+		t.Fatalf("hub.challenge with storage down answered %d %q, want 503 without the challenge", code, body)
+	}
+}
