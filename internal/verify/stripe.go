@@ -120,3 +120,28 @@ func stripeProvider() *Provider {
 		},
 	}
 }
+
+// calendlyProvider signs like Stripe ("t=<unix>,v1=<hex HMAC-SHA256 of
+// t.body>") in Calendly-Webhook-Signature.
+func calendlyProvider() *Provider {
+	const header = "Calendly-Webhook-Signature"
+	return &Provider{
+		Name: "calendly", Title: "Calendly",
+		Scheme:    "Calendly-Webhook-Signature: t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">",
+		Fields:    []string{"secret*", "tolerance"},
+		DedupKey:  `body.event + ":" + body.payload.uri`,
+		EventType: `body.event`,
+		Headers:   []string{header},
+		build: func(c Config, _ *Options) (Verifier, error) {
+			secrets, err := requireSecrets(c)
+			if err != nil {
+				return nil, err
+			}
+			return &Stripe{header: header, secrets: secrets, tolerance: tolerance(c)}, nil
+		},
+		sign: func(c Config, m *Message) error {
+			m.Header.Set(header, SignStripe(firstSecret(c), m.Now, m.Body))
+			return nil
+		},
+	}
+}
