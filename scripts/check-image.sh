@@ -3,8 +3,9 @@
 # (run by .ci/run): /healthz answers with the image's version, the image's
 # HEALTHCHECK passes, the server runs as uid 65532, it is configured by
 # environment alone (a source created through the token-protected API, a
-# webhook ingested), the database lives in the /data volume and outlives
-# the container, and CA certificates are in place.
+# webhook ingested), `mailroom backup` works inside it, the database lives
+# in the /data volume and outlives the container, and CA certificates are
+# in place.
 #
 # Where podman cannot run containers on this machine it says why and stops
 # without failing: TestContainerEntrypoint (cmd/mailroom) runs the image's
@@ -71,12 +72,17 @@ auth=(-H "Authorization: Bearer $token")
 curl -sf "${auth[@]}" -H 'Content-Type: application/json' "$api/api/v1/sources" -d '{"name":"hooks","verify":{"type":"none"}}' >/dev/null || fail "create a source"
 curl -sf "$api/e/hooks" -H 'Content-Type: application/json' -d '{"id":"image-check-1"}' >/dev/null || fail "ingest"
 
-# The database is in the volume, owned by the image's user, and a new
-# container on the same volume sees the event.
+# An online backup taken inside the running container, as its user.
+p exec "$name" /usr/bin/mailroom backup /data/backup.db >/dev/null || fail "mailroom backup in the container"
+
+# The database and the backup are in the volume, owned by the image's
+# user, and a new container on the same volume sees the event.
 p stop -t 10 "$name" >/dev/null
 mount="$(p volume inspect "$vol" --format '{{.Mountpoint}}')"
-owner="$(stat -c %u "$mount/mailroom.db")"
-[ "$owner" = 65532 ] || fail "mailroom.db in the volume is owned by $owner, want 65532"
+for f in mailroom.db backup.db; do
+  owner="$(stat -c %u "$mount/$f")"
+  [ "$owner" = 65532 ] || fail "$f in the volume is owned by $owner, want 65532"
+done
 p run -d --name "$name-2" "${run_flags[@]}" -v "$vol:/data" \
   -e MAILROOM_LISTEN="127.0.0.1:$port" -e MAILROOM_API_TOKEN="$token" "$tag" >/dev/null
 for _ in $(seq 100); do curl -sf "$api/healthz" >/dev/null && break; sleep 0.1; done

@@ -25,7 +25,7 @@ jq -e '.bomFormat == "CycloneDX" and (.metadata.component.name | test("mailroom"
 info="$(dpkg-deb --info "$deb")"
 grep -q 'Package: mailroom' <<<"$info" || fail "deb metadata: $info"
 contents="$(dpkg-deb --contents "$deb")"
-for f in ./usr/bin/mailroom ./usr/lib/systemd/system/mailroom.service ./etc/mailroom/mailroom.yaml ./etc/mailroom/mailroom.env; do
+for f in ./usr/bin/mailroom ./usr/lib/systemd/system/mailroom.service ./usr/lib/sysusers.d/mailroom.conf ./etc/mailroom/mailroom.yaml ./etc/mailroom/mailroom.env; do
   grep -q " $f\$" <<<"$contents" || fail "deb lacks $f"
 done
 grep -q -- '-rw------- root/root .* ./etc/mailroom/mailroom.env$' <<<"$contents" || fail "mailroom.env is not 0600"
