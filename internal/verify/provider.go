@@ -14,16 +14,16 @@ import (
 // rest of mailroom needs to know about it. The catalog takes its default
 // dedup key and event type, `mailroom trigger` and `mailroom bench` sign with
 // it, `mailroom listen` forwards its headers, ingest answers its handshake,
-// and docs/sources.md lists it. A Provider is immutable.
+// and docs/providers.md lists it. A Provider is immutable.
 type Provider struct {
 	// Name is the verify type: `verify: {type: <Name>}`.
 	Name string
-	// Title is the provider's own name ("Slack", "AWS SNS").
+	// Title is the provider's own name ("Slack", "Amazon SNS").
 	Title string
 	// Scheme says in one line how its requests are authenticated.
 	Scheme string
-	// Fields are the config fields it uses besides type; the first ones
-	// that [New] requires are marked with a trailing "*".
+	// Fields are the config keys it uses besides type; those [New]
+	// requires end with "*".
 	Fields []string
 	// Alias is the provider whose scheme this one reuses ("standard-webhooks"
 	// for Clerk), or "".
