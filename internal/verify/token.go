@@ -10,7 +10,8 @@ func tokenRow(p *Provider, header string) *Provider {
 	p.Fields = []string{"secret*"}
 	p.CredentialHeader = header
 	p.Unsigned = true
-	p.Headers = append([]string{header}, p.Headers...)
+	// Not among the forwarded Headers: it is stored masked, so a forward
+	// could only carry the mask.
 	p.build = func(c Config, _ *Options) (Verifier, error) {
 		keys := c.AllSecrets()
 		if len(keys) == 0 {

@@ -206,3 +206,16 @@ func TestZeroVerifiersRefuse(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialsAreNotForwarded checks that no header a source stores
+// masked is among those `mailroom listen` forwards.
+func TestCredentialsAreNotForwarded(t *testing.T) {
+	t.Parallel()
+	for _, p := range verify.Providers() {
+		for _, c := range p.Credentials(p.SampleConfig(p.SampleSecret)) {
+			if slices.ContainsFunc(p.Headers, func(h string) bool { return strings.EqualFold(h, c) }) {
+				t.Errorf("%s forwards its credential header %s", p.Name, c)
+			}
+		}
+	}
+}
