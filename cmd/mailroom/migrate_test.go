@@ -194,3 +194,26 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Errorf("migrate status on a newer database: %v\n%s", err, out)
 	}
 }
+
+// TestMigratePostgres: migrate status and up over the real binary on a
+// fresh PostgreSQL schema, and backup's refusal to copy PostgreSQL (that is
+// pg_dump's job).
+func TestMigratePostgres(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	dsn := schemaDSN(t, localPostgres(t))
+	out, err := exec.Command(bin, "migrate", "status", "--db", dsn).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "pending") || !strings.Contains(string(out), "schema version 0 of") {
+		t.Fatalf("migrate status on an empty schema: %v\n%s", err, out)
+	}
+	if out, err = exec.Command(bin, "migrate", "up", "--db", dsn).CombinedOutput(); err != nil || !strings.Contains(string(out), "schema version 0 ->") {
+		t.Fatalf("migrate up: %v\n%s", err, out)
+	}
+	if out, err = exec.Command(bin, "migrate", "status", "--db", dsn).CombinedOutput(); err != nil || !strings.Contains(string(out), "up to date") || strings.Contains(string(out), "pending") {
+		t.Fatalf("migrate status after up: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "backup", "--db", dsn, filepath.Join(t.TempDir(), "x.db")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "pg_dump") {
+		t.Errorf("backup of PostgreSQL storage: %v, want a refusal naming pg_dump\n%s", err, out)
+	}
+}
