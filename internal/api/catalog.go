@@ -57,7 +57,7 @@ func keepSecret(field, in, old string, exists bool) (string, error) {
 
 // viewSource returns a copy of s with its secrets masked.
 func viewSource(s *store.Source) *store.Source {
-	c := redact.Source(*s)
+	c := s.Redacted()
 	return &c
 }
 
@@ -134,7 +134,7 @@ func pathEscapeName(path string) string {
 // viewDestination returns a copy of d with its signing secret, sensitive
 // header values and URL password masked.
 func viewDestination(d *store.Destination) *store.Destination {
-	c := redact.Destination(*d)
+	c := d.Redacted()
 	return &c
 }
 

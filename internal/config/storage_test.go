@@ -28,7 +28,7 @@ func TestParseStorage(t *testing.T) {
 		{dsn: "sqlite://", wantErr: "sqlite storage needs a file path"},
 		{dsn: "./mailroom.db", wantErr: "(for a SQLite file, write sqlite://./mailroom.db)"},
 		{dsn: "sqlite:./mailroom.db", wantErr: `unsupported storage "sqlite:./mailroom.db"`},
-		{dsn: "mysql://root:hunter2@db/mailroom", wantErr: `unsupported storage "mysql://root:xxxxx@db/mailroom"`, notInError: "hunter2"},
+		{dsn: "mysql://root:hunter2@db/mailroom", wantErr: `unsupported storage "mysql://root:********@db/mailroom"`, notInError: "hunter2"},
 		{dsn: "postgres://u:hunter2@host:5432/db%zz", wantErr: `invalid postgres DSN`, notInError: "hunter2"},
 		{dsn: "host=localhost password=hunter2 dbname=x", wantErr: "unsupported storage", notInError: "hunter2x"},
 		{dsn: "sqlite://a\x00b", wantErr: "NUL"},

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -398,13 +399,18 @@ func ParseStorage(dsn string) (driver, target string, err error) {
 	return "", "", fmt.Errorf("unsupported storage %q: want sqlite://PATH or postgres://...", redactDSN(dsn))
 }
 
-// redactDSN hides the password of a URL-shaped DSN.
+// redactDSN hides the password of a DSN: a URL's by the one rule
+// ([redact.URL]), and whatever precedes the last @ of one that does not
+// parse.
 func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
+	if u, err := url.Parse(dsn); err == nil {
+		if u.User != nil {
+			return redact.URL(dsn)
+		}
+		return dsn
 	}
 	if i := strings.LastIndexByte(dsn, '@'); i >= 0 {
-		return "***" + dsn[i:]
+		return redact.Mask + dsn[i:]
 	}
 	return dsn
 }

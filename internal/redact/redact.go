@@ -2,7 +2,8 @@
 // or stores: the mask, which headers count as credentials, URL passwords,
 // and the secret fields of sources and destinations. Every page, API answer,
 // log line and stored request that could carry a secret goes through it, so
-// the rule cannot diverge between them.
+// the rule cannot diverge between them. The owners of entries with secrets
+// say which fields are secret ([store.Destination.Redacted]) with it.
 package redact
 
 import (
@@ -10,7 +11,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -111,28 +111,4 @@ func Verify(v verify.Config) verify.Config {
 	v.Password = Secret(v.Password)
 	v.VerifyToken = Secret(v.VerifyToken)
 	return v
-}
-
-// Destination returns a copy of d for display: its signing secret, the
-// values of its sensitive headers and any password in its URL masked.
-func Destination(d store.Destination) store.Destination {
-	d.Sign.Secret = Secret(d.Sign.Secret)
-	if len(d.Headers) > 0 {
-		hs := make(map[string]string, len(d.Headers))
-		for k, v := range d.Headers {
-			if SensitiveHeader(k) {
-				v = Secret(v)
-			}
-			hs[k] = v
-		}
-		d.Headers = hs
-	}
-	d.URL = URL(d.URL)
-	return d
-}
-
-// Source returns a copy of s with its verify secrets masked.
-func Source(s store.Source) store.Source {
-	s.Verify = Verify(s.Verify)
-	return s
 }

@@ -43,16 +43,16 @@ func TestCredentials(t *testing.T) {
 // both use these, mask the same fields the same way.
 func TestDestinationAndSource(t *testing.T) {
 	t.Parallel()
-	d := redact.Destination(store.Destination{
+	d := (store.Destination{
 		URL:     "https://user:pw@crm.example/hooks",
 		Sign:    store.SignConfig{Type: verify.TypeStandardWebhooks, Secret: "whsec_x"},
 		Headers: map[string]string{"Set-Cookie": "a", "X-Team": "growth", "Authorization": "Bearer y"},
-	})
+	}).Redacted()
 	if d.URL != "https://user:"+redact.Mask+"@crm.example/hooks" || d.Sign.Secret != redact.Mask ||
 		d.Headers["Set-Cookie"] != redact.Mask || d.Headers["Authorization"] != redact.Mask || d.Headers["X-Team"] != "growth" {
 		t.Errorf("Destination = %+v", d)
 	}
-	s := redact.Source(store.Source{Verify: verify.Config{Type: "meta", Secret: "a", Secrets: []string{"b", ""}, Password: "p", VerifyToken: "v", PublicKey: "pk"}})
+	s := (store.Source{Verify: verify.Config{Type: "meta", Secret: "a", Secrets: []string{"b", ""}, Password: "p", VerifyToken: "v", PublicKey: "pk"}}).Redacted()
 	want := verify.Config{Type: "meta", Secret: redact.Mask, Secrets: []string{redact.Mask, ""}, Password: redact.Mask, VerifyToken: redact.Mask, PublicKey: "pk"}
 	if got := s.Verify; !reflect.DeepEqual(got, want) {
 		t.Errorf("Source = %v, want %v", got, want)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -221,10 +222,7 @@ func checkURL(raw string) error {
 	if err != nil {
 		return errors.New("invalid URL")
 	}
-	shown := raw
-	if _, ok := u.User.Password(); ok {
-		shown = u.Redacted()
-	}
+	shown := redact.URL(raw)
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("%q must be an absolute http:// or https:// URL", shown)
 	}

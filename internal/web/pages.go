@@ -439,7 +439,7 @@ func (w *Server) destinationRows(ctx context.Context) ([]*destinationRow, error)
 	}
 	rows := make([]*destinationRow, 0, len(dests))
 	for _, d := range dests {
-		row := &destinationRow{Destination: redact.Destination(*d), Stats: byName[d.Name], Concurrency: d.MaxConcurrency}
+		row := &destinationRow{Destination: d.Redacted(), Stats: byName[d.Name], Concurrency: d.MaxConcurrency}
 		if row.Concurrency == 0 {
 			row.Concurrency = 10
 		}
