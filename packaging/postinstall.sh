@@ -8,6 +8,8 @@ elif ! getent passwd mailroom >/dev/null 2>&1; then
   useradd --system --user-group --home-dir /var/lib/mailroom --no-create-home \
     --shell /usr/sbin/nologin --comment "mailroom webhook gateway" mailroom
 fi
+# systemd's StateDirectory= makes it too; this serves other init systems.
+install -d -o mailroom -g mailroom -m 0700 /var/lib/mailroom
 if [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null 2>&1 || true
   # An upgrade restarts a running service on the new binary (serve applies
