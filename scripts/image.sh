@@ -62,6 +62,7 @@ while IFS= read -r line; do
 done <packaging/container.env
 buildah config \
   "${envs[@]}" \
+  --os linux --arch "$arch" \
   --user 65532:65532 \
   --workingdir /data \
   --volume /data \
