@@ -42,7 +42,7 @@ func FuzzPaddleHeader(f *testing.F) {
 			parts = append(parts, "h1="+h)
 		}
 		header := strings.Join(parts, ";")
-		gotTS, gotSigs, err := parsePaddleHeader(header)
+		gotTS, gotSigs, err := paddleFormat.parse(header)
 		switch {
 		case len(sigs) == 0:
 			if !errors.Is(err, ErrMissingSignature) {
@@ -65,7 +65,7 @@ func FuzzPaddleHeader(f *testing.F) {
 			return
 		}
 		header += ";" + extra
-		gotTS2, gotSigs2, err := parsePaddleHeader(header)
+		gotTS2, gotSigs2, err := paddleFormat.parse(header)
 		if err != nil {
 			return
 		}

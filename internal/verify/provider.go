@@ -118,14 +118,15 @@ func (m *Message) method() string { return cmp.Or(m.Method, http.MethodPost) }
 // the result.
 func table() []*Provider {
 	rows := []*Provider{
-		stripeProvider(), githubProvider(), shopifyProvider(), standardWebhooksProvider(),
+		githubProvider(), shopifyProvider(), standardWebhooksProvider(),
 		hmacProvider(), basicProvider(), apiKeyProvider(), noneProvider(),
 	}
 	rows = append(rows, svixAliases()...)
 	rows = append(rows, bodyHMACProviders()...)
 	rows = append(rows, tokenProviders()...)
 	rows = append(rows, signedBaseProviders()...)
-	rows = append(rows, paddleProvider(), pagerDutyProvider(), calendlyProvider(), linearProvider(),
+	rows = append(rows, pairProviders()...)
+	rows = append(rows, pagerDutyProvider(), linearProvider(),
 		mailgunProvider(), twilioProvider(), discordProvider(), sendGridProvider(), snsProvider())
 	for _, p := range rows {
 		if p.SampleSecret == "" {
