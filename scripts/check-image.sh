@@ -21,7 +21,7 @@ token="check-image-token-0123456789"
 podman_flags=()
 run_flags=(--network host)
 cleanup() {
-  podman "${podman_flags[@]}" rm -f "$name" "$name-2" "$name-c" >/dev/null 2>&1 || true
+  podman "${podman_flags[@]}" rm -f -v "$name" "$name-2" "$name-c" >/dev/null 2>&1 || true
   podman "${podman_flags[@]}" volume rm -f "$vol" >/dev/null 2>&1 || true
   podman "${podman_flags[@]}" rmi -f "$tag" >/dev/null 2>&1 || true
 }
@@ -93,6 +93,6 @@ p stop -t 10 "$name-2" >/dev/null
 # CA certificates, for HTTPS destinations.
 p create --name "$name-c" "$tag" >/dev/null
 certs="$(p cp "$name-c:/etc/ssl/certs/ca-certificates.crt" - | wc -c)"
-p rm -f "$name-c" >/dev/null
+p rm -f -v "$name-c" >/dev/null
 [ "$certs" -gt 10000 ] || fail "CA certificates missing from the image"
 echo "check-image: ok ($tag, $want_version, uid 65532, /data volume, healthcheck, env-only config)"
