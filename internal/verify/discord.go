@@ -28,23 +28,13 @@ type Discord struct {
 
 // Verify checks r's X-Signature-Ed25519 and its timestamp.
 func (d *Discord) Verify(r *Request) error {
-	h, ts := r.Header.Get(DiscordSignatureHeader), r.Header.Get(DiscordTimestampHeader)
-	switch {
-	case h == "":
-		return fmt.Errorf("%w: no %s header", ErrMissingSignature, DiscordSignatureHeader)
-	case ts == "":
-		return fmt.Errorf("%w: no %s header", ErrMalformedSignature, DiscordTimestampHeader)
+	h, ts, err := signedAt(r, DiscordSignatureHeader, DiscordTimestampHeader, d.tolerance)
+	if err != nil {
+		return err
 	}
 	sig, err := hex.DecodeString(h)
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%w: %s is not a hex Ed25519 signature", ErrMalformedSignature, DiscordSignatureHeader)
-	}
-	unix, err := parseUnix(ts)
-	if err != nil {
-		return err
-	}
-	if err := checkTimestamp(unix, r.now(), d.tolerance); err != nil {
-		return err
 	}
 	msg := make([]byte, 0, len(ts)+len(r.Body))
 	msg = append(append(msg, ts...), r.Body...)

@@ -29,23 +29,13 @@ type SendGrid struct {
 
 // Verify checks r's signature header and its timestamp.
 func (s *SendGrid) Verify(r *Request) error {
-	h, ts := r.Header.Get(SendGridSignatureHeader), r.Header.Get(SendGridTimestampHeader)
-	switch {
-	case h == "":
-		return fmt.Errorf("%w: no %s header", ErrMissingSignature, SendGridSignatureHeader)
-	case ts == "":
-		return fmt.Errorf("%w: no %s header", ErrMalformedSignature, SendGridTimestampHeader)
+	h, ts, err := signedAt(r, SendGridSignatureHeader, SendGridTimestampHeader, s.tolerance)
+	if err != nil {
+		return err
 	}
 	sig, err := base64.StdEncoding.DecodeString(h)
 	if err != nil {
 		return fmt.Errorf("%w: %s is not base64", ErrMalformedSignature, SendGridSignatureHeader)
-	}
-	unix, err := parseUnix(ts)
-	if err != nil {
-		return err
-	}
-	if err := checkTimestamp(unix, r.now(), s.tolerance); err != nil {
-		return err
 	}
 	d := sha256.New()
 	d.Write([]byte(ts))

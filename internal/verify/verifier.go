@@ -199,6 +199,24 @@ func parseUnix(s string) (int64, error) {
 	return ts, nil
 }
 
+// signedAt reads a signature header and the Unix timestamp header it
+// covers, and checks the timestamp against tol: the first step of the
+// schemes that sign "timestamp + body" (Discord, SendGrid).
+func signedAt(r *Request, sigH, tsH string, tol time.Duration) (sig, ts string, err error) {
+	sig, ts = r.Header.Get(sigH), r.Header.Get(tsH)
+	switch {
+	case sig == "":
+		return "", "", fmt.Errorf("%w: no %s header", ErrMissingSignature, sigH)
+	case ts == "":
+		return "", "", fmt.Errorf("%w: no %s header", ErrMalformedSignature, tsH)
+	}
+	unix, err := parseUnix(ts)
+	if err != nil {
+		return "", "", err
+	}
+	return sig, ts, checkTimestamp(unix, r.now(), tol)
+}
+
 // checkTimestamp returns an error wrapping ErrTimestampOutOfTolerance if
 // ts is more than tol away from now, in either direction.
 func checkTimestamp(ts int64, now time.Time, tol time.Duration) error {
