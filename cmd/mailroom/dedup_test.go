@@ -131,3 +131,41 @@ func TestDedupErrorVisible(t *testing.T) {
 		return strings.Contains(srv.logs.String(), `level=WARN msg="ingest: dedup key not computed`)
 	})
 }
+
+// TestTaskMatchesIntegersExactly creates a wait task through the API for
+// id 2^53+1 after an event with id 2^53 (the same float64) arrived: the
+// task completes with the right event.
+func TestTaskMatchesIntegersExactly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dir := t.TempDir()
+	srv := start(t, binary(t), writeYAML(t, dir, fmt.Sprintf(dedupConfig, dir)))
+	postBody(t, srv.addr, "app", "application/json", `{"id":9007199254740992}`)
+	want := postBody(t, srv.addr, "app", "application/json", `{"id":9007199254740993}`).EventID
+
+	resp, err := http.Post("http://"+srv.addr+"/api/v1/tasks", "application/json",
+		strings.NewReader(`{"source":"app","match":{"id":9007199254740993},"timeout":"1m"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create task: %d", resp.StatusCode)
+	}
+	var got struct {
+		Status  string `json:"status"`
+		EventID string `json:"event_id"`
+	}
+	for range 10 {
+		getJSON(t, "http://"+srv.addr+"/api/v1/tasks/"+created.ID+"?wait=5s", &got)
+		if got.Status != "working" {
+			break
+		}
+	}
+	if got.Status != "completed" || got.EventID != want {
+		t.Errorf("task %s by %s, want completed by %s", got.Status, got.EventID, want)
+	}
+}

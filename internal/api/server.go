@@ -326,6 +326,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
+	dec.UseNumber() // a number held as any (a wait's match value) keeps its exact text
 	if err := dec.Decode(v); err != nil {
 		return badf("invalid JSON body: %s", describeJSONError(err))
 	}

@@ -3,6 +3,8 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
+	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
 // TestGoSDKClient drives the server with the official go-sdk client on
@@ -114,5 +117,53 @@ func TestGoSDKClient(t *testing.T) {
 				t.Errorf("unknown source accepted: %+v", res3)
 			}
 		})
+	}
+}
+
+// TestWaitMatchesIntegersExactly waits, over the go-sdk client, for an
+// event whose n is 2^53+1 when an event with n = 2^53 (the same float64)
+// arrived first: the wait finds the right one, although the SDK decodes
+// tool arguments through float64.
+func TestWaitMatchesIntegersExactly(t *testing.T) {
+	e := newEnv(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	for _, n := range []string{"9007199254740992", "9007199254740993"} {
+		body := `{"id":"evt_n` + n + `","type":"big","n":` + n + `}`
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/e/stripe", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Stripe-Signature", verify.SignStripe(stripeSecret, time.Now(), []byte(body)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			EventID string `json:"event_id"`
+		}
+		json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		ids = append(ids, out.EventID)
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-test", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "wait_for_event",
+		Arguments: json.RawMessage(`{"source":"stripe","type":"big","match":{"n":9007199254740993}}`)})
+	if err != nil || res.IsError {
+		t.Fatalf("wait_for_event: %v %+v", err, res)
+	}
+	var out struct {
+		Event struct {
+			EventID string `json:"event_id"`
+		} `json:"event"`
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	json.Unmarshal(b, &out)
+	if out.Event.EventID != ids[1] {
+		t.Errorf("wait_for_event matched %s, want %s (n 9007199254740993; %s has n 9007199254740992)", out.Event.EventID, ids[1], ids[0])
 	}
 }

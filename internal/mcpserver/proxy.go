@@ -21,6 +21,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
+	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
 
@@ -495,9 +496,10 @@ func (p *proxy) forwardAsync(ctx context.Context, r *mcp.CallToolRequest, ca *co
 	if err != nil {
 		return nil, nil, rpcError(jsonrpc.CodeInternalError, "encode upstream result: %v", err)
 	}
-	var resultVal, argsVal any
-	_ = json.Unmarshal(raw, &resultVal)
-	_ = json.Unmarshal(r.Params.Arguments, &argsVal)
+	// Decoded as CEL sees a webhook body, so that an id taken from the
+	// result or the arguments keeps its exact value.
+	resultVal, _ := route.DecodeJSON(raw)
+	argsVal, _ := route.DecodeJSON(r.Params.Arguments)
 	rv := &resolved{args: r.Params.Arguments, upstream: raw, start: start}
 	if rv.match, err = evalMatch(ca.match, resultVal, argsVal); err != nil {
 		return nil, nil, rpcError(jsonrpc.CodeInternalError, "async tool %s: the upstream result does not give the expectation: %v", ca.cfg.Tool, err)

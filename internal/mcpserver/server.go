@@ -13,7 +13,6 @@ package mcpserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -286,7 +285,7 @@ func (s *Server) createWaitTask(ctx context.Context, r *mcp.CallToolRequest, ttl
 	c := callerFrom(ctx)
 	var args waitArgs
 	if len(r.Params.Arguments) > 0 {
-		if err := json.Unmarshal(r.Params.Arguments, &args); err != nil {
+		if err := decodeWaitArgs(r.Params.Arguments, &args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 		}
 	}

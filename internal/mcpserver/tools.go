@@ -1,7 +1,9 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
@@ -33,6 +35,15 @@ type waitResult = task.WaitResult
 // EventView is what tools, resources and channel messages show of an event.
 type EventView = task.EventView
 
+// decodeWaitArgs decodes wait_for_event's raw arguments into a, keeping
+// the exact text of numbers among the match values (an integer id beyond
+// 2^53 would otherwise be rounded, and wait for the wrong event).
+func decodeWaitArgs(raw json.RawMessage, a *waitArgs) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(a)
+}
+
 // waitOf reads wait_for_event's arguments as a [task.Wait]; the task
 // package checks the rest.
 func waitOf(a *waitArgs) (task.Wait, error) {
@@ -61,6 +72,14 @@ func (s *Server) checkWait(ctx context.Context, a *waitArgs) (task.Spec, error) 
 // it waits up to SyncWait, with progress notifications, and then says it
 // is still waiting.
 func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a waitArgs) (*mcp.CallToolResult, waitResult, error) {
+	if len(req.Params.Arguments) > 0 {
+		// The SDK hands a over after a round trip through float64; read
+		// the match values again from the request as sent.
+		var exact waitArgs
+		if decodeWaitArgs(req.Params.Arguments, &exact) == nil {
+			a.Match = exact.Match
+		}
+	}
 	spec, err := s.checkWait(ctx, &a)
 	if err != nil {
 		return nil, waitResult{}, err

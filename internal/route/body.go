@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/url"
 	"strconv"
@@ -28,7 +29,7 @@ func decodeBody(contentType string, body []byte) any {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') || strings.HasSuffix(mt, "json") {
-		if v, err := decodeJSON(body); err == nil {
+		if v, err := DecodeJSON(body); err == nil {
 			return v
 		}
 	}
@@ -40,9 +41,11 @@ func decodeBody(contentType string, body []byte) any {
 	return string(body)
 }
 
-// decodeJSON decodes one JSON value, keeping every number's text until
-// [jsonNumber] turns it into a value that does not lose it where it can.
-func decodeJSON(body []byte) (any, error) {
+// DecodeJSON decodes one JSON value as expressions see a JSON body: maps,
+// lists, and numbers that keep their exact value where they can (see
+// [jsonNumber]) instead of passing through float64. Whatever evaluates
+// CEL over JSON, or compares values from it, decodes with it.
+func DecodeJSON(body []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
@@ -100,6 +103,22 @@ func exactInteger(text string) (any, bool) {
 		return u, true
 	}
 	return nil, false
+}
+
+// ValueString renders a value as waits compare them (a wait's match
+// value against the value at the same path of an event's body): a value
+// decoded by [DecodeJSON] or [Input.Decoded], or a json.Number. Strings
+// are themselves; numbers are their exact integer text when they are
+// integers (9007199254740993, and 1.0 as 1), else Go's formatting of the
+// double; anything else is formatted by fmt.
+func ValueString(v any) string {
+	if n, ok := v.(json.Number); ok {
+		v = jsonNumber(string(n))
+	}
+	if f, ok := v.(float64); ok && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+		v = int64(f)
+	}
+	return fmt.Sprint(v)
 }
 
 // firstValues maps each name to its first value.

@@ -163,7 +163,7 @@ func skipString(b []byte, i int) int {
 }
 
 // scalarString renders a raw JSON scalar as EvalString renders the CEL
-// value [decodeJSON] decodes it to: a string's value, true or false, ""
+// value [DecodeJSON] decodes it to: a string's value, true or false, ""
 // for null, and a number's source text when it is an exact integer.
 func scalarString(raw []byte) (string, bool) {
 	if len(raw) == 0 {

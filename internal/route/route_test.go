@@ -1,6 +1,7 @@
 package route
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -207,6 +208,28 @@ func TestCostLimit(t *testing.T) {
 		}
 		if got := p.Match(in); got == tt.stops {
 			t.Errorf("%d items: Match = %v, want %v", tt.items, got, !tt.stops)
+		}
+	}
+}
+
+func TestValueString(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   any
+		want string
+	}{
+		{"abc", "abc"},
+		{json.Number("9007199254740993"), "9007199254740993"},
+		{int64(9007199254740993), "9007199254740993"},
+		{uint64(18446744073709551615), "18446744073709551615"},
+		{json.Number("1.0"), "1"},
+		{1.0, "1"},
+		{json.Number("1.5"), "1.5"},
+		{json.Number("1e20"), "1e+20"},
+		{true, "true"},
+	} {
+		if got := ValueString(tt.in); got != tt.want {
+			t.Errorf("ValueString(%#v) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -139,7 +140,7 @@ func (t *Tasks) candidates(source string, in *route.Input) []*waiter {
 		if !ok {
 			continue
 		}
-		for _, w := range vals[fmt.Sprint(got)] {
+		for _, w := range vals[route.ValueString(got)] {
 			out = append(out, w)
 		}
 	}
@@ -165,7 +166,9 @@ func (t *Tasks) track(ctx context.Context, tk *store.Task) {
 		return
 	}
 	var args storedArgs
-	_ = json.Unmarshal(tk.Arguments, &args) // match pairs are optional
+	dec := json.NewDecoder(bytes.NewReader(tk.Arguments))
+	dec.UseNumber()       // match values keep their exact text
+	_ = dec.Decode(&args) // match pairs are optional
 	waits := []*waiter{}
 	m, err := t.Compile(Spec{Source: tk.Wait.Source, Type: tk.Wait.Type, Filter: tk.Wait.Filter, Since: tk.Wait.Since, Match: MatchStrings(args.Match)})
 	if err != nil {

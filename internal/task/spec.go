@@ -133,18 +133,16 @@ func (t *Tasks) ParseSince(ctx context.Context, v string) (time.Time, error) {
 	return time.Time{}, inputf("since: %q is not a duration (10m), an RFC 3339 time or an event id", v)
 }
 
-// MatchStrings renders match values the way events are compared: numbers
-// without a fraction as integers, everything else with fmt.
+// MatchStrings renders match values the way events are compared
+// ([route.ValueString]). Decode them with json.Decoder.UseNumber, so that
+// an integer beyond 2^53 keeps its exact value.
 func MatchStrings(m map[string]any) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		if f, ok := v.(float64); ok && f == float64(int64(f)) {
-			v = int64(f)
-		}
-		out[k] = fmt.Sprint(v)
+		out[k] = route.ValueString(v)
 	}
 	return out
 }
@@ -184,7 +182,7 @@ func (m *Matcher) Matches(ev *store.Event, in *route.Input) bool {
 	}
 	for path, want := range m.spec.Match {
 		got, ok := lookupPath(in.Decoded(), path)
-		if !ok || fmt.Sprint(got) != want {
+		if !ok || route.ValueString(got) != want {
 			return false
 		}
 	}
@@ -224,9 +222,6 @@ func lookupPath(v any, path string) (any, bool) {
 		default:
 			return nil, false
 		}
-	}
-	if n, ok := v.(float64); ok && n == float64(int64(n)) {
-		return int64(n), true
 	}
 	return v, true
 }

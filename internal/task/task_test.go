@@ -149,6 +149,21 @@ func TestCreate(t *testing.T) {
 		}
 	})
 
+	t.Run("MatchesIntegersExactly", func(t *testing.T) {
+		// 2^53 and 2^53+1 are one float64: a wait for the second must not
+		// complete on the first. Callers decode match values with
+		// UseNumber, as the API and the MCP tool do.
+		tk, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "shop", Match: map[string]any{"big": json.Number("9007199254740993")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ingest(t, "shop", "order.paid", `{"big":9007199254740992}`)
+		want := b.ingest(t, "shop", "order.paid", `{"big":9007199254740993}`)
+		if got := b.await(t, tk.ID); got.Status != store.TaskCompleted || got.EventID != want {
+			t.Fatalf("task %s by %s, want completed by %s (big 9007199254740993)", got.Status, got.EventID, want)
+		}
+	})
+
 	t.Run("LooksBackAfterReturning", func(t *testing.T) {
 		want := b.ingest(t, "shop", "order.paid", `{"order":"o_9"}`)
 		tk, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "shop", Match: map[string]any{"order": "o_9"}}})
