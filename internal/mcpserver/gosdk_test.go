@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -130,20 +131,7 @@ func TestWaitMatchesIntegersExactly(t *testing.T) {
 	defer cancel()
 	var ids []string
 	for _, n := range []string{"9007199254740992", "9007199254740993"} {
-		body := `{"id":"evt_n` + n + `","type":"big","n":` + n + `}`
-		req, _ := http.NewRequest(http.MethodPost, e.url+"/e/stripe", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Stripe-Signature", verify.SignStripe(stripeSecret, time.Now(), []byte(body)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out struct {
-			EventID string `json:"event_id"`
-		}
-		json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		ids = append(ids, out.EventID)
+		ids = append(ids, e.sendStripeBody(`{"id":"evt_n`+n+`","type":"big","n":`+n+`}`))
 	}
 	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-test", Version: "1"}, nil)
 	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp"}, nil)
@@ -165,5 +153,58 @@ func TestWaitMatchesIntegersExactly(t *testing.T) {
 	json.Unmarshal(b, &out)
 	if out.Event.EventID != ids[1] {
 		t.Errorf("wait_for_event matched %s, want %s (n 9007199254740993; %s has n 9007199254740992)", out.Event.EventID, ids[1], ids[0])
+	}
+}
+
+// sendStripeBody posts body as a signed Stripe webhook and returns the
+// event id.
+func (e *env) sendStripeBody(body string) string {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/e/stripe", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Stripe-Signature", verify.SignStripe(stripeSecret, time.Now(), []byte(body)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		EventID string `json:"event_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("webhook: %d", resp.StatusCode)
+	}
+	return out.EventID
+}
+
+// TestTaskResultKeepsNumbers completes a 2025-11-25 task with an event
+// whose body holds 2^53+1 and reads tasks/result off the wire: the number
+// is written as it arrived, not rounded through float64.
+func TestTaskResultKeepsNumbers(t *testing.T) {
+	e := newEnv(t, "", nil)
+	c := &rpcClient{t: t, url: e.url}
+	c.initialize()
+	created := c.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_big"), "task": map[string]any{"ttl": 60000}})
+	task, _ := created.Result["task"].(map[string]any)
+	taskID, _ := task["taskId"].(string)
+	if taskID == "" {
+		t.Fatalf("CreateTaskResult: %+v", created)
+	}
+	e.sendStripeBody(`{"id":"evt_big","type":"checkout.session.completed","n":9007199254740993,"data":{"object":{"payment_link":"plink_big"}}}`)
+	msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 99, "method": "tasks/result", "params": map[string]any{"taskId": taskID}})
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/mcp", strings.NewReader(string(msg)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Mcp-Protocol-Version", mcpserver.ProtocolLegacy)
+	req.Header.Set("Mcp-Session-Id", c.session)
+	resp, err := http.DefaultClient.Do(req) // tasks/result blocks until the task completes
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(raw), `"n":9007199254740993`) {
+		t.Errorf("tasks/result does not carry the body's number as sent:\n%s", raw)
 	}
 }

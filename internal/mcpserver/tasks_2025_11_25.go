@@ -143,8 +143,8 @@ func (w legacyTasks) result(ctx context.Context, p *taskParams) (*rawResult, err
 			rpcErr.Data = relatedData
 			return nil, rpcErr
 		case res != nil:
-			var body map[string]any
-			if err := json.Unmarshal(res, &body); err != nil {
+			body, err := mcpwire.DecodeObject(res)
+			if err != nil {
 				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", t.ID, err)
 			}
 			r := &rawResult{Body: body}

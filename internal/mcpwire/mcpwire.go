@@ -6,6 +6,7 @@
 package mcpwire
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -63,15 +64,29 @@ func (r *RawResult) MarshalJSON() ([]byte, error) {
 	return json.Marshal(out)
 }
 
-// ObjectOf re-encodes v as a JSON object map.
+// ObjectOf re-encodes v as a JSON object map, numbers kept exact (see
+// [DecodeObject]).
 func ObjectOf(v any) map[string]any {
 	b, _ := json.Marshal(v)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
+	m, _ := DecodeObject(b)
 	if m == nil {
 		m = map[string]any{}
 	}
 	return m
+}
+
+// DecodeObject decodes a JSON object to re-encode it after an edit. Numbers
+// stay json.Number, so they are written back as they were read: a result
+// carrying a webhook body with an integer id beyond 2^53 must not come out
+// rounded.
+func DecodeObject(b []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode json object: %w", err)
+	}
+	return m, nil
 }
 
 // Patch re-encodes res as an object, lets edit change it, and keeps its

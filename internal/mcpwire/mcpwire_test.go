@@ -3,6 +3,7 @@ package mcpwire
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,4 +100,29 @@ func jsonEqual(a, b json.RawMessage) bool {
 		return string(a) == string(b)
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// TestObjectOfKeepsNumbers checks that re-encoding a result (as Patch and
+// tasks/result do) writes every number back as it was: a webhook body's
+// integer beyond 2^53 is not rounded.
+func TestObjectOfKeepsNumbers(t *testing.T) {
+	in := json.RawMessage(`{"structuredContent":{"event":{"body":{"id":9007199254740993,"amount":1.50,"big":1e400}}},"ttl":60000}`)
+	decoded, err := DecodeObject(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range map[string]map[string]any{"ObjectOf": ObjectOf(in), "DecodeObject": decoded} {
+		out, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"id":9007199254740993`, `"amount":1.50`, `"big":1e400`, `"ttl":60000`} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s: %s lacks %s", name, out, want)
+			}
+		}
+	}
+	if _, err := DecodeObject([]byte(`[1]`)); err == nil {
+		t.Error("DecodeObject accepted an array")
+	}
 }

@@ -362,8 +362,8 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 		relatedData, _ := json.Marshal(map[string]any{"_meta": related})
 		switch task.Status {
 		case statusCompleted:
-			var body map[string]any
-			if err := json.Unmarshal(task.Result, &body); err != nil {
+			body, err := mcpwire.DecodeObject(task.Result)
+			if err != nil {
 				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", task.ID, err)
 			}
 			r := &rawResult{Body: body}
