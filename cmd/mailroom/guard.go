@@ -54,8 +54,10 @@ var publicPaths = []string{"/e/", "/healthz", "/readyz"}
 // operatorGuard builds the guard in front of every route but
 // [publicPaths]: the admin API, the dashboard, /metrics and /mcp refuse
 // foreign Host headers and cross-site requests, and writes that are not
-// JSON (forms under /ui/, the dashboard's actions).
-func operatorGuard(cfg *config.Config) *httpguard.Guard {
+// JSON (forms under /ui/, the dashboard's actions). It logs the policy.
+func operatorGuard(cfg *config.Config, log *slog.Logger) *httpguard.Guard {
+	log.Info("operator routes (API, dashboard, /metrics, /mcp) answer only to the listener's name or address and api.allowed_hosts, and refuse cross-site browser requests; /e/ and health checks answer anyone",
+		"listen", cfg.Listen, "allowed_hosts", cfg.API.AllowedHosts, "mcp_allowed_origins", cfg.MCP.AllowedOrigins)
 	return httpguard.New(&httpguard.Options{
 		Listen:         cfg.Listen,
 		AllowedHosts:   cfg.API.AllowedHosts,

@@ -270,7 +270,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           operatorGuard(cfg).Handler(mux),
+		Handler:           operatorGuard(cfg, log).Handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
