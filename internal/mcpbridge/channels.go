@@ -33,7 +33,9 @@ type channelEvent struct {
 	Source     string    `json:"source"`
 	Type       string    `json:"type"`
 	ReceivedAt time.Time `json:"received_at"`
-	Body       any       `json:"body"`
+	// Body is kept as sent, so that a number in it reaches the agent
+	// exactly (decoded as any it would pass through float64).
+	Body json.RawMessage `json:"body"`
 }
 
 // runChannels subscribes to the channel sources' resources on a session of
