@@ -210,6 +210,18 @@ func TestCostLimit(t *testing.T) {
 			t.Errorf("%d items: Match = %v, want %v", tt.items, got, !tt.stops)
 		}
 	}
+
+	// A substring search is charged by the KiB it reads, so one over a
+	// large body fits (CEL's own charge, a tenth of each length
+	// multiplied, would refuse it at 100 KiB).
+	contains, err := c.CompileFilter(`raw.contains("needle-in-the-body")`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := input("text/plain", strings.Repeat("x", 4<<20)+"needle-in-the-body")
+	if _, err := contains.Eval(big); err != nil || !contains.Match(big) {
+		t.Errorf("raw.contains over 4 MiB: %v, want a match", err)
+	}
 }
 
 func TestValueString(t *testing.T) {
