@@ -99,23 +99,7 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 // sendStripe posts a signed Stripe webhook and returns the event id.
 func (e *env) sendStripe(id, typ, link string) string {
 	e.t.Helper()
-	body := fmt.Sprintf(`{"id":%q,"type":%q,"data":{"object":{"id":"cs_1","payment_link":%q}}}`, id, typ, link)
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/e/stripe", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Stripe-Signature", verify.SignStripe(stripeSecret, time.Now(), []byte(body)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		EventID string `json:"event_id"`
-	}
-	json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != 200 {
-		e.t.Fatalf("webhook: %d", resp.StatusCode)
-	}
-	return out.EventID
+	return e.sendStripeBody(fmt.Sprintf(`{"id":%q,"type":%q,"data":{"object":{"id":"cs_1","payment_link":%q}}}`, id, typ, link))
 }
 
 // rpcClient speaks raw JSON-RPC over Streamable HTTP, so tests see the wire.
