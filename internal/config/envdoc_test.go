@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/config"
-	"github.com/mailroomhq/mailroom/internal/store"
 )
 
 var update = flag.Bool("update", false, "rewrite the environment table in docs/configuration.md")
@@ -23,57 +22,19 @@ const (
 	tableEnd   = "<!-- env-table:end -->\n"
 )
 
-// envTable renders config.EnvVars as the documentation's table, with each
-// setting's default.
+// envTable renders config.EnvVars as the documentation's table. Defaults
+// are in the settings tables above it, which say what a zero value means.
 func envTable() string {
-	defaults := map[string]string{}
-	def := reflect.ValueOf(config.Default()).Elem()
 	var b strings.Builder
-	b.WriteString("| variable | setting | value | default |\n|---|---|---|---|\n")
+	b.WriteString("| variable | setting | value |\n|---|---|---|\n")
 	for _, ev := range config.EnvVars() {
-		v := def
-		for _, key := range strings.Split(ev.Field, ".") {
-			v = fieldByYAML(v, key)
-		}
-		d, ok := defaults[ev.Field]
-		if !ok {
-			d = describeDefault(v)
-			defaults[ev.Field] = d
-		}
 		setting := "`" + ev.Field + "`"
 		if ev.Name == config.EnvDB {
-			setting += " (alias of `" + "MAILROOM_STORAGE" + "`; if both are set they must agree)"
+			setting += " (alias of `" + config.EnvStorage + "`; if both are set they must agree)"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", ev.Name, setting, ev.Format, d)
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", ev.Name, setting, ev.Format)
 	}
 	return b.String()
-}
-
-func fieldByYAML(v reflect.Value, key string) reflect.Value {
-	t := v.Type()
-	for i := range t.NumField() {
-		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if tag == key {
-			return v.Field(i)
-		}
-	}
-	panic("no field " + key + " in " + t.String())
-}
-
-func describeDefault(v reflect.Value) string {
-	if d, ok := v.Interface().(store.Duration); ok {
-		if d == 0 {
-			return "none"
-		}
-		return "`" + time.Duration(d).String() + "`"
-	}
-	if v.IsZero() {
-		if v.Kind() == reflect.Bool {
-			return "`false`"
-		}
-		return "none"
-	}
-	return fmt.Sprintf("`%v`", v.Interface())
 }
 
 // TestEnvDocTable fails when the table of environment variables in
