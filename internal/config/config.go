@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -373,37 +372,16 @@ func IsReloadable(field string) bool { return reloadable[field] }
 // fact still the old one). Values are not quoted: some are secrets.
 func (c *Config) CheckReload(running *Config) error {
 	v := &validator{c: c, opts: &Options{}}
-	walkSettings(reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem(), "", func(field string) {
-		v.errf(field, "changed, but it is read only at start: restart mailroom to apply it (nothing was reloaded)")
+	next, cur := reflect.ValueOf(c).Elem(), reflect.ValueOf(running).Elem()
+	walkSchema(next.Type(), "", func(field string, _ reflect.Type) {
+		if reloadable[field] {
+			return
+		}
+		a, errA := fieldByPath(next, field)
+		b, errB := fieldByPath(cur, field)
+		if errA != nil || errB != nil || !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			v.errf(field, "changed, but it is read only at start: restart mailroom to apply it (nothing was reloaded)")
+		}
 	})
 	return joinErrors(v.errs)
-}
-
-// walkSettings calls changed with the path of each setting that differs
-// between a and b (both Config or a struct within), descending into
-// structs until it reaches a reloadable setting or a leaf.
-func walkSettings(a, b reflect.Value, prefix string, changed func(field string)) {
-	t := a.Type()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if tag == "" || tag == "-" {
-			continue
-		}
-		field := join(prefix, tag)
-		if reloadable[field] {
-			continue
-		}
-		fa, fb := a.Field(i), b.Field(i)
-		if f.Type.Kind() == reflect.Struct && !isValue(f.Type) {
-			walkSettings(fa, fb, field, changed)
-			continue
-		}
-		if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
-			changed(field)
-		}
-	}
 }
