@@ -400,6 +400,10 @@ func TestEventPageShowsDedupError(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="dedup-error">dedup key not computed, accepted without deduplication: no such key: MessageSid<`) {
 		t.Errorf("event page (%d) lacks the dedup error:\n%s", resp.StatusCode, body)
 	}
+	resp, body = b.get(t, "/ui/events")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `title="dedup key not computed, accepted without deduplication: no such key: MessageSid">not deduplicated<`) {
+		t.Errorf("event list (%d) does not mark the event as not deduplicated:\n%s", resp.StatusCode, body)
+	}
 }
 
 func TestListFilters(t *testing.T) {
