@@ -61,7 +61,14 @@ dispatcher, the admin API (/api/v1) and health checks (/healthz, /readyz).
 
 Without --config it starts on the embedded default: SQLite in ./mailroom.db,
 listening on 127.0.0.1:8080, no sources yet (add them through the API).
-MAILROOM_* environment variables override the file; flags override both.`,
+MAILROOM_* environment variables override the file (every setting has one);
+flags override both.
+
+The sources, destinations and connections the file declares are its own:
+those it no longer declares are removed at start. Those created through the
+API are kept. SIGHUP (or POST /api/v1/reload) re-reads the file and applies
+it whole or not at all; settings other than the catalog and log.level need
+a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.noMigrate = !migrate
