@@ -20,6 +20,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/deliver"
+	"github.com/mailroomhq/mailroom/internal/health"
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/metrics"
@@ -236,13 +237,10 @@ func runServe(ctx context.Context, f serveFlags) error {
 	tasks := task.New(st, cat, &task.Options{Logger: log.With("component", "tasks"),
 		OnComplete: func(t *store.Task) { met.ObserveTaskCompletion(t.UpdatedAt.Sub(t.CreatedAt)) }})
 	if cfg.API.Token == "" && !isLoopback(cfg.Listen) {
-		log.Warn("no api.token set and the listener is not loopback: the admin API is disabled")
-		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, `{"error":"admin API disabled: set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener"}`, http.StatusForbidden)
-		})
-		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "dashboard disabled: set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener", http.StatusForbidden)
-		})
+		log.Warn("no api.token set and the listener is not loopback: the admin API and the dashboard are disabled")
+		const why = "set api.token (or MAILROOM_API_TOKEN) to serve it on a non-loopback listener"
+		api.RegisterDisabled(mux, why)
+		web.RegisterDisabled(mux, why)
 	} else {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
@@ -256,21 +254,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	if err != nil {
 		return err
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"status\":\"ok\",\"version\":%q,\"commit\":%q}\n", build.Version, build.Commit)
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		pctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		w.Header().Set("Content-Type", "application/json")
-		if err := st.Ready(pctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "{\"status\":\"unavailable\",\"error\":%q}\n", err.Error())
-			return
-		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
-	})
+	health.Register(mux, st, &health.Options{Build: build})
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

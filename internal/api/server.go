@@ -130,6 +130,15 @@ func (a *Server) Register(mux *http.ServeMux) {
 	mux.Handle(Prefix, a)
 }
 
+// RegisterDisabled mounts, where the API would be, an answer saying why it
+// is off: every path under /api/ answers 403 {"error": reason}, so that a
+// client learns what to change instead of seeing a 404.
+func RegisterDisabled(mux *http.ServeMux, reason string) {
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusForbidden, "admin API disabled: "+reason)
+	})
+}
+
 func (a *Server) routes() {
 	sources, destinations, connections := a.sourcesResource(), a.destinationsResource(), a.connectionsResource()
 	for _, r := range []struct {

@@ -401,3 +401,19 @@ func FuzzListParams(f *testing.F) {
 
 // pathf formats an API path.
 func pathf(format string, args ...any) string { return "/api/v1/" + fmt.Sprintf(format, args...) }
+
+// TestRegisterDisabled: where the API is off, every path under /api/ says
+// why, as JSON, with a 403.
+func TestRegisterDisabled(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	api.RegisterDisabled(mux, "set api.token")
+	for _, path := range []string{"/api/v1/sources", "/api/v1/tasks/x", "/api/other"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, nil))
+		var body struct{ Error string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusForbidden || body.Error != "admin API disabled: set api.token" {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+}

@@ -159,6 +159,16 @@ func (w *Server) Register(mux *http.ServeMux) {
 	mux.Handle("/ui/", w)
 }
 
+// RegisterDisabled mounts, where the dashboard would be, a 403 page saying
+// why it is off.
+func RegisterDisabled(mux *http.ServeMux, reason string) {
+	off := func(rw http.ResponseWriter, _ *http.Request) {
+		http.Error(rw, "dashboard disabled: "+reason, http.StatusForbidden)
+	}
+	mux.HandleFunc("GET /{$}", off)
+	mux.HandleFunc("/ui/", off)
+}
+
 // Close ends every open live stream, so that an HTTP server shutting down
 // need not wait for them; register it with [http.Server.RegisterOnShutdown].
 // Pages keep working after Close, but new streams end at once.

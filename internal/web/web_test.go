@@ -637,3 +637,17 @@ func TestCircuitShown(t *testing.T) {
 		t.Error("overview does not show the open circuit")
 	}
 }
+
+// TestRegisterDisabled: where the dashboard is off, its pages say why.
+func TestRegisterDisabled(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	web.RegisterDisabled(mux, "set api.token")
+	for _, path := range []string{"/", "/ui/events"} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "dashboard disabled: set api.token") {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+}
