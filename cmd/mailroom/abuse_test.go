@@ -367,7 +367,7 @@ connections:
 		{"POST", "/api/v1/events/" + evID + "/replay"}, {"GET", "/api/v1/events/stream"},
 		{"GET", "/api/v1/deliveries"}, {"GET", "/api/v1/deliveries/" + dlvID}, {"GET", "/api/v1/deliveries/" + dlvID + "/attempts"},
 		{"POST", "/api/v1/deliveries/" + dlvID + "/retry"}, {"POST", "/api/v1/deliveries/retry"},
-		{"GET", "/api/v1/stats"}, {"GET", "/api/v1/tasks"}, {"GET", "/api/v1/alerts"},
+		{"GET", "/api/v1/stats"}, {"GET", "/api/v1/tasks"}, {"GET", "/api/v1/alerts"}, {"POST", "/api/v1/reload"},
 		{"GET", "/api/v1/nonexistent"}, {"POST", "/mcp"}, {"GET", "/mcp"},
 	}
 	for _, r := range routes {
