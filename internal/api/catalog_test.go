@@ -432,3 +432,28 @@ func TestConfigOwnedEntriesRefuseChanges(t *testing.T) {
 		t.Errorf("create claiming managed_by config: %d %s, want 400", r.status, r.body)
 	}
 }
+
+// TestAPIRefusesWhatTheConfigRefuses: sources and connections are held
+// to the config file's rules too (one Validate, CheckName and
+// CheckConnectionID).
+func TestAPIRefusesWhatTheConfigRefuses(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.seed(t)
+	for _, tt := range []struct {
+		name, path string
+		body any
+		want string
+	}{
+		{"source name too long", "/api/v1/sources", map[string]any{"name": strings.Repeat("s", 65)}, "name: invalid name"},
+		{"source name with a colon", "/api/v1/sources", map[string]any{"name": "a:b"}, "name: invalid name"},
+		{"negative window", "/api/v1/sources", map[string]any{"name": "w", "dedup": map[string]any{"window": -5}}, "dedup.window"},
+		{"connection id with a space", "/api/v1/connections", map[string]any{"id": "a b", "source": "stripe", "destination": "audit"}, "id: invalid id"},
+		{"connection without ends", "/api/v1/connections", map[string]any{"id": "x"}, "source: required; destination: required"},
+	} {
+		r := b.do(t, "POST", tt.path, tt.body)
+		if r.status != http.StatusBadRequest || !strings.Contains(r.errorMessage(t), tt.want) {
+			t.Errorf("%s: %d %s, want 400 naming %q", tt.name, r.status, r.body, tt.want)
+		}
+	}
+}
