@@ -442,8 +442,8 @@ func TestAPIRefusesWhatTheConfigRefuses(t *testing.T) {
 	b.seed(t)
 	for _, tt := range []struct {
 		name, path string
-		body any
-		want string
+		body       any
+		want       string
 	}{
 		{"source name too long", "/api/v1/sources", map[string]any{"name": strings.Repeat("s", 65)}, "name: invalid name"},
 		{"source name with a colon", "/api/v1/sources", map[string]any{"name": "a:b"}, "name: invalid name"},
