@@ -1,5 +1,7 @@
 package config
 
+//go:generate go test -run TestEnvDocTable -update .
+
 import (
 	"errors"
 	"fmt"
