@@ -36,6 +36,7 @@ func TestTaskCreate(t *testing.T) {
 			{map[string]any{}, "source is required"},
 			{map[string]any{"source": "paypal"}, `source: "paypal" does not exist`},
 			{map[string]any{"source": "stripe", "filter": "body.("}, "filter:"},
+			{map[string]any{"source": "stripe", "filter": `"x"`}, "want bool"},
 			{map[string]any{"source": "stripe", "since": "yesterday"}, "since:"},
 			{map[string]any{"source": "stripe", "colour": "red"}, "unknown field"},
 		} {
@@ -72,6 +73,27 @@ func TestTaskCreate(t *testing.T) {
 		}
 		if r := b.do(t, http.MethodGet, "/api/v1/tasks/"+other.ID+"?wait=1h", nil); r.status != http.StatusBadRequest {
 			t.Fatalf("wait over the cap: %d", r.status)
+		}
+	})
+	// Last: its github event would complete the open github waits above.
+	t.Run("FilterCost", func(t *testing.T) {
+		created := must[store.Task](t, b.do(t, http.MethodPost, "/api/v1/tasks", map[string]any{
+			"source": "github", "filter": "body.items.all(a, body.items.all(b, true))"}), http.StatusCreated)
+		ingest(t, b.store, ingestOpts{source: "github", at: time.Now(),
+			body: `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"a":1},`, 300), ",") + `]}`})
+		type view struct {
+			store.Task
+			FilterCost *struct{ Evaluations, Max, Stopped, Limit uint64 } `json:"filter_cost"`
+		}
+		for {
+			got := must[view](t, b.do(t, http.MethodGet, "/api/v1/tasks/"+created.ID, nil), http.StatusOK)
+			if fc := got.FilterCost; fc != nil && fc.Evaluations > 0 {
+				if got.Status != store.TaskWorking || fc.Stopped != 1 || fc.Max <= fc.Limit || fc.Limit == 0 {
+					t.Fatalf("task %s, filter cost %+v: want working, one evaluation stopped over the limit", got.Status, *fc)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // until the correlator has seen the event
 		}
 	})
 }

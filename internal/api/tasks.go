@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // taskStatuses are the statuses GET /tasks filters on.
@@ -137,6 +138,15 @@ func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("task %q not found", id))
 		return
+	}
+	if a.tasks != nil && !store.TaskTerminal(t.Status) {
+		if fc := a.tasks.FilterCost(id); fc != nil {
+			writeJSON(w, http.StatusOK, struct {
+				*store.Task
+				FilterCost *task.FilterCost `json:"filter_cost"`
+			}{t, fc})
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, t)
 }

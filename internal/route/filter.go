@@ -144,12 +144,23 @@ func (c *Compiler) CompileFilter(expr string) (*Program, error) {
 
 // Match evaluates p as a filter: true only when it yields true.
 func (p *Program) Match(in *Input) bool {
-	v, _, err := p.prg.Eval(in.activation())
+	ok, _ := p.MatchCost(in)
+	return ok
+}
+
+// MatchCost evaluates p as a filter, as [Program.Match] does, and also
+// returns the CEL cost the evaluation took; a cost over [MaxCost] means it
+// was stopped there (and did not match).
+func (p *Program) MatchCost(in *Input) (match bool, cost uint64) {
+	v, det, err := p.prg.Eval(in.activation())
+	if det != nil && det.ActualCost() != nil {
+		cost = *det.ActualCost()
+	}
 	if err != nil {
-		return false
+		return false, cost
 	}
 	b, ok := v.(types.Bool)
-	return ok && bool(b)
+	return ok && bool(b), cost
 }
 
 // Eval evaluates p and returns its value.

@@ -245,3 +245,26 @@ func TestValueString(t *testing.T) {
 		}
 	}
 }
+
+// TestMatchCost: the cost of an evaluation is reported, and one stopped at
+// the limit reports more than MaxCost.
+func TestMatchCost(t *testing.T) {
+	t.Parallel()
+	c, err := NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.CompileFilter(`body.items.all(a, body.items.all(b, true))`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := func(n int) string {
+		return `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"a":1},`, n), ",") + `]}`
+	}
+	if ok, cost := p.MatchCost(input("application/json", items(3))); !ok || cost == 0 || cost > MaxCost {
+		t.Errorf("3 items: match %v, cost %d", ok, cost)
+	}
+	if ok, cost := p.MatchCost(input("application/json", items(300))); ok || cost <= MaxCost {
+		t.Errorf("300 items: match %v, cost %d, want stopped over %d", ok, cost, MaxCost)
+	}
+}

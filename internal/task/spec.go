@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/route"
@@ -152,6 +153,29 @@ func MatchStrings(m map[string]any) map[string]string {
 type Matcher struct {
 	spec   Spec
 	filter *route.Program // nil: no filter
+	// evaluations, maxCost and stopped count the filter's evaluations.
+	evaluations, maxCost, stopped atomic.Uint64
+}
+
+// FilterCost is what a wait's filter has cost on this instance so far.
+type FilterCost struct {
+	// Evaluations is how many events the filter was evaluated against.
+	Evaluations uint64 `json:"evaluations"`
+	// Max is the highest CEL cost of one evaluation.
+	Max uint64 `json:"max"`
+	// Stopped is how many evaluations were stopped at Limit (and did not
+	// match).
+	Stopped uint64 `json:"stopped"`
+	// Limit is the cost at which an evaluation stops (route.MaxCost).
+	Limit uint64 `json:"limit"`
+}
+
+// Cost returns what m's filter has cost so far; nil when it has none.
+func (m *Matcher) Cost() *FilterCost {
+	if m.filter == nil {
+		return nil
+	}
+	return &FilterCost{Evaluations: m.evaluations.Load(), Max: m.maxCost.Load(), Stopped: m.stopped.Load(), Limit: route.MaxCost}
 }
 
 // Compile compiles spec's filter. The filter must yield a bool, as a
@@ -186,7 +210,21 @@ func (m *Matcher) Matches(ev *store.Event, in *route.Input) bool {
 			return false
 		}
 	}
-	return m.filter == nil || m.filter.Match(in)
+	if m.filter == nil {
+		return true
+	}
+	ok, cost := m.filter.MatchCost(in)
+	m.evaluations.Add(1)
+	for {
+		prev := m.maxCost.Load()
+		if cost <= prev || m.maxCost.CompareAndSwap(prev, cost) {
+			break
+		}
+	}
+	if cost > route.MaxCost {
+		m.stopped.Add(1)
+	}
+	return ok
 }
 
 // indexPath is the match pair a wait is filed under: its first path in

@@ -244,6 +244,15 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 	return tk, nil
 }
 
+// FilterCost returns what the filter of waiting task id has cost on this
+// instance, or nil when the task has no filter or is not waiting here.
+func (t *Tasks) FilterCost(id string) *FilterCost {
+	if w := t.indexed(id); w != nil {
+		return w.m.Cost()
+	}
+	return nil
+}
+
 // Forget drops task id from the index at once, after it was cancelled or
 // finished here; other instances drop it on its change notification.
 func (t *Tasks) Forget(id string) {
