@@ -270,3 +270,74 @@ func TestStdioGoSDKClient(t *testing.T) {
 		t.Errorf("result: %s", b)
 	}
 }
+
+// TestStdioModernTasks drives `mailroom mcp` as a 2026-07-28 client does,
+// with raw JSON-RPC and no initialize: server/discover names both
+// revisions, a tools/call declaring the Tasks extension returns a flat
+// CreateTaskResult, subscriptions/listen with its task id brings
+// notifications/tasks over stdio when the webhook lands, tasks/get holds
+// the result, and an unknown method is -32601 in both eras.
+func TestStdioModernTasks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	srv := startStripeServer(t)
+	p := startBridge(t, "--server", "http://"+srv.addr)
+	meta := map[string]any{
+		"io.modelcontextprotocol/protocolVersion":    "2026-07-28",
+		"io.modelcontextprotocol/clientInfo":         map[string]any{"name": "stdio-modern", "version": "1"},
+		"io.modelcontextprotocol/clientCapabilities": map[string]any{"extensions": map[string]any{"io.modelcontextprotocol/tasks": map[string]any{}}},
+	}
+	disc := p.call("server/discover", map[string]any{"_meta": meta})
+	versions := fmt.Sprint(disc["supportedVersions"])
+	exts, _ := disc["capabilities"].(map[string]any)["extensions"].(map[string]any)
+	if !strings.Contains(versions, "2026-07-28") || !strings.Contains(versions, "2025-11-25") || exts["io.modelcontextprotocol/tasks"] == nil {
+		t.Fatalf("server/discover over stdio: %v", disc)
+	}
+	created := p.call("tools/call", map[string]any{"_meta": meta, "name": "wait_for_event",
+		"arguments": map[string]any{"source": "stripe", "match": map[string]any{"data.object.payment_link": "plink_modern_stdio"}}})
+	taskID, _ := created["taskId"].(string)
+	if created["resultType"] != "task" || created["status"] != "working" || taskID == "" {
+		t.Fatalf("CreateTaskResult over stdio: %v", created)
+	}
+	listenID := p.send("subscriptions/listen", map[string]any{"_meta": meta, "notifications": map[string]any{"taskIds": []string{taskID}}}, false)
+	p.await("notifications/subscriptions/acknowledged", func(m map[string]any) bool {
+		return m["method"] == "notifications/subscriptions/acknowledged"
+	})
+	evID := sendSigned(t, srv.addr, "stripe", "evt_modern_stdio", "checkout.session.completed", "plink_modern_stdio")
+	note := p.await("notifications/tasks completed", func(m map[string]any) bool {
+		params, _ := m["params"].(map[string]any)
+		return m["method"] == "notifications/tasks" && params["taskId"] == taskID && params["status"] == "completed"
+	})
+	if sub := note["params"].(map[string]any)["_meta"].(map[string]any)["io.modelcontextprotocol/subscriptionId"]; sub != float64(listenID) {
+		t.Errorf("notification subscriptionId %v, want the listen id %d", sub, listenID)
+	}
+	got := p.call("tasks/get", map[string]any{"_meta": meta, "taskId": taskID})
+	sc, _ := got["result"].(map[string]any)["structuredContent"].(map[string]any)
+	if ev, _ := sc["event"].(map[string]any); got["status"] != "completed" || ev["event_id"] != evID {
+		t.Errorf("tasks/get over stdio: %v", got)
+	}
+	if ack := p.call("tasks/cancel", map[string]any{"_meta": meta, "taskId": taskID}); ack["resultType"] != "complete" {
+		t.Errorf("tasks/cancel over stdio: %v", ack)
+	}
+
+	// Unknown methods are JSON-RPC -32601, modern and after a legacy
+	// handshake (the bridge used to turn the latter into -32603).
+	unknown := func(params map[string]any) any {
+		id := p.send("no/such/method", params, false)
+		m := p.await("no/such/method answer", func(m map[string]any) bool { return m["id"] == float64(id) })
+		e, _ := m["error"].(map[string]any)
+		return e["code"]
+	}
+	if code := unknown(map[string]any{"_meta": meta}); code != float64(-32601) {
+		t.Errorf("unknown method, 2026-07-28: code %v", code)
+	}
+	init := p.call("initialize", map[string]any{"protocolVersion": "2026-07-28", "clientInfo": map[string]any{"name": "stdio-modern", "version": "1"}, "capabilities": map[string]any{}})
+	if init["protocolVersion"] != "2025-11-25" {
+		t.Errorf("an initialize offering 2026-07-28 negotiates %v, want 2025-11-25 (the handshake's newest)", init["protocolVersion"])
+	}
+	p.send("notifications/initialized", map[string]any{}, true)
+	if code := unknown(map[string]any{}); code != float64(-32601) {
+		t.Errorf("unknown method, 2025-11-25: code %v", code)
+	}
+}
