@@ -31,6 +31,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store/postgres"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
 	"github.com/mailroomhq/mailroom/internal/task"
+	"github.com/mailroomhq/mailroom/internal/transform"
 	"github.com/mailroomhq/mailroom/internal/verify"
 	"github.com/mailroomhq/mailroom/internal/web"
 )
@@ -88,9 +89,10 @@ a restart.`,
 // the flags, and validates the result.
 func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) {
 	opts := &config.Options{
-		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
-		CheckExpr:   compiler.Check,
-		CheckFilter: compiler.CheckFilter,
+		CheckVerify:    func(v verify.Config) error { _, err := verify.New(v, nil); return err },
+		CheckExpr:      compiler.Check,
+		CheckFilter:    compiler.CheckFilter,
+		CheckTransform: func(script string) error { _, err := transform.Compile(script, nil); return err },
 	}
 	var cfg *config.Config
 	if f.configPath == "" {
@@ -213,7 +215,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		}
 	}()
 	met := metrics.New(st, &metrics.Options{Logger: log})
-	cat := catalog.New(st, compiler, &catalog.Options{Logger: log})
+	cat := catalog.New(st, compiler, &catalog.Options{Logger: log, Transform: transformOptions(cfg.Transformations)})
 	reloader := reload.New(st, cat, func() (*config.Config, error) { return loadConfig(f, compiler) }, cfg,
 		&reload.Options{File: f.configPath, Logger: log, Level: level, OnReload: met.ObserveConfigReload})
 	applied, err := reloader.Apply(ctx)
@@ -289,6 +291,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	g.Go(func() error {
 		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace, Guard: guard,
 			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp,
+			Transforms: func(conn string) (*transform.Program, error) { return cat.Current().Transform(conn) },
 			OnCircuit: func(dest, transition string, c store.CircuitState) {
 				met.ObserveCircuit(dest, transition, c)
 				alerts.ObserveCircuit(dest, transition, c)
@@ -324,4 +327,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// transformOptions returns the bounds of the transformations section.
+func transformOptions(c config.TransformationsConfig) *transform.Options {
+	return &transform.Options{Timeout: c.Timeout.D(), MaxOutputBytes: c.MaxOutputBytes, MaxLogBytes: c.MaxLogBytes}
 }

@@ -242,7 +242,8 @@ func (a *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool, 
 
 // ---- connections ----
 
-// validateConnection checks that both ends exist and the filter compiles.
+// validateConnection checks that both ends exist, the filter compiles
+// and the transformation compiles and defines its handler.
 // A missing end is a 400: the body is wrong, not the path.
 func (a *Server) validateConnection(ctx context.Context, c *store.Connection) error {
 	if err := c.Validate(); err != nil {
@@ -263,6 +264,11 @@ func (a *Server) validateConnection(ctx context.Context, c *store.Connection) er
 	if c.Filter != "" {
 		if _, err := a.catalog.Compiler().CompileFilter(c.Filter); err != nil {
 			return badf("filter: %v", err)
+		}
+	}
+	if c.Transform != "" {
+		if _, err := a.catalog.CompileTransform(c.Transform); err != nil {
+			return badf("transform: %v", err)
 		}
 	}
 	return nil

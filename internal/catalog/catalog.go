@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/transform"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
@@ -46,6 +47,8 @@ type Snapshot struct {
 	Connections  []*store.Connection
 	Router       *route.Router
 	LoadedAt     time.Time
+	// transforms are the compiled transformations, by connection id.
+	transforms map[string]*compiledTransform
 }
 
 // Deliveries returns the deliveries that in makes under this snapshot: one
@@ -73,6 +76,9 @@ type Options struct {
 	Refresh time.Duration
 	// Verify tunes the verifiers built. If nil, their defaults.
 	Verify *verify.Options
+	// Transform bounds the runs of the connections' transformations. If
+	// nil, the defaults of package transform.
+	Transform *transform.Options
 }
 
 // Store is what a [Catalog] reads: the catalog's rows and the
@@ -90,6 +96,7 @@ type Catalog struct {
 	log      *slog.Logger
 	refresh  time.Duration
 	verify   *verify.Options
+	tfOpts   *transform.Options
 	cur      atomic.Pointer[Snapshot]
 }
 
@@ -105,7 +112,7 @@ func New(s Store, c *route.Compiler, opts *Options) *Catalog {
 	if o.Refresh <= 0 {
 		o.Refresh = DefaultRefresh
 	}
-	cat := &Catalog{store: s, compiler: c, log: o.Logger, refresh: o.Refresh, verify: o.Verify}
+	cat := &Catalog{store: s, compiler: c, log: o.Logger, refresh: o.Refresh, verify: o.Verify, tfOpts: o.Transform}
 	r, _ := route.NewRouter(c, nil)
 	cat.cur.Store(&Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, Router: r})
 	return cat
@@ -155,6 +162,7 @@ func (c *Catalog) Load(ctx context.Context) error {
 		good = append(good, conn)
 	}
 	snap.Connections = good
+	snap.transforms = c.compileTransforms(good)
 	snap.Router, err = route.NewRouter(c.compiler, good)
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)

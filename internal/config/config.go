@@ -80,6 +80,9 @@ type Config struct {
 	Alerts AlertsConfig `yaml:"alerts"`
 	// Delivery says which non-public addresses destinations may reach.
 	Delivery DeliveryConfig `yaml:"delivery"`
+	// Transformations bounds the runs of the connections' JavaScript
+	// transformations.
+	Transformations TransformationsConfig `yaml:"transformations"`
 	// Ingest tunes the ingest endpoints as a whole.
 	Ingest IngestConfig `yaml:"ingest"`
 	// Retention is how long history (requests, events, finished
@@ -257,6 +260,11 @@ type Options struct {
 	// does not compile to a bool; cmd/mailroom wires the CEL compiler, the
 	// same check the API and wait tasks use.
 	CheckFilter func(expr string) error
+	// CheckTransform, if non-nil, is called with each connection's
+	// transformation script and returns an error if it does not compile
+	// or defines no handler; cmd/mailroom wires transform.Compile, the
+	// check the API makes.
+	CheckTransform func(script string) error
 }
 
 // Default returns the configuration used when there is no config file:

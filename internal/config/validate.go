@@ -99,6 +99,7 @@ func (v *validator) top() {
 	v.proxy()
 	v.alerts()
 	v.delivery()
+	v.transformations()
 }
 
 // alerts checks the alerts section: no negative thresholds, an absolute
@@ -349,6 +350,7 @@ func (v *validator) connections(sources, dests map[string]bool) {
 			}
 		}
 		v.filter(p+".filter", c.Filter)
+		v.transform(p+".transform", c.Transform)
 	}
 }
 

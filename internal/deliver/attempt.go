@@ -279,23 +279,18 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.dest.URL, bytes.NewReader(req.Body))
+	hreq, err := newRequest(ctx, cfg.dest, req, d.opts.UserAgent)
 	if err != nil {
-		a.Error = fmt.Sprintf("build request: %v", err)
+		a.Error = err.Error()
 		a.DurationMS = ms(time.Since(start))
 		return a, 0
 	}
 	h := hreq.Header
-	h.Set("User-Agent", d.opts.UserAgent)
-	for k, v := range cfg.dest.Headers {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			hreq.Host = v
-			continue
-		}
-		h.Set(k, v)
-	}
-	if ct := req.Headers.Get("Content-Type"); ct != "" {
-		h.Set("Content-Type", ct)
+	body, target, err := d.transform(ctx, dl, req, hreq, cfg.dest.URL)
+	if err != nil {
+		a.Error = err.Error()
+		a.DurationMS = ms(time.Since(start))
+		return a, 0
 	}
 	h.Set(verify.StandardWebhooksIDHeader, dl.EventID)
 	h.Set(verify.StandardWebhooksTimestampHeader, strconv.FormatInt(a.StartedAt.Unix(), 10))
@@ -303,7 +298,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 		// Signed as the provider of the verify table that sign.type names
 		// (Validate checked it can sign deliveries), the event id as the
 		// provider's delivery id.
-		m := &verify.Message{URL: cfg.dest.URL, Header: h, Body: req.Body, ID: dl.EventID, Now: a.StartedAt}
+		m := &verify.Message{URL: target, Header: h, Body: body, ID: dl.EventID, Now: a.StartedAt}
 		if err := verify.Sign(verify.Config{Type: cfg.dest.Sign.Type, Secret: cfg.dest.Sign.Secret}, m); err != nil {
 			a.Error = fmt.Sprintf("sign as %s: %v", cfg.dest.Sign.Type, err)
 			a.DurationMS = ms(time.Since(start))
@@ -344,6 +339,32 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 		retryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), d.now())
 	}
 	return a, retryAfter
+}
+
+// newRequest builds the request an attempt sends to dest for the original
+// request req, before the headers set last (webhook-id and -timestamp,
+// the signature, X-Mailroom-*, traceparent) and before any
+// transformation: a POST of the body to the destination URL with the
+// User-Agent ua, the destination's static headers and the original
+// Content-Type.
+func newRequest(ctx context.Context, dest *store.Destination, req *store.Request, ua string) (*http.Request, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, dest.URL, bytes.NewReader(req.Body))
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	h := hreq.Header
+	h.Set("User-Agent", ua)
+	for k, v := range dest.Headers {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			hreq.Host = v
+			continue
+		}
+		h.Set(k, v)
+	}
+	if ct := req.Headers.Get("Content-Type"); ct != "" {
+		h.Set("Content-Type", ct)
+	}
+	return hreq, nil
 }
 
 // describeError turns a transport error into the text stored with the

@@ -32,6 +32,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/netguard"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/transform"
 )
 
 // Defaults for zero [Options] fields.
@@ -144,6 +145,13 @@ type Options struct {
 	// contacted. It does not apply to an HTTPClient passed in. If nil, any
 	// address may be reached; cmd/mailroom always sets one.
 	Guard *netguard.Policy
+	// Transforms, if non-nil, returns the transformation of a connection
+	// (nil when it has none): each attempt of a delivery through that
+	// connection sends what the transformation returns, signed as sent.
+	// An error, or a transformation that throws or runs out of its time
+	// budget, fails the attempt with the reason, retried like any failure.
+	// It runs on the attempt's goroutine. If nil, nothing is transformed.
+	Transforms func(connectionID string) (*transform.Program, error)
 }
 
 // Dispatcher delivers due deliveries. Create it with [New] and start it

@@ -180,6 +180,11 @@ type Connection struct {
 	Source      string `yaml:"source" json:"source"`
 	Destination string `yaml:"destination" json:"destination"`
 	Filter      string `yaml:"filter,omitempty" json:"filter,omitempty"`
+	// Transform is a JavaScript transformation of the request delivered
+	// through the connection: a script that defines
+	// handler(request, event) and returns the request to send (see
+	// package transform). Empty means none.
+	Transform string `yaml:"transform,omitempty" json:"transform,omitempty"`
 	// ManagedBy says who owns the entry: [ManagedByConfig] or
 	// [ManagedByAPI].
 	ManagedBy string    `yaml:"-" json:"managed_by"`

@@ -225,10 +225,10 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 		if n != 2 {
 			return fmt.Errorf("source %q or destination %q: %w", c.Source, c.Destination, store.ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-			c.ID, c.Source, c.Destination, c.Filter, store.ManagedByOrAPI(c.ManagedBy), now, now); err != nil {
+			transform = excluded.transform, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
+			c.ID, c.Source, c.Destination, c.Filter, c.Transform, store.ManagedByOrAPI(c.ManagedBy), now, now); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)

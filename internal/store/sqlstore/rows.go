@@ -53,7 +53,7 @@ const (
 	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
 	sourceCols     = `spec, managed_by, created_at, updated_at`
 	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at, circuit`
-	connectionCols = `id, source, destination, filter, managed_by, created_at, updated_at`
+	connectionCols = `id, source, destination, filter, transform, managed_by, created_at, updated_at`
 	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
 	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
 )
@@ -164,7 +164,7 @@ func scanDestination(sc Row) (*store.Destination, error) {
 func scanConnection(sc Row) (*store.Connection, error) {
 	var c store.Connection
 	var created, updated int64
-	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.ManagedBy, &created, &updated); err != nil {
+	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.Transform, &c.ManagedBy, &created, &updated); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)

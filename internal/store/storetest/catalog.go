@@ -83,6 +83,50 @@ func testCatalog(t *testing.T, newStore NewStore) {
 	})
 }
 
+// testConnectionTransform: a connection's transformation is stored by
+// an upsert and by a config sync, and a sync that changes only the script
+// writes it.
+func testConnectionTransform(t *testing.T, newStore NewStore) {
+	t.Run("RoundTrip", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		const script = "function handler(request) {\n  request.body = {n: 1}\n  return request\n}\n"
+		p := &store.CatalogSyncParams{
+			Sources:      []*store.Source{{Name: "stripe", Verify: verify.Config{Type: "stripe", Secret: "whsec_x"}}},
+			Destinations: []*store.Destination{{Name: "billing", URL: "http://127.0.0.1:9/b"}, {Name: "crm", URL: "http://127.0.0.1:9/c"}},
+			Connections:  []*store.Connection{{Source: "stripe", Destination: "billing", Transform: script}},
+		}
+		if _, err := s.CatalogSync(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := s.ConnectionGet(ctx, "stripe->billing"); err != nil || c.Transform != script {
+			t.Fatalf("synced connection = %+v, %v; want its transform stored", c, err)
+		}
+		p.Connections[0].Transform = "function handler(r) { return r }"
+		res, err := s.CatalogSync(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Written.Connections; len(got) != 1 || got[0] != "stripe->billing" {
+			t.Errorf("sync of a changed script wrote connections %v, want [stripe->billing]", got)
+		}
+		if c, _ := s.ConnectionGet(ctx, "stripe->billing"); c.Transform != p.Connections[0].Transform {
+			t.Errorf("transform after sync = %q, want %q", c.Transform, p.Connections[0].Transform)
+		}
+		if err := s.ConnectionUpsert(ctx, &store.Connection{Source: "stripe", Destination: "crm", Transform: script}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ConnectionUpsert(ctx, &store.Connection{Source: "stripe", Destination: "crm", Transform: script + "// v2\n"}); err != nil {
+			t.Fatal(err)
+		}
+		cs, err := s.ConnectionList(ctx)
+		if err != nil || len(cs) != 2 || cs[1].Transform != script+"// v2\n" {
+			t.Fatalf("connections = %+v, %v; want the replaced transform", cs, err)
+		}
+	})
+}
+
 func testDestinationSetCircuit(t *testing.T, newStore NewStore) {
 	t.Run("CompareAndSet", func(t *testing.T) {
 		t.Parallel()
