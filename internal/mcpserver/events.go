@@ -141,7 +141,7 @@ func occurrence(ev *store.Event, view *EventView) map[string]any {
 	if id == "" {
 		id = ev.ID
 	}
-	return map[string]any{"eventId": id, "name": ev.Source, "timestamp": stamp(ev.ReceivedAt), "data": view}
+	return map[string]any{"eventId": id, "name": ev.Source, "timestamp": mcpwire.Stamp(ev.ReceivedAt), "data": view}
 }
 
 // eventsAfter returns the matching events after cur, oldest first, at most

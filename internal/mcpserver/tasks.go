@@ -23,7 +23,7 @@ const (
 	// ProtocolModern is the first revision with the Tasks extension.
 	ProtocolModern = "2026-07-28"
 	// TasksExtension is the Tasks extension identifier (SEP-2663).
-	TasksExtension = "io.modelcontextprotocol/tasks"
+	TasksExtension = mcpwire.TasksExtension
 	// relatedTaskKey is the _meta key that ties a result to its task.
 	relatedTaskKey = mcpwire.RelatedTaskKey
 	// internalTaskKey carries a legacy params.task through the SDK, which
@@ -169,22 +169,9 @@ func (s *Server) cancelOwned(ctx context.Context, id string) (t *store.Task, was
 	return t, false, nil
 }
 
-// outcome is how a terminal task ended, as the underlying tools/call would
-// have answered: a tool result (isError when the tool failed), or a
-// JSON-RPC error. Both are nil while the task runs, and for a cancelled
-// task.
-func outcome(t *store.Task) (result json.RawMessage, rpcErr *jsonrpc.Error) {
-	switch {
-	case t.Status == store.TaskCompleted, t.Status == store.TaskFailed && len(t.Result) > 0:
-		return t.Result, nil
-	case t.Status == store.TaskFailed:
-		var e jsonrpc.Error
-		if err := json.Unmarshal(t.Error, &e); err != nil || e.Code == 0 {
-			e = jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: t.StatusMessage}
-		}
-		return nil, &e
-	}
-	return nil, nil
+// outcome is how a terminal task ended: see [mcpwire.Outcome].
+func outcome(t *store.Task) (json.RawMessage, *jsonrpc.Error) {
+	return mcpwire.Outcome(t.Status, t.StatusMessage, t.Result, t.Error)
 }
 
 // storeEndedTask records a task whose call ended at once with res, so

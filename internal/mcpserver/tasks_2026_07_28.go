@@ -8,6 +8,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -20,37 +21,9 @@ import (
 // notifications/tasks on a subscriptions/listen stream.
 type modernTasks struct{ s *Server }
 
-// modernTask is the SEP-2663 DetailedTask.
-type modernTask struct {
-	TaskID         string          `json:"taskId"`
-	Status         string          `json:"status"`
-	StatusMessage  string          `json:"statusMessage,omitempty"`
-	CreatedAt      string          `json:"createdAt"`
-	LastUpdatedAt  string          `json:"lastUpdatedAt"`
-	TTLMs          *int64          `json:"ttlMs"`
-	PollIntervalMs int64           `json:"pollIntervalMs,omitempty"`
-	Result         json.RawMessage `json:"result,omitempty"`
-	Error          *jsonrpc.Error  `json:"error,omitempty"`
+func toModern(t *store.Task) mcpwire.ModernTask {
+	return mcpwire.NewModernTask(t.ID, t.Status, t.StatusMessage, t.CreatedAt, t.UpdatedAt, t.TTL, t.PollInterval, t.Result, t.Error)
 }
-
-func toModern(t *store.Task) modernTask {
-	m := modernTask{
-		TaskID: t.ID, Status: t.Status, StatusMessage: t.StatusMessage,
-		CreatedAt: stamp(t.CreatedAt), LastUpdatedAt: stamp(t.UpdatedAt),
-		PollIntervalMs: t.PollInterval.Milliseconds(),
-	}
-	if t.TTL > 0 {
-		ms := t.TTL.Milliseconds()
-		m.TTLMs = &ms
-	}
-	m.Result, m.Error = outcome(t)
-	if m.Result != nil {
-		m.Status = store.TaskCompleted // a tool result, isError or not, is "completed" here
-	}
-	return m
-}
-
-func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // needExtension is the -32021 error of a client that did not declare the
 // extension, or nil.
