@@ -23,8 +23,7 @@
 //				Message: "waiting for the customer to pay at " + link.URL,
 //			}, nil
 //		})
-//	http.Handle("/mcp", tasks.Handler(mcp.NewStreamableHTTPHandler(
-//		func(*http.Request) *mcp.Server { return server }, nil)))
+//	http.Handle("/mcp", tasks.HTTPHandler(server, nil))
 //
 // The start function runs when the tool is called; the Wait it returns is
 // registered with mailroom (POST /api/v1/tasks) as the task's correlation
@@ -51,8 +50,20 @@
 // [Options.SyncWait] for the webhook and then answers with the result, or
 // with the task id and "still waiting".
 //
-// The 2026-07-28 Tasks extension is not offered yet: such clients get the
-// synchronous form.
+// A client of protocol 2026-07-28 that declares the Tasks extension
+// (io.modelcontextprotocol/tasks) in its request _meta gets a flat
+// CreateTaskResult (resultType "task") and polls tasks/get, whose answer
+// carries the result or JSON-RPC error inline; tasks/cancel and
+// tasks/update acknowledge, and server/discover declares the extension.
+// [Tasks.HTTPHandler] serves both revisions on one endpoint: 2026-07-28
+// requests on a stateless go-sdk handler (that revision has no sessions),
+// older ones on a stateful one wrapped by [Tasks.Handler].
+//
+// In both forms the outcome is what a plain call returns: a wait that runs
+// out of time ends with an error tool result (isError, status timed_out),
+// which 2025-11-25 reports as a failed task whose tasks/result returns it
+// and 2026-07-28 as a completed task holding it ("failed" is for JSON-RPC
+// errors there).
 //
 // # Identity
 //

@@ -171,14 +171,14 @@ func (t *Tasks) syncResult(ctx context.Context, created *apiTask) (*mcp.CallTool
 			return nil, nil, err
 		}
 	}
-	switch task.Status {
-	case statusCompleted:
-		var r mcp.CallToolResult
-		if err := json.Unmarshal(task.Result, &r); err != nil {
+	if res, _ := mcpwire.Outcome(task.Status, task.StatusMessage, task.Result, task.Error); res != nil {
+		var r mcp.CallToolResult // the tool result, a timed-out wait's isError one included
+		if err := json.Unmarshal(res, &r); err != nil {
 			return nil, nil, fmt.Errorf("mailroomtask: result of %s: %w", task.ID, err)
 		}
 		return &r, nil, nil
-	case statusFailed, statusCancelled:
+	}
+	if terminal(task.Status) {
 		return nil, nil, fmt.Errorf("task %s %s: %s", task.ID, task.Status, task.StatusMessage)
 	}
 	msg := fmt.Sprintf("Still waiting (%s). Task %s completes when the webhook arrives; call again to keep waiting.", task.StatusMessage, task.ID)
@@ -195,9 +195,12 @@ type taskRequest struct {
 
 type taskRequestKey struct{}
 
-// caller is who sent a request.
+// caller is who sent a request, and in which Tasks wire form.
 type caller struct {
 	owner, session string
+	// modern: the request is 2026-07-28 or later (the Tasks extension
+	// form); tasksExt: it declared the extension.
+	modern, tasksExt bool
 }
 
 func callerOf(req mcp.Request) caller {
@@ -208,8 +211,17 @@ func callerOf(req mcp.Request) caller {
 	if ss, ok := req.GetSession().(*mcp.ServerSession); ok && ss != nil {
 		c.session = ss.ID()
 	}
+	meta := req.GetParams().GetMeta()
+	v, _ := meta[mcp.MetaKeyProtocolVersion].(string)
+	c.modern = v >= protocolModern
+	caps, _ := meta[mcp.MetaKeyClientCapabilities].(map[string]any)
+	exts, _ := caps["extensions"].(map[string]any)
+	_, c.tasksExt = exts[mcpwire.TasksExtension]
 	return c
 }
+
+// protocolModern is the first revision with the Tasks extension form.
+const protocolModern = "2026-07-28"
 
 // tasksCapability is the 2025-11-25 tasks server capability.
 var tasksCapability = map[string]any{
@@ -217,11 +229,13 @@ var tasksCapability = map[string]any{
 	"requests": map[string]any{"tools": map[string]any{"call": map[string]any{}}},
 }
 
-// Install adds the Tasks surface to s: the tasks capability in the
-// initialize result, taskSupport on task tools in tools/list, task
-// creation for tools/call with params.task, and the tasks/get,
-// tasks/result and tasks/cancel methods. Calling it again for the same
-// server does nothing.
+// Install adds the Tasks surface to s in both wire forms: for 2025-11-25,
+// the tasks capability in the initialize result, taskSupport on task
+// tools in tools/list, task creation for tools/call with params.task, and
+// tasks/get, tasks/result and tasks/cancel; for 2026-07-28, the Tasks
+// extension in server/discover, task creation for calls that declare it,
+// and tasks/get, tasks/cancel and tasks/update. Calling it again for the
+// same server does nothing.
 func (t *Tasks) Install(s *mcp.Server) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -229,7 +243,7 @@ func (t *Tasks) Install(s *mcp.Server) error {
 		return nil
 	}
 	for method, h := range map[string]func(context.Context, *mcp.ServerSession, *taskParams) (*rawResult, error){
-		"tasks/get": t.tasksGet, "tasks/result": t.tasksResult, "tasks/cancel": t.tasksCancel,
+		"tasks/get": t.tasksGet, "tasks/result": t.tasksResult, "tasks/cancel": t.tasksCancel, "tasks/update": t.tasksUpdate,
 	} {
 		if err := mcp.AddReceivingCustomMethod(s, method, h); err != nil {
 			return fmt.Errorf("mailroomtask: register %s: %w", method, err)
@@ -264,9 +278,27 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 				}
 				caps["tasks"] = tasksCapability
 			}), nil
-		case "tools/list":
+		case "server/discover":
 			res, err := next(ctx, method, req)
 			if err != nil {
+				return res, err
+			}
+			return patchObject(res, func(body map[string]any) {
+				caps, _ := body["capabilities"].(map[string]any)
+				if caps == nil {
+					caps = map[string]any{}
+					body["capabilities"] = caps
+				}
+				exts, _ := caps["extensions"].(map[string]any)
+				if exts == nil {
+					exts = map[string]any{}
+					caps["extensions"] = exts
+				}
+				exts[mcpwire.TasksExtension] = map[string]any{}
+			}), nil
+		case "tools/list":
+			res, err := next(ctx, method, req)
+			if err != nil || callerFrom(ctx).modern {
 				return res, err
 			}
 			return patchObject(res, func(body map[string]any) {
@@ -284,13 +316,24 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			if !ok || r.Params == nil || !t.isTaskTool(r.Params.Name) {
 				break
 			}
+			c := callerFrom(ctx)
 			tr, ok := takeTaskParam(r.Params)
+			if c.modern {
+				tr, ok = &taskRequest{}, c.tasksExt // the server decides: every call of a task tool
+			}
 			if !ok {
 				break
 			}
 			res, err := next(context.WithValue(ctx, taskRequestKey{}, tr), method, req)
 			if err != nil || tr.task == nil {
 				return res, err // failed before a task existed
+			}
+			if c.modern {
+				m := tr.task.modern()
+				m.Result, m.Error = nil, nil
+				body := mcpwire.ObjectOf(m)
+				body["resultType"] = "task"
+				return &rawResult{Body: body}, nil
 			}
 			return &rawResult{Body: map[string]any{"task": tr.task.legacy()}}, nil
 		}
@@ -342,17 +385,55 @@ func (t *Tasks) getOwned(ctx context.Context, id string, wait time.Duration) (*a
 	return task, nil
 }
 
+// missingExtension is the -32021 error of a 2026-07-28 client that did
+// not declare the Tasks extension.
+func missingExtension() error {
+	data, _ := json.Marshal(map[string]any{"requiredCapabilities": map[string]any{"extensions": map[string]any{mcpwire.TasksExtension: map[string]any{}}}})
+	return &jsonrpc.Error{Code: mcp.CodeMissingRequiredClientCapabilities, Message: "Missing required client capability: " + mcpwire.TasksExtension, Data: data}
+}
+
+func complete() *rawResult { return &rawResult{Body: map[string]any{"resultType": "complete"}} }
+
+// tasksGet answers the Task (2025-11-25) or the DetailedTask with its
+// result or error inline (2026-07-28).
 func (t *Tasks) tasksGet(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+	c := callerFrom(ctx)
+	if c.modern && !c.tasksExt {
+		return nil, missingExtension()
+	}
 	task, err := t.getOwned(ctx, p.TaskID, 0)
 	if err != nil {
 		return nil, err
 	}
+	if c.modern {
+		body := mcpwire.ObjectOf(task.modern())
+		body["resultType"] = "complete"
+		return &rawResult{Body: body}, nil
+	}
 	return &rawResult{Body: mcpwire.ObjectOf(task.legacy())}, nil
+}
+
+// tasksUpdate acknowledges (2026-07-28): these tasks never ask for input.
+func (t *Tasks) tasksUpdate(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+	c := callerFrom(ctx)
+	if !c.modern {
+		return nil, rpcError(jsonrpc.CodeMethodNotFound, "tasks/update needs protocol %s or later", protocolModern)
+	}
+	if !c.tasksExt {
+		return nil, missingExtension()
+	}
+	if _, err := t.getOwned(ctx, p.TaskID, 0); err != nil {
+		return nil, err
+	}
+	return complete(), nil
 }
 
 // tasksResult blocks until the task is terminal and returns what the tool
 // call would have returned.
 func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+	if callerFrom(ctx).modern {
+		return nil, rpcError(jsonrpc.CodeMethodNotFound, "tasks/result is not part of the Tasks extension; use tasks/get")
+	}
 	for {
 		task, err := t.getOwned(ctx, p.TaskID, maxWait)
 		if err != nil {
@@ -360,24 +441,22 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 		}
 		related := map[string]any{mcpwire.RelatedTaskKey: map[string]any{"taskId": task.ID}}
 		relatedData, _ := json.Marshal(map[string]any{"_meta": related})
-		switch task.Status {
-		case statusCompleted:
-			body, err := mcpwire.DecodeObject(task.Result)
+		if task.Status == statusCancelled {
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + task.ID + " was cancelled", Data: relatedData}
+		}
+		res, rpcErr := mcpwire.Outcome(task.Status, task.StatusMessage, task.Result, task.Error)
+		switch {
+		case rpcErr != nil:
+			rpcErr.Data = relatedData
+			return nil, rpcErr
+		case res != nil:
+			body, err := mcpwire.DecodeObject(res)
 			if err != nil {
 				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", task.ID, err)
 			}
 			r := &rawResult{Body: body}
 			r.Meta = related
 			return r, nil
-		case statusFailed:
-			var e jsonrpc.Error
-			if err := json.Unmarshal(task.Error, &e); err != nil || e.Code == 0 {
-				e = jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: task.StatusMessage}
-			}
-			e.Data = relatedData
-			return nil, &e
-		case statusCancelled:
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + task.ID + " was cancelled", Data: relatedData}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -385,11 +464,21 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 	}
 }
 
+// tasksCancel cancels the task in mailroom. 2025-11-25 returns the
+// cancelled task and refuses a terminal one; 2026-07-28 acknowledges,
+// terminal or not.
 func (t *Tasks) tasksCancel(ctx context.Context, _ *mcp.ServerSession, p *taskParams) (*rawResult, error) {
+	c := callerFrom(ctx)
+	if c.modern && !c.tasksExt {
+		return nil, missingExtension()
+	}
 	if _, err := t.getOwned(ctx, p.TaskID, 0); err != nil {
 		return nil, err
 	}
 	task, err := t.api.cancel(ctx, p.TaskID)
+	if c.modern && (err == nil || errors.Is(err, errConflict)) {
+		return complete(), nil
+	}
 	if errors.Is(err, errConflict) {
 		return nil, rpcError(jsonrpc.CodeInvalidParams, "task %s is already terminal and cannot be cancelled", p.TaskID)
 	}

@@ -58,6 +58,10 @@ func (a *apiTask) legacy() mcpwire.LegacyTask {
 	return mcpwire.NewLegacyTask(a.ID, a.Status, a.StatusMessage, a.CreatedAt, a.UpdatedAt, a.TTL, a.PollInterval)
 }
 
+func (a *apiTask) modern() mcpwire.ModernTask {
+	return mcpwire.NewModernTask(a.ID, a.Status, a.StatusMessage, a.CreatedAt, a.UpdatedAt, a.TTL, a.PollInterval, a.Result, a.Error)
+}
+
 // apiClient calls mailroom's task endpoints.
 type apiClient struct {
 	base  *url.URL
@@ -217,6 +221,29 @@ func (t *Tasks) Handler(next http.Handler) http.Handler {
 		default:
 			next.ServeHTTP(w, r)
 		}
+	})
+}
+
+// HTTPHandler serves Streamable HTTP for s in both wire forms: requests of
+// 2026-07-28 and later (by their MCP-Protocol-Version header, or
+// server/discover) go to a stateless go-sdk handler, as that revision has
+// no sessions; older ones to a stateful one wrapped by [Tasks.Handler].
+// opts configures both SDK handlers (nil for the defaults).
+func (t *Tasks) HTTPHandler(s *mcp.Server, opts *mcp.StreamableHTTPOptions) http.Handler {
+	var o mcp.StreamableHTTPOptions
+	if opts != nil {
+		o = *opts
+	}
+	getServer := func(*http.Request) *mcp.Server { return s }
+	legacy := t.Handler(mcp.NewStreamableHTTPHandler(getServer, &o))
+	o.Stateless = true
+	modern := mcp.NewStreamableHTTPHandler(getServer, &o)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Mcp-Protocol-Version") >= protocolModern || r.Header.Get("Mcp-Method") == "server/discover" {
+			modern.ServeHTTP(w, r)
+			return
+		}
+		legacy.ServeHTTP(w, r)
 	})
 }
 
