@@ -164,6 +164,7 @@ func (a *Server) routes() {
 		{"GET /api/v1/connections/{id}", connections.handleGet(a)},
 		{"PUT /api/v1/connections/{id}", connections.handlePut(a)},
 		{"DELETE /api/v1/connections/{id}", connections.handleDelete(a)},
+		{"POST /api/v1/connections/{id}/transform/test", a.transformTest},
 
 		{"GET /api/v1/requests", a.requestList},
 		{"GET /api/v1/requests/{id}", a.requestGet},

@@ -378,7 +378,37 @@ func encodeRequest(in *Request) []byte {
 	return b
 }
 
-// EncodeBody returns body as the script sees it, JSON: the body itself
+// View is a request as JSON, the way the handler sees it: header names
+// in lower case, the body decoded when it is JSON and a string otherwise.
+type View struct {
+	Method  string              `json:"method"`
+	Path    string              `json:"path"`
+	Query   map[string][]string `json:"query"`
+	Headers map[string][]string `json:"headers"`
+	Body    json.RawMessage     `json:"body"`
+}
+
+// View returns r as JSON, each header value replaced by show(name, value)
+// (to mask credentials); show may be nil.
+func (r *Request) View(show func(name, value string) string) *View {
+	v := &View{Method: r.Method, Path: r.Path, Query: map[string][]string{}, Headers: map[string][]string{}}
+	for k, vs := range r.Query {
+		v.Query[k] = vs
+	}
+	for k, vs := range r.Header {
+		name := strings.ToLower(k)
+		for _, val := range vs {
+			if show != nil {
+				val = show(k, val)
+			}
+			v.Headers[name] = append(v.Headers[name], val)
+		}
+	}
+	v.Body = encodeBody(r.Body, r.Header.Get("Content-Type"))
+	return v
+}
+
+// encodeBody returns body as the script sees it, JSON: the body itself
 // when contentType names JSON and it parses, else a JSON string.
 func encodeBody(body []byte, contentType string) json.RawMessage {
 	if len(body) > 0 && IsJSON(contentType) && json.Valid(body) {
