@@ -121,6 +121,9 @@ func startToolServer(tb fataler, m *mailroom) (url string, stop func()) {
 		tb.Fatal(err)
 	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "payments", Version: "1"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "balance"}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "42"}}}, nil, nil
+	})
 	mailroomtask.AddTool(tasks, server, &mcp.Tool{Name: "pay_link", Description: "completes when the link is paid"},
 		func(_ context.Context, _ *mcp.CallToolRequest, in PayArgs) (*mailroomtask.Wait, error) {
 			if in.Link == "" {
@@ -297,8 +300,15 @@ func TestBothForms(t *testing.T) {
 				}
 			} else {
 				tools := c.call("tools/list", nil)
-				if tl, _ := tools.Result["tools"].([]any); len(tl) != 1 || fmt.Sprint(tl[0].(map[string]any)["execution"]) != "map[taskSupport:optional]" {
-					t.Errorf("tools/list: %v", tools.Result)
+				for _, tl := range tools.Result["tools"].([]any) {
+					tm := tl.(map[string]any)
+					if tm["name"] == "pay_link" && fmt.Sprint(tm["execution"]) != "map[taskSupport:optional]" {
+						t.Errorf("tools/list: %v", tm)
+					}
+				}
+				// A tool that takes no task (taskSupport forbidden by default) refuses one.
+				if a := c.call("tools/call", map[string]any{"name": "balance", "arguments": map[string]any{}, "task": map[string]any{}}); a.Error == nil || a.Error.Code != -32601 {
+					t.Errorf("task request to a tool without task support: %+v", a)
 				}
 			}
 			link := fmt.Sprint("plink_form_", c.modern)

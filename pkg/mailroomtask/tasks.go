@@ -313,11 +313,17 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}), nil
 		case "tools/call":
 			r, ok := req.(*mcp.CallToolRequest)
-			if !ok || r.Params == nil || !t.isTaskTool(r.Params.Name) {
+			if !ok || r.Params == nil {
 				break
 			}
 			c := callerFrom(ctx)
 			tr, ok := takeTaskParam(r.Params)
+			if !t.isTaskTool(r.Params.Name) {
+				if ok && !c.modern { // its taskSupport is forbidden: 2025-11-25 recommends -32601
+					return nil, rpcError(jsonrpc.CodeMethodNotFound, "tool %q does not support tasks; call it without params.task", r.Params.Name)
+				}
+				break
+			}
 			if c.modern {
 				tr, ok = &taskRequest{}, c.tasksExt // the server decides: every call of a task tool
 			}
