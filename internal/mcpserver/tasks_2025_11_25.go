@@ -132,24 +132,8 @@ func (w legacyTasks) result(ctx context.Context, p *taskParams) (*rawResult, err
 		if err != nil {
 			return nil, err
 		}
-		related := map[string]any{relatedTaskKey: map[string]any{"taskId": t.ID}}
-		relatedData, _ := json.Marshal(map[string]any{"_meta": related})
-		if t.Status == store.TaskCancelled {
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + t.ID + " was cancelled", Data: relatedData}
-		}
-		res, rpcErr := outcome(t)
-		switch {
-		case rpcErr != nil:
-			rpcErr.Data = relatedData
-			return nil, rpcErr
-		case res != nil:
-			body, err := mcpwire.DecodeObject(res)
-			if err != nil {
-				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", t.ID, err)
-			}
-			r := &rawResult{Body: body}
-			r.Meta = related
-			return r, nil
+		if res, done, err := mcpwire.LegacyTaskResult(t.ID, t.Status, t.StatusMessage, t.Result, t.Error); done {
+			return res, err
 		}
 		if err := w.s.waitChange(ctx, t.ID, t.PollInterval); err != nil {
 			return nil, err

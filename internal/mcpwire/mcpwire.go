@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -207,4 +208,31 @@ func (s *SSEStream) Send(msg []byte) bool {
 		return false
 	}
 	return http.NewResponseController(s.ResponseWriter).Flush() == nil
+}
+
+// LegacyTaskResult is the 2025-11-25 tasks/result answer of a terminal
+// task: exactly what the tool call returned (its result, or its JSON-RPC
+// error), tied to the task by the related-task _meta; a cancelled task is
+// an internal error. done is false while the task runs.
+func LegacyTaskResult(id, status, message string, result, rpcErr json.RawMessage) (res *RawResult, done bool, err error) {
+	related := map[string]any{RelatedTaskKey: map[string]any{"taskId": id}}
+	relatedData, _ := json.Marshal(map[string]any{"_meta": related})
+	if status == "cancelled" {
+		return nil, true, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + id + " was cancelled", Data: relatedData}
+	}
+	out, e := Outcome(status, message, result, rpcErr)
+	switch {
+	case e != nil:
+		e.Data = relatedData
+		return nil, true, e
+	case out != nil:
+		body, err := DecodeObject(out)
+		if err != nil {
+			return nil, true, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: fmt.Sprintf("stored result of %s: %v", id, err)}
+		}
+		r := &RawResult{Body: body}
+		r.Meta = related
+		return r, true, nil
+	}
+	return nil, false, nil
 }

@@ -445,24 +445,8 @@ func (t *Tasks) tasksResult(ctx context.Context, _ *mcp.ServerSession, p *taskPa
 		if err != nil {
 			return nil, err
 		}
-		related := map[string]any{mcpwire.RelatedTaskKey: map[string]any{"taskId": task.ID}}
-		relatedData, _ := json.Marshal(map[string]any{"_meta": related})
-		if task.Status == statusCancelled {
-			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "task " + task.ID + " was cancelled", Data: relatedData}
-		}
-		res, rpcErr := mcpwire.Outcome(task.Status, task.StatusMessage, task.Result, task.Error)
-		switch {
-		case rpcErr != nil:
-			rpcErr.Data = relatedData
-			return nil, rpcErr
-		case res != nil:
-			body, err := mcpwire.DecodeObject(res)
-			if err != nil {
-				return nil, rpcError(jsonrpc.CodeInternalError, "stored result of %s: %v", task.ID, err)
-			}
-			r := &rawResult{Body: body}
-			r.Meta = related
-			return r, nil
+		if res, done, err := mcpwire.LegacyTaskResult(task.ID, task.Status, task.StatusMessage, task.Result, task.Error); done {
+			return res, err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
