@@ -143,8 +143,8 @@ func TestTaskOutcomeSameAsPlainCall(t *testing.T) {
 
 			created := legacy.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": tc.args, "task": map[string]any{"ttl": 60000}})
 			task, _ := created.Result["task"].(map[string]any)
-			if created.Error != nil || task == nil {
-				t.Fatalf("2025-11-25 task: %+v", created)
+			if created.Error != nil || task == nil || task["ttl"] != float64(60000) {
+				t.Fatalf("2025-11-25 task (with the ttl asked for): %+v", created)
 			}
 			res := legacy.call("tasks/result", map[string]any{"taskId": task["taskId"]})
 			if res.Error != nil || !reflect.DeepEqual(plainResult(res.Result), plainResult(plain.Result)) {

@@ -552,7 +552,7 @@ func (p *proxy) createAsyncTask(ctx context.Context, r *mcp.CallToolRequest, ca 
 		return nil, err
 	}
 	if rv == nil { // the upstream's error result: the call ended at once
-		return c.wire.endedAtOnce(ctx, c, r.Params, res)
+		return c.wire.endedAtOnce(ctx, c, r.Params, ttl, res)
 	}
 	s := p.srv
 	t, err := s.tasks.Create(ctx, &task.CreateParams{

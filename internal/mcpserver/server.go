@@ -214,7 +214,7 @@ func (s *Server) callAsTask(ctx context.Context, next mcp.MethodHandler, r *mcp.
 		if !ok || !tr.IsError {
 			return nil, rpcError(jsonrpc.CodeInternalError, "wait_for_event: arguments refused for a task were accepted by the plain call")
 		}
-		return c.wire.endedAtOnce(ctx, c, r.Params, tr)
+		return c.wire.endedAtOnce(ctx, c, r.Params, ttl, tr)
 	}
 	if err != nil {
 		return nil, err

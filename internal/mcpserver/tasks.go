@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,8 +48,8 @@ type tasksWire interface {
 	created(t *store.Task) mcp.Result
 	// endedAtOnce answers a task request whose call ended before any
 	// work could start (bad arguments): res is what the plain call
-	// returns.
-	endedAtOnce(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (mcp.Result, error)
+	// returns, ttl the lifetime the request asked for (zero: the default).
+	endedAtOnce(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, ttl time.Duration, res *mcp.CallToolResult) (mcp.Result, error)
 	// patchInitialize and patchToolList add what the revision declares
 	// about Tasks to the initialize and tools/list results.
 	patchInitialize(res mcp.Result) mcp.Result
@@ -177,14 +178,15 @@ func outcome(t *store.Task) (json.RawMessage, *jsonrpc.Error) {
 // storeEndedTask records a task whose call ended at once with res, so
 // that a client that asked for a task still gets one, holding exactly
 // what the plain call returned.
-func (s *Server) storeEndedTask(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (*store.Task, error) {
+// Its lifetime is ttl (an hour when zero, at most [task.MaxTTL]).
+func (s *Server) storeEndedTask(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, ttl time.Duration, res *mcp.CallToolResult) (*store.Task, error) {
 	b, err := json.Marshal(res)
 	if err != nil {
 		return nil, rpcError(jsonrpc.CodeInternalError, "encode result: %v", err)
 	}
 	t := &store.Task{
 		ID: task.NewID(), Owner: c.owner, SessionID: c.session, Protocol: c.protocol, Tool: p.Name,
-		Arguments: p.Arguments, TTL: time.Hour, PollInterval: s.opts.PollInterval,
+		Arguments: p.Arguments, TTL: min(cmp.Or(ttl, time.Hour), task.MaxTTL), PollInterval: s.opts.PollInterval,
 		Status: store.TaskCompleted, StatusMessage: "the call ended at once", Result: b,
 	}
 	if res.IsError {

@@ -66,8 +66,8 @@ func (legacyTasks) created(t *store.Task) mcp.Result {
 // endedAtOnce: the client expects a task, so it gets one that is already
 // terminal and holds the plain call's result (failed for isError, as the
 // revision says).
-func (w legacyTasks) endedAtOnce(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (mcp.Result, error) {
-	t, err := w.s.storeEndedTask(ctx, c, p, res)
+func (w legacyTasks) endedAtOnce(ctx context.Context, c caller, p *mcp.CallToolParamsRaw, ttl time.Duration, res *mcp.CallToolResult) (mcp.Result, error) {
+	t, err := w.s.storeEndedTask(ctx, c, p, ttl, res)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func (modernTasks) created(t *store.Task) mcp.Result {
 
 // endedAtOnce: the server decides whether a call becomes a task, and a
 // call that ended at once is answered as the plain call is.
-func (modernTasks) endedAtOnce(_ context.Context, _ caller, _ *mcp.CallToolParamsRaw, res *mcp.CallToolResult) (mcp.Result, error) {
+func (modernTasks) endedAtOnce(_ context.Context, _ caller, _ *mcp.CallToolParamsRaw, _ time.Duration, res *mcp.CallToolResult) (mcp.Result, error) {
 	return res, nil
 }
 
