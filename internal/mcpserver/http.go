@@ -3,7 +3,6 @@ package mcpserver
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,7 +115,8 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if stateless(version) {
 			if single {
-				if err := checkTaskName(r.Header, &p); err != nil {
+				id, _ := p.Params.TaskID.(string)
+				if err := mcpwire.CheckTaskName(r.Header, p.Method, id); err != nil {
 					writeRPCError(w, p.ID, http.StatusBadRequest, err)
 					return
 				}
@@ -161,35 +161,6 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.legacy.ServeHTTP(w, r)
 	}
-}
-
-// checkTaskName enforces the Tasks extension's routing header on
-// 2026-07-28: tasks/get, tasks/update and tasks/cancel carry the task id
-// in Mcp-Name (plain or in the =?base64?…?= form), and a missing or
-// different one is -32020, as the SDK does for tools/call.
-func checkTaskName(h http.Header, p *peek) error {
-	switch p.Method {
-	case "tasks/get", "tasks/update", "tasks/cancel":
-	default:
-		return nil
-	}
-	id, _ := p.Params.TaskID.(string)
-	raw := h.Get("Mcp-Name")
-	if raw == "" {
-		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("missing required Mcp-Name header for method %q (set it to params.taskId)", p.Method)}
-	}
-	name := raw
-	if enc, ok := strings.CutPrefix(raw, "=?base64?"); ok {
-		if enc, ok = strings.CutSuffix(enc, "?="); ok {
-			if b, err := base64.StdEncoding.DecodeString(enc); err == nil {
-				name = string(b)
-			}
-		}
-	}
-	if name != id {
-		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("header mismatch: Mcp-Name header value '%s' does not match body value '%s'", raw, id)}
-	}
-	return nil
 }
 
 // upgradeVersion makes a 2025-11-25 session's POST carry its negotiated

@@ -1,10 +1,15 @@
 package mcpwire
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // This file holds the pieces of the 2026-07-28 Tasks extension
@@ -64,4 +69,33 @@ func Outcome(status, message string, result, rpcErr json.RawMessage) (json.RawMe
 		return nil, &e
 	}
 	return nil, nil
+}
+
+// CheckTaskName enforces the extension's routing header on Streamable
+// HTTP: tasks/get, tasks/update and tasks/cancel carry the task id in
+// Mcp-Name (plain or in the =?base64?…?= form), and a missing or different
+// one is -32020 (HTTP 400), as the SDK does for tools/call. Other methods
+// pass.
+func CheckTaskName(h http.Header, method, taskID string) error {
+	switch method {
+	case "tasks/get", "tasks/update", "tasks/cancel":
+	default:
+		return nil
+	}
+	raw := h.Get("Mcp-Name")
+	if raw == "" {
+		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("missing required Mcp-Name header for method %q (set it to params.taskId)", method)}
+	}
+	name := raw
+	if enc, ok := strings.CutPrefix(raw, "=?base64?"); ok {
+		if enc, ok = strings.CutSuffix(enc, "?="); ok {
+			if b, err := base64.StdEncoding.DecodeString(enc); err == nil {
+				name = string(b)
+			}
+		}
+	}
+	if name != taskID {
+		return &jsonrpc.Error{Code: mcp.CodeHeaderMismatch, Message: fmt.Sprintf("header mismatch: Mcp-Name header value '%s' does not match body value '%s'", raw, taskID)}
+	}
+	return nil
 }

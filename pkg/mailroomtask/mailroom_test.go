@@ -414,3 +414,34 @@ func (e *exampleTB) Close() {
 		e.cleanups[i]()
 	}
 }
+
+// TestTaskMcpName: on 2026-07-28 a tasks/get or tasks/cancel whose
+// Mcp-Name is not its params.taskId is HTTP 400 with -32020, and the task
+// is left alone.
+func TestTaskMcpName(t *testing.T) {
+	m := startMailroom(t)
+	url, _ := startToolServer(t, m)
+	c := &client{tb: t, url: url, modern: true, ext: true}
+	id := c.createTask(map[string]any{"link": "plink_name"})
+	for _, method := range []string{"tasks/get", "tasks/cancel"} {
+		body := fmt.Sprintf(`{"jsonrpc":"2.0","id":5,"method":%q,"params":{"taskId":%q,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}}}`, method, id)
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", "2026-07-28")
+		req.Header.Set("Mcp-Method", method)
+		req.Header.Set("Mcp-Name", "task_other")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "-32020") {
+			t.Errorf("%s with a mismatched Mcp-Name: %d %s", method, resp.StatusCode, raw)
+		}
+	}
+	if got := c.call("tasks/get", map[string]any{"taskId": id}); got.Result["status"] != "working" {
+		t.Errorf("the task after a mismatched cancel: %v", got.Result["status"])
+	}
+}

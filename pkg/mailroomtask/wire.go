@@ -240,11 +240,49 @@ func (t *Tasks) HTTPHandler(s *mcp.Server, opts *mcp.StreamableHTTPOptions) http
 	modern := mcp.NewStreamableHTTPHandler(getServer, &o)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Mcp-Protocol-Version") >= protocolModern || r.Header.Get("Mcp-Method") == "server/discover" {
+			if r.Method == http.MethodPost && !checkTaskName(w, r) {
+				return
+			}
 			modern.ServeHTTP(w, r)
 			return
 		}
 		legacy.ServeHTTP(w, r)
 	})
+}
+
+// checkTaskName answers 400 with -32020 when a tasks/* request's Mcp-Name
+// is not its params.taskId ([mcpwire.CheckTaskName]) and reports whether
+// the request may go on. It reads the body and puts it back.
+func checkTaskName(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Header.Get("Mcp-Method") {
+	case "tasks/get", "tasks/update", "tasks/cancel":
+	default:
+		return true // the SDK checks Mcp-Method against the body
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusRequestEntityTooLarge)
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var msg struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			TaskID string `json:"taskId"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return true // the SDK answers malformed messages
+	}
+	if err := mcpwire.CheckTaskName(r.Header, msg.Method, msg.Params.TaskID); err != nil {
+		out, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": msg.ID, "error": err})
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write(out)
+		return false
+	}
+	return true
 }
 
 // notify sends notifications/tasks/status to a session's GET stream.
