@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/preview"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -54,7 +54,7 @@ func TestTransformTest(t *testing.T) {
 	res := ingest(t, b.store, ingestOpts{source: "stripe", body: `{"type":"invoice.paid"}`, dests: []string{"audit"}})
 	path := "/api/v1/connections/" + store.ConnectionID("stripe", "audit") + "/transform/test"
 
-	got := must[api.TransformTest](t, b.do(t, http.MethodPost, path, map[string]string{"event_id": res.EventID}), http.StatusOK)
+	got := must[preview.Result](t, b.do(t, http.MethodPost, path, map[string]string{"event_id": res.EventID}), http.StatusOK)
 	if got.Error != "" || got.Output == nil {
 		t.Fatalf("test = %+v, want an output", got)
 	}
@@ -71,7 +71,7 @@ func TestTransformTest(t *testing.T) {
 		t.Errorf("log = %q", got.Log)
 	}
 
-	got = must[api.TransformTest](t, b.do(t, http.MethodPost, path, map[string]string{"event_id": res.EventID, "transform": "function handler(r) { throw new TypeError('nope') }"}), http.StatusOK)
+	got = must[preview.Result](t, b.do(t, http.MethodPost, path, map[string]string{"event_id": res.EventID, "transform": "function handler(r) { throw new TypeError('nope') }"}), http.StatusOK)
 	if got.Output != nil || !strings.Contains(got.Error, "TypeError: nope") || got.Input == nil {
 		t.Errorf("throwing test = %+v, want the error and the input", got)
 	}

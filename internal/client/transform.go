@@ -5,22 +5,15 @@ import (
 	"encoding/json"
 	"net/http"
 
-	"github.com/mailroomhq/mailroom/internal/transform"
+	"github.com/mailroomhq/mailroom/internal/preview"
 )
 
 // TransformTest is the answer of a transformation test: the request an
 // attempt would send before the transformation (Input), what the handler
 // returned (Output, nil when it failed), its console log and its error.
 type TransformTest struct {
-	Connection  string          `json:"connection"`
-	Destination string          `json:"destination"`
-	EventID     string          `json:"event_id"`
-	Input       *transform.View `json:"input"`
-	Output      *transform.View `json:"output"`
-	Log         []string        `json:"log"`
-	Error       string          `json:"error"`
-	DurationMS  float64         `json:"duration_ms"`
-	Raw         json.RawMessage `json:"-"`
+	preview.Result
+	Raw json.RawMessage `json:"-"`
 }
 
 // TransformTest runs the transformation of connection on the stored event

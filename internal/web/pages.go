@@ -323,6 +323,9 @@ type eventData struct {
 	// Pending is true while a delivery may still change, so the page
 	// keeps refreshing them.
 	Pending bool
+	// Transforms are the transformations of the event's connections run
+	// on it (full page only).
+	Transforms []*transformPanel
 }
 
 func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
@@ -371,6 +374,14 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Duplicates = reqs
+		conns := make([]string, 0, len(d.Deliveries))
+		for _, dv := range d.Deliveries {
+			conns = append(conns, dv.ConnectionID)
+		}
+		if d.Transforms, err = w.transformPanels(ctx, ev.ID, conns); err != nil {
+			w.storageError(rw, r, err)
+			return
+		}
 	}
 	w.render(rw, r, http.StatusOK, "event", "Event "+ev.ID, d)
 }

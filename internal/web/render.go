@@ -139,6 +139,7 @@ func (w *Server) funcs() template.FuncMap {
 		"pct":       func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 		"rate":      func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 		"body":      prettyBody,
+		"viewBody":  viewBody,
 		"join":      strings.Join,
 		"hasPrefix": strings.HasPrefix,
 		"httpOK":    func(code int) bool { return code >= 200 && code < 300 },
