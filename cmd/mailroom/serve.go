@@ -89,10 +89,13 @@ a restart.`,
 // the flags, and validates the result.
 func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) {
 	opts := &config.Options{
-		CheckVerify:    func(v verify.Config) error { _, err := verify.New(v, nil); return err },
-		CheckExpr:      compiler.Check,
-		CheckFilter:    compiler.CheckFilter,
-		CheckTransform: func(script string) error { _, err := transform.Compile(script, nil); return err },
+		CheckVerify: func(v verify.Config) error { _, err := verify.New(v, nil); return err },
+		CheckExpr:   compiler.Check,
+		CheckFilter: compiler.CheckFilter,
+		CheckTransform: func(script string, b config.TransformationsConfig) error {
+			_, err := transform.Compile(script, transformOptions(b))
+			return err
+		},
 	}
 	var cfg *config.Config
 	if f.configPath == "" {

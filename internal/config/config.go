@@ -261,10 +261,11 @@ type Options struct {
 	// same check the API and wait tasks use.
 	CheckFilter func(expr string) error
 	// CheckTransform, if non-nil, is called with each connection's
-	// transformation script and returns an error if it does not compile
-	// or defines no handler; cmd/mailroom wires transform.Compile, the
-	// check the API makes.
-	CheckTransform func(script string) error
+	// transformation script and the file's transformations bounds, and
+	// returns an error if the script does not compile or defines no
+	// handler within them; cmd/mailroom wires transform.Compile, the check
+	// the API makes.
+	CheckTransform func(script string, bounds TransformationsConfig) error
 }
 
 // Default returns the configuration used when there is no config file:

@@ -43,7 +43,11 @@ func (v *validator) transform(field, script string) {
 	if script == "" || v.opts == nil || v.opts.CheckTransform == nil {
 		return
 	}
-	if err := v.opts.CheckTransform(script); err != nil {
+	b := v.c.Transformations
+	if b.Timeout < 0 || b.Timeout.D() > MaxTransformTimeout {
+		b.Timeout = 0 // refused above; check the script within the default
+	}
+	if err := v.opts.CheckTransform(script, b); err != nil {
 		v.add(field, err)
 	}
 }

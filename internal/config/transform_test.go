@@ -14,7 +14,10 @@ import (
 func TestTransformChecked(t *testing.T) {
 	t.Parallel()
 	opts := realOptions(t, nil)
-	opts.CheckTransform = func(script string) error { _, err := transform.Compile(script, nil); return err }
+	opts.CheckTransform = func(script string, b config.TransformationsConfig) error {
+		_, err := transform.Compile(script, &transform.Options{Timeout: b.Timeout.D()})
+		return err
+	}
 	head := `sources:
   - name: s
     verify: {type: github, secret: x}

@@ -192,3 +192,25 @@ func BenchmarkDelivery(b *testing.B) {
 		})
 	}
 }
+
+// TestTransformLookupErrorFailsAttempt: a connection whose script does not
+// compile (as the catalog reports it) fails its attempts with that error
+// rather than deliver the request untransformed.
+func TestTransformLookupErrorFailsAttempt(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rc := newReceiver(t, nil)
+	lookup := func(conn string) (*transform.Program, error) {
+		return nil, fmt.Errorf("connection %s: transform: the script defines no function handler", conn)
+	}
+	start(t, s, &deliver.Options{Transforms: lookup})
+	addDest(t, s, &store.Destination{Name: "d", URL: rc.srv.URL, Retry: store.RetryPolicy{Initial: store.Duration(time.Hour)}})
+	id := ingest(t, s, []byte(`{}`), "application/json", "d").DeliveryIDs[0]
+	waitFor(t, "a failed attempt", func() bool { return getDelivery(t, s, id).LastError != "" })
+	if got, want := getDelivery(t, s, id).LastError, "transform: connection src->d: transform: the script defines no function handler"; got != want {
+		t.Errorf("last error = %q, want %q", got, want)
+	}
+	if rc.count() != 0 {
+		t.Errorf("the destination got %d requests, want none", rc.count())
+	}
+}
