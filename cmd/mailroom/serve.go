@@ -293,6 +293,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	})
 	g.Go(func() error {
 		return deliver.New(st, &deliver.Options{Logger: log, GracePeriod: grace, Guard: guard,
+			Proxy: cfg.Delivery.Proxy, NoProxy: cfg.Delivery.NoProxy,
 			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp,
 			Transforms: func(conn string) (*transform.Program, error) { return cat.Current().Transform(conn) },
 			OnCircuit: func(dest, transition string, c store.CircuitState) {

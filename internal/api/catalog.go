@@ -165,8 +165,14 @@ func restoreDestinationSecrets(in, old *store.Destination) error {
 			return err
 		}
 	}
+	if in.Auth.ClientSecret, err = keepSecret("auth.client_secret", in.Auth.ClientSecret, ov.Auth.ClientSecret, exists); err != nil {
+		return err
+	}
 	if exists && in.URL != ov.URL && in.URL == redact.URL(ov.URL) {
 		in.URL = ov.URL
+	}
+	if exists && in.Proxy != ov.Proxy && in.Proxy == redact.URL(ov.Proxy) {
+		in.Proxy = ov.Proxy
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/mailroomhq/mailroom/internal/store"
 	"net/netip"
 	"strings"
 )
@@ -22,6 +23,15 @@ type DeliveryConfig struct {
 	// AllowHosts are host names (billing.internal) whose destinations are
 	// delivered whatever their names resolve to.
 	AllowHosts []string `yaml:"allow_hosts"`
+	// Proxy is the proxy every destination's deliveries go through unless
+	// the destination names its own proxy (or "direct"): an http://,
+	// https:// or socks5:// URL, with an optional user:password. The
+	// address checks above still apply to the final target.
+	Proxy string `yaml:"proxy"`
+	// NoProxy lists the hosts reached without Proxy, as NO_PROXY does:
+	// comma-separated host names (subdomains included), addresses, CIDR
+	// prefixes, optional ports. Loopback is never proxied.
+	NoProxy string `yaml:"no_proxy"`
 }
 
 // Networks returns AllowNetworks parsed; a single address becomes a
@@ -67,6 +77,11 @@ func (v *validator) delivery() {
 	for _, h := range d.AllowHosts {
 		if h == "" || strings.ContainsAny(h, "/:@ *") {
 			v.errf("delivery.allow_hosts", "%q is not a host name (no scheme, port, path or wildcard; use allow_networks for addresses)", h)
+		}
+	}
+	if d.Proxy != "" {
+		if err := store.CheckProxyURL(d.Proxy); err != nil {
+			v.add("delivery.proxy", err)
 		}
 	}
 }

@@ -308,11 +308,20 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	h.Set(HeaderEventID, dl.EventID)
 	h.Set(HeaderDeliveryID, dl.ID)
 	h.Set(HeaderAttempt, strconv.Itoa(dl.Attempts))
+	if cfg.dest.Auth.Type == store.AuthOAuth2ClientCredentials {
+		tok, err := d.egress.token(ctx, cfg.dest, cfg.client)
+		if err != nil {
+			a.Error = err.Error()
+			a.DurationMS = ms(time.Since(start))
+			return a, 0
+		}
+		h.Set("Authorization", "Bearer "+tok)
+	}
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && d.tracer != nil {
 		propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(h))
 	}
 
-	resp, err := d.http.Do(hreq)
+	resp, err := cfg.client.Do(hreq)
 	if err != nil {
 		a.Error = describeError(ctx, err, cfg.timeout)
 		a.DurationMS = ms(time.Since(start))
@@ -331,6 +340,11 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 		a.ResponseBody = body
 	}
 	a.Success = resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if resp.StatusCode == http.StatusUnauthorized && cfg.dest.Auth.Type != "" {
+		// The receiver refused the token (revoked, rotated): fetch a new
+		// one for the next attempt.
+		d.egress.forgetToken(cfg.dest.Name)
+	}
 	if !a.Success && rerr != nil {
 		a.Error = "read response body: " + describeError(ctx, rerr, cfg.timeout)
 	}

@@ -137,6 +137,16 @@ type Options struct {
 	// and starts a new trace otherwise. If nil, nothing is traced and no
 	// traceparent is sent.
 	TracerProvider trace.TracerProvider
+	// Proxy, if set, is the proxy every destination's deliveries go
+	// through unless the destination names its own (or "direct") or its
+	// host matches NoProxy: an http://, https:// or socks5:// URL. Guard
+	// still applies to the final target (see [store.Destination.Proxy]).
+	Proxy string
+	// NoProxy lists hosts reached without Proxy, as the NO_PROXY
+	// environment variable does: comma-separated host names (a leading
+	// "." or none matches subdomains too), IP addresses, CIDR prefixes,
+	// optional ports; "*" for all.
+	NoProxy string
 	// Guard, if non-nil, decides which addresses the default HTTP client
 	// may connect to. It checks every address right before connecting,
 	// after DNS resolution, so a destination whose host name resolves to
@@ -165,6 +175,9 @@ type Dispatcher struct {
 	http  *http.Client
 	// tracer is nil when tracing is off.
 	tracer trace.Tracer
+	// egress holds the clients of destinations with a proxy or client
+	// TLS, and OAuth2 tokens.
+	egress *egress
 }
 
 // New returns a Dispatcher that takes its work from s. opts may be nil;
@@ -214,6 +227,7 @@ func New(s store.Store, opts *Options) *Dispatcher {
 	if d.http == nil {
 		d.http = newHTTPClient(o.Guard)
 	}
+	d.egress = newEgress(d.http, o.Guard, o.Proxy, o.NoProxy)
 	if o.TracerProvider != nil {
 		d.tracer = o.TracerProvider.Tracer(tracerName)
 	}
@@ -226,11 +240,14 @@ func New(s store.Store, opts *Options) *Dispatcher {
 // which returns a 3xx as it is instead of following it (so a redirect can
 // never lead past guard). guard checks every address dialed.
 func newHTTPClient(guard *netguard.Policy) *http.Client {
-	tr := &http.Transport{
-		DialContext: guard.DialContext(&net.Dialer{
-			Timeout:   30 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}),
+	return &http.Client{Transport: newTransport(guard), CheckRedirect: noRedirects}
+}
+
+// newTransport is the delivery transport: a large keep-alive pool, no
+// proxy, every address dialed checked by guard.
+func newTransport(guard *netguard.Policy) *http.Transport {
+	return &http.Transport{
+		DialContext:           guard.DialContext(newDialer()),
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          4096,
 		MaxIdleConnsPerHost:   1024,
@@ -238,13 +255,14 @@ func newHTTPClient(guard *netguard.Policy) *http.Client {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
 }
+
+func newDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+}
+
+// noRedirects makes a client return a 3xx as the attempt's outcome.
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // maxStoreBackoff caps the pause after consecutive store errors.
 const maxStoreBackoff = 5 * time.Second
@@ -398,7 +416,7 @@ func (r *run) reload(ctx context.Context) error {
 	seen := make(map[string]bool, len(list))
 	for _, dest := range list {
 		seen[dest.Name] = true
-		cfg := resolve(dest)
+		cfg := r.d.resolve(dest)
 		if cfg.err != nil {
 			r.d.log.Error("destination config invalid, holding its deliveries", "destination", dest.Name, "err", cfg.err)
 		}

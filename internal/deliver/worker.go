@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,14 +25,17 @@ type destConfig struct {
 	initial     time.Duration
 	max         time.Duration
 	circuit     circuitPolicy
+	// client sends the attempts: the shared one, or the destination's
+	// own for a proxy or client TLS.
+	client *http.Client
 	// err is set when the destination cannot be served as configured; its
 	// deliveries are held (not claimed) until the configuration is fixed,
 	// rather than sent unsigned or faster than intended.
 	err error
 }
 
-// resolve fills in dest's defaults.
-func resolve(dest *store.Destination) *destConfig {
+// resolve fills in dest's defaults and picks the client it is sent with.
+func (d *Dispatcher) resolve(dest *store.Destination) *destConfig {
 	c := &destConfig{
 		dest:        dest,
 		timeout:     cmpOr(dest.Timeout.D(), DefaultTimeout),
@@ -50,13 +54,18 @@ func resolve(dest *store.Destination) *destConfig {
 	// The rules the config file and the API check, a signing secret that
 	// cannot sign among them: a destination stored before a rule
 	// tightened is held, not served against it or failing every attempt.
-	if err := dest.Validate(); err != nil {
+	err := dest.Validate()
+	if err != nil {
 		c.err = fmt.Errorf("invalid destination: %w", err)
 		return c
 	}
 	c.rate, _ = store.ParseRate(dest.RateLimit) // checked by Validate
 	if c.rate > 0 {
 		c.burst = max(1, int(math.Ceil(c.rate)))
+	}
+	// A proxy or TLS file that cannot be used holds the deliveries too.
+	if c.client, err = d.egress.client(dest); err != nil {
+		c.err = err
 	}
 	return c
 }

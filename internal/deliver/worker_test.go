@@ -26,10 +26,15 @@ func TestResolveHoldsWhatTheConfigRefuses(t *testing.T) {
 		{"bad rate", store.Destination{Name: "d", URL: "http://h/x", RateLimit: "fast"}, "rate_limit"},
 		{"unknown sign type", store.Destination{Name: "d", URL: "http://h/x", Sign: store.SignConfig{Type: "pgp", Secret: "k"}}, "sign.type"},
 		{"bad signing secret", store.Destination{Name: "d", URL: "http://h/x", Sign: store.SignConfig{Type: verify.TypeStandardWebhooks, Secret: "plain"}}, "sign"},
+		{"bad proxy", store.Destination{Name: "d", URL: "http://h/x", Proxy: "ftp://p"}, "proxy"},
+		{"missing client cert", store.Destination{Name: "d", URL: "http://h/x", TLS: store.ClientTLS{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem"}}, "tls"},
+		{"oauth2 without a secret", store.Destination{Name: "d", URL: "http://h/x", Auth: store.OutboundAuth{Type: store.AuthOAuth2ClientCredentials,
+			TokenURL: "http://h/token", ClientID: "c"}}, "auth.client_secret"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := resolve(&tt.dest)
+			d := &Dispatcher{egress: newEgress(newHTTPClient(nil), nil, "", "")}
+			c := d.resolve(&tt.dest)
 			switch {
 			case tt.want == "" && c.err != nil:
 				t.Errorf("held: %v", c.err)

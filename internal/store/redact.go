@@ -18,6 +18,8 @@ func (d Destination) Redacted() Destination {
 		d.Headers = hs
 	}
 	d.URL = redact.URL(d.URL)
+	d.Proxy = redact.URL(d.Proxy)
+	d.Auth.ClientSecret = redact.Secret(d.Auth.ClientSecret)
 	return d
 }
 

@@ -95,6 +95,15 @@ type Destination struct {
 	// probes it at growing intervals and resumes on success. The zero
 	// value is off.
 	CircuitBreaker CircuitBreaker `yaml:"circuit_breaker,omitempty" json:"circuit_breaker,omitzero"`
+	// Proxy sends this destination's deliveries through a proxy:
+	// http://, https:// (CONNECT for https targets) or socks5://, with an
+	// optional user:password. Empty means the delivery.proxy default, if
+	// any; "direct" means no proxy even when there is a default.
+	Proxy string `yaml:"proxy,omitempty" json:"proxy,omitempty"`
+	// Auth authenticates deliveries to the receiver beyond the signature.
+	Auth OutboundAuth `yaml:"auth,omitempty" json:"auth,omitzero"`
+	// TLS presents a client certificate (mTLS) and trusts extra CAs.
+	TLS ClientTLS `yaml:"tls,omitempty" json:"tls,omitzero"`
 	// Circuit is runtime state: the circuit breaker's, shared by every
 	// instance. The config file never sets it.
 	Circuit CircuitState `yaml:"-" json:"circuit,omitzero"`
@@ -108,6 +117,44 @@ type Destination struct {
 	ManagedBy string    `yaml:"-" json:"managed_by"`
 	CreatedAt time.Time `yaml:"-" json:"created_at"`
 	UpdatedAt time.Time `yaml:"-" json:"updated_at"`
+}
+
+// Outbound auth types ([OutboundAuth.Type]).
+const (
+	// AuthOAuth2ClientCredentials fetches an access token from TokenURL
+	// with the client credentials grant (RFC 6749 §4.4), caches it until
+	// it expires, and sends it as "Authorization: Bearer".
+	AuthOAuth2ClientCredentials = "oauth2_client_credentials"
+)
+
+// OutboundAuth says how deliveries authenticate to their receiver. The
+// zero value adds nothing (static headers and the signature still apply).
+type OutboundAuth struct {
+	// Type is [AuthOAuth2ClientCredentials] or empty.
+	Type         string   `yaml:"type,omitempty" json:"type,omitempty"`
+	TokenURL     string   `yaml:"token_url,omitempty" json:"token_url,omitempty"`
+	ClientID     string   `yaml:"client_id,omitempty" json:"client_id,omitempty"`
+	ClientSecret string   `yaml:"client_secret,omitempty" json:"client_secret,omitempty"`
+	Scopes       []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+	// Audience, if set, is sent as the token request's audience
+	// parameter (Auth0, Okta and others want it).
+	Audience string `yaml:"audience,omitempty" json:"audience,omitempty"`
+}
+
+// ClientTLS is the TLS a destination's deliveries use beyond the system's
+// defaults. Files are read when the destination is (re)loaded; a file that
+// cannot be read holds the destination's deliveries with the error.
+type ClientTLS struct {
+	// CertFile and KeyFile hold the client certificate chain and its key
+	// (PEM), presented to receivers that ask for one (mTLS). Both or
+	// neither.
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	// CAFile holds extra CA certificates (PEM) trusted for the receiver,
+	// besides the system's.
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// ServerName overrides the name the receiver's certificate must carry.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
 }
 
 // Defaults for zero [CircuitBreaker] fields.

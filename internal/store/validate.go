@@ -190,6 +190,7 @@ func (d *Destination) Validate() error {
 			p.add("headers."+name, "header value must not contain CR, LF or NUL")
 		}
 	}
+	d.checkEgress(&p)
 	return p.err()
 }
 
@@ -252,4 +253,65 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// checkEgress checks a destination's proxy, outbound auth and TLS.
+func (d *Destination) checkEgress(p *problems) {
+	if d.Proxy != "" && d.Proxy != ProxyDirect {
+		if err := CheckProxyURL(d.Proxy); err != nil {
+			p.add("proxy", "%v", err)
+		}
+	}
+	switch a := d.Auth; a.Type {
+	case "":
+		if a.TokenURL != "" || a.ClientID != "" || a.ClientSecret != "" || len(a.Scopes) > 0 || a.Audience != "" {
+			p.add("auth.type", "required when other auth fields are set (want %q)", AuthOAuth2ClientCredentials)
+		}
+	case AuthOAuth2ClientCredentials:
+		if err := checkURL(a.TokenURL); err != nil {
+			p.add("auth.token_url", "%v", err)
+		}
+		if a.ClientID == "" {
+			p.add("auth.client_id", "required for type %q", a.Type)
+		}
+		if a.ClientSecret == "" {
+			p.add("auth.client_secret", "required for type %q", a.Type)
+		}
+	default:
+		p.add("auth.type", "unknown type %q (want %s, or leave it out)", a.Type, AuthOAuth2ClientCredentials)
+	}
+	if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
+		p.add("tls.key_file", "tls.cert_file and tls.key_file go together")
+	}
+}
+
+// ProxyDirect as a destination's proxy means no proxy, whatever the
+// default.
+const ProxyDirect = "direct"
+
+// CheckProxyURL checks a proxy URL: http, https or socks5 (socks5h), with
+// a host and a valid port.
+func CheckProxyURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("invalid proxy URL")
+	}
+	shown := raw
+	if _, ok := u.User.Password(); ok {
+		shown = u.Redacted()
+	}
+	switch u.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
+		return fmt.Errorf("%q: want an http://, https:// or socks5:// proxy URL (or %q)", shown, ProxyDirect)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%q has no host", shown)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port must be a number from 1 to 65535", shown)
+		}
+	}
+	return nil
 }
