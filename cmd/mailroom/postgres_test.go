@@ -296,7 +296,7 @@ func TestMultiInstance(t *testing.T) {
 		t.Fatalf("only %d of %d acknowledged", len(ids), total)
 	}
 	// The killed instance stops renewing its leases: they lapse within one
-	// lease (6s) and the survivors take its deliveries over.
+	// lease (15s) and the survivors take its deliveries over.
 	s.waitAll(t, ids, 60*time.Second)
 
 	s.mu.Lock()
@@ -318,10 +318,10 @@ func TestMultiInstance(t *testing.T) {
 	if len(s.cut) > 0 && last == 0 {
 		t.Errorf("%d attempts cut by the kill, none taken over", len(s.cut))
 	}
-	// One lease (6s) plus a poll (1s) plus the load on a shared box;
+	// One lease (15s) plus a poll (1s) plus the load on a shared box;
 	// before lease renewal this was the destination timeout + 30s.
-	if last > 15*time.Second {
-		t.Errorf("failover took %s for the last cut delivery, want within a lease (6s) and a poll", last)
+	if last > 25*time.Second {
+		t.Errorf("failover took %s for the last cut delivery, want within a lease (15s) and a poll", last)
 	}
 	t.Logf("failover: %d deliveries cut by the SIGKILL, first taken over by a survivor %s after it, last %s",
 		len(s.cut), first.Round(time.Millisecond), last.Round(time.Millisecond))

@@ -38,7 +38,7 @@ import (
 // Defaults for zero [Options] fields.
 const (
 	DefaultPollInterval    = time.Second
-	DefaultLease           = 6 * time.Second
+	DefaultLease           = 15 * time.Second
 	DefaultMaxResponseBody = 64 << 10
 	// DefaultMaxResponseHeaderBytes caps the response headers kept with an
 	// attempt, names and values counted.
