@@ -49,11 +49,18 @@ func FuzzMoveTaskParam(f *testing.F) {
 	f.Add([]byte(`{"method":"tools/list","params":{"task":{}}}`))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out := MoveTaskParam(in, key)
+		// Keys are matched exactly, as the SDK's decoder does
+		// (encoding/json's struct fields would also take "pArAms").
 		var msg struct {
-			Method string                     `json:"method"`
-			Params map[string]json.RawMessage `json:"params"`
+			Method string
+			Params map[string]json.RawMessage
 		}
-		if json.Unmarshal(in, &msg) != nil || msg.Method != "tools/call" || msg.Params == nil {
+		var top map[string]json.RawMessage
+		if json.Unmarshal(in, &top) == nil {
+			_ = json.Unmarshal(top["method"], &msg.Method)
+			_ = json.Unmarshal(top["params"], &msg.Params)
+		}
+		if top == nil || msg.Method != "tools/call" || msg.Params == nil {
 			if string(out) != string(in) {
 				t.Fatalf("changed a message it must leave alone:\n in %s\nout %s", in, out)
 			}
@@ -63,12 +70,12 @@ func FuzzMoveTaskParam(f *testing.F) {
 		if json.Unmarshal(msg.Params["_meta"], &meta) != nil && len(msg.Params["_meta"]) > 0 {
 			return // a _meta that is not an object: left to the SDK to refuse
 		}
-		var got struct {
-			Params map[string]json.RawMessage `json:"params"`
-		}
-		if err := json.Unmarshal(out, &got); err != nil {
+		var gotTop map[string]json.RawMessage
+		if err := json.Unmarshal(out, &gotTop); err != nil {
 			t.Fatalf("output is not JSON: %v: %s", err, out)
 		}
+		var got struct{ Params map[string]json.RawMessage }
+		_ = json.Unmarshal(gotTop["params"], &got.Params)
 		if _, ok := got.Params["task"]; ok {
 			t.Fatalf("params.task left in place: %s", out)
 		}
