@@ -22,7 +22,7 @@ import (
 // larger integer, -0) declines, and CEL refuses it as a key.
 type fieldExpr struct {
 	path []string
-	// orEmpty: has(path) ? path : "" (a missing field yields "").
+	// orEmpty: has(path) ? path : "" (a missing last field yields "").
 	orEmpty bool
 }
 
@@ -50,13 +50,16 @@ func (f *fieldExpr) eval(in *Input) (string, bool) {
 		return "", false // a form or text body: CEL decides
 	}
 	v := in.Body
-	for _, key := range f.path {
+	for i, key := range f.path {
 		raw, found, ok := objectField(v, key)
 		if !ok {
 			return "", false
 		}
 		if !found {
-			if f.orEmpty {
+			// has() tests only the last field: CEL selects the ones
+			// before it strictly, so a missing one is its "no such key"
+			// error, as it is without has().
+			if f.orEmpty && i == len(f.path)-1 {
 				return "", true
 			}
 			return "", false // CEL's "no such key" error

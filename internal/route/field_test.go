@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-var fieldExprs = []string{`body.id`, `body.data.object.id`, `has(body.type) ? body.type : ""`, `body.n`}
+var fieldExprs = []string{`body.id`, `body.data.object.id`, `has(body.type) ? body.type : ""`, `body.n`, `has(body.data.object.id) ? body.data.object.id : ""`}
 
 var fieldBodies = []string{
 	`{"id":"evt_1","type":"a.b"}`,
