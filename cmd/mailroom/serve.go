@@ -23,6 +23,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/health"
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/logx"
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/retention"
@@ -121,9 +122,14 @@ func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) 
 	return cfg, nil
 }
 
+// warnEvery is how often one warning or error line (same message, same
+// source, destination, ...) may be written; the repeats in between are
+// counted on the next one (see logx.RateLimit).
+const warnEvery = time.Minute
+
 // newLogger returns the logger cfg asks for. When level is non-nil it is
 // set to cfg's level and the logger follows it, so that a reload can
-// change the level.
+// change the level. Repeated warnings and errors are rate-limited.
 func newLogger(cfg *config.Config, level *slog.LevelVar) *slog.Logger {
 	if level == nil {
 		level = new(slog.LevelVar)
@@ -134,10 +140,11 @@ func newLogger(cfg *config.Config, level *slog.LevelVar) *slog.Logger {
 	}
 	level.Set(l)
 	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+		h = slog.NewJSONHandler(os.Stderr, hopts)
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	return slog.New(logx.RateLimit(h, warnEvery, nil))
 }
 
 // openStore opens the driver the DSN names. Pending migrations are applied

@@ -338,8 +338,10 @@ func (h *Handler) keepRejectedBody(rec *store.Request, body []byte, size int64, 
 	}
 }
 
-// reject records a refused request, logs one line for it and answers with
-// status and reason. A failure to record is logged but does not change the
+// reject records a refused request, logs it and answers with status and
+// reason. The log line is a warning (a refused webhook is a sender's
+// secret or configuration to fix, or abuse): the logger rate-limits it per
+// source and reason, and the dashboard and API list every one. A failure to record is logged but does not change the
 // answer. The reason names what failed, never a secret or a signature.
 func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Request, status int, reason string) {
 	rec.Status, rec.Reason, rec.HTTPStatus = store.RequestRejected, reason, status
@@ -347,7 +349,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Requ
 	if err != nil {
 		h.log.Warn("ingest: record rejected request", "source", rec.Source, "reason", reason, "err", err)
 	}
-	h.log.Info("ingest: request rejected", "source", rec.Source, "reason", reason, "status", status,
+	h.log.Warn("ingest: request rejected", "source", rec.Source, "reason", reason, "status", status,
 		"remote", rec.RemoteAddr, "request_id", id)
 	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
 		span.SetAttributes(attrStatus.Int(status), attrRequestID.String(id))

@@ -48,8 +48,8 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) http.Handler {
 		srv: s, opts: o, tokens: httpguard.NewTokens(o.Tokens),
 		// The event store gives POST streams their priming event and
 		// lets a client resume a broken stream with Last-Event-ID.
-		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, DisableLocalhostProtection: true, EventStore: mcp.NewMemoryEventStore(nil)}),
-		modern: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.log, Stateless: true, DisableLocalhostProtection: true}),
+		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.sdkLog(), DisableLocalhostProtection: true, EventStore: mcp.NewMemoryEventStore(nil)}),
+		modern: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.sdkLog(), Stateless: true, DisableLocalhostProtection: true}),
 	}
 	if h.tokens.Empty() {
 		return h

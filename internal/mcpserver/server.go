@@ -25,6 +25,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/logx"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
@@ -120,7 +121,7 @@ func New(s store.Store, cat *catalog.Catalog, tasks *task.Tasks, opts *Options) 
 		Instructions: "mailroom receives third-party webhooks (payments, deployments, fulfilments). " +
 			"Call wait_for_event right after starting an operation that finishes later: it returns a task that " +
 			"completes when the matching webhook arrives. Use list_events/get_event to see what arrived and where it was delivered.",
-		Logger:             o.Logger,
+		Logger:             srv.sdkLog(),
 		Capabilities:       caps,
 		SubscribeHandler:   func(context.Context, *mcp.SubscribeRequest) error { return nil },
 		UnsubscribeHandler: func(context.Context, *mcp.UnsubscribeRequest) error { return nil },
@@ -398,4 +399,11 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// sdkLog is the logger handed to the MCP SDK, which logs every session,
+// subscription and resource notification at info level (one line per
+// ingested event): those lines go to debug; its warnings and errors stay.
+func (s *Server) sdkLog() *slog.Logger {
+	return slog.New(logx.Demote(s.log.Handler()))
 }

@@ -258,7 +258,7 @@ func (t *Tasks) complete(ctx context.Context, w *waiter, ev *EventView) {
 	switch {
 	case err == nil:
 		t.Forget(w.taskID)
-		t.log.Info("task finished by event", "task", w.taskID, "status", p.Status, "event", ev.EventID, "source", ev.Source)
+		t.log.Debug("task finished by event", "task", w.taskID, "status", p.Status, "event", ev.EventID, "source", ev.Source)
 		if t.opts.OnComplete != nil && !w.fail {
 			t.opts.OnComplete(tk)
 		}

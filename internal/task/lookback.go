@@ -64,7 +64,7 @@ func (t *Tasks) lookBackPage(ctx context.Context, lb *lookBack) {
 		t.queue.push(w.owner, func(ctx context.Context) { t.lookBackPage(ctx, lb) })
 		return
 	case more:
-		t.log.Info("look-back cut short", "wait", w.key, "source", w.m.spec.Source, "examined", lb.examined,
+		t.log.Debug("look-back cut short", "wait", w.key, "source", w.m.spec.Source, "examined", lb.examined,
 			"took", t.now().Sub(lb.start), "max_events", t.opts.LookBackEvents, "max_time", t.opts.LookBackTime)
 	}
 	if lb.found != nil {

@@ -240,7 +240,7 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 			t.lookBack(w)
 		}
 	}
-	t.log.Info("task created", "task", tk.ID, "owner", tk.Owner, "tool", tk.Tool, "source", spec.Source, "type", spec.Type)
+	t.log.Debug("task created", "task", tk.ID, "owner", tk.Owner, "tool", tk.Tool, "source", spec.Source, "type", spec.Type)
 	return tk, nil
 }
 
