@@ -17,6 +17,10 @@
 // Sending that mask back unchanged in a PUT keeps the stored value, so a
 // client may GET, edit and PUT a resource without knowing its secrets.
 //
+// GET /api/v1/openapi.json serves the OpenAPI 3.1 document of all of this
+// (openapi.yaml beside this file, embedded); tests check that it describes
+// every route and validate real answers against it.
+//
 // The package reads and writes only through [store.Store]. After every
 // catalog change it reloads the [catalog.Catalog] it was given, so ingest on
 // this instance sees the change at once; other instances pick it up from the
@@ -83,6 +87,8 @@ type Options struct {
 // Server is the admin API. Build it with [New] and mount it with
 // [Server.Register]. It is safe for concurrent use.
 type Server struct {
+	// openapi is the OpenAPI document, as JSON.
+	openapi      []byte
 	store        store.Store
 	catalog      *catalog.Catalog
 	alerts       AlertLister
@@ -119,7 +125,11 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &Server{store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
+	doc, err := OpenAPIJSON()
+	if err != nil {
+		panic("api.New: the embedded OpenAPI document is broken: " + err.Error())
+	}
+	a := &Server{openapi: doc, store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
 		tokens: httpguard.NewTokens(map[string]string{o.Token: "api"})}
 	a.routes()
 	return a
@@ -191,6 +201,8 @@ func (a *Server) routes() {
 		{"GET /api/v1/alerts", a.alertList},
 
 		{"POST /api/v1/reload", a.configReload},
+
+		{"GET /api/v1/openapi.json", openAPIHandler(a.openapi)},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
 		a.patterns = append(a.patterns, r.pattern)
