@@ -36,6 +36,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
+	"github.com/mailroomhq/mailroom/internal/store/postgres/pgtest"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
@@ -271,17 +272,33 @@ func (s *scenario) schemaCheck(name string, data []byte) {
 	}
 }
 
-// TestOpenAPIScenario calls every route of the API with real data and
-// validates each request and response against the document.
+// TestOpenAPIScenario calls every route of the API with real data, on
+// each storage driver, and validates each request and response against the
+// document.
 func TestOpenAPIScenario(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a whole scenario")
 	}
+	for _, driver := range []struct {
+		name string
+		open func(t *testing.T) store.Store
+	}{
+		{"SQLite", func(t *testing.T) store.Store { return sqlitetest.Open(t, nil) }},
+		{"PostgreSQL", func(t *testing.T) store.Store { return pgtest.Open(t, nil) }},
+	} {
+		t.Run(driver.name, func(t *testing.T) {
+			t.Parallel()
+			runOpenAPIScenario(t, driver.open(t))
+		})
+	}
+}
+
+// runOpenAPIScenario is TestOpenAPIScenario on st.
+func runOpenAPIScenario(t *testing.T, st store.Store) {
 	spec := loadSpec(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	st := sqlitetest.Open(t, nil)
 	compiler, err := route.NewCompiler()
 	if err != nil {
 		t.Fatal(err)
