@@ -23,9 +23,9 @@ import (
 // the local user.
 const EnvDSN = "MAILROOM_TEST_POSTGRES"
 
-// ServerDSN returns the test server's DSN, or skips tb (fails it when
+// BaseDSN returns the test server's DSN, or skips tb (fails it when
 // CI=true) if the server does not answer.
-func ServerDSN(tb testing.TB) string {
+func BaseDSN(tb testing.TB) string {
 	tb.Helper()
 	dsn := os.Getenv(EnvDSN)
 	if dsn == "" {
@@ -53,7 +53,7 @@ func ServerDSN(tb testing.TB) string {
 // ends, and returns a DSN whose search_path is that schema.
 func SchemaDSN(tb testing.TB) string {
 	tb.Helper()
-	dsn := ServerDSN(tb)
+	dsn := BaseDSN(tb)
 	var b [6]byte
 	rand.Read(b[:])
 	schema := "mailroom_test_" + hex.EncodeToString(b[:])
