@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/mailroomhq/mailroom/internal/netguard"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
@@ -111,12 +112,12 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 		return time.Time{}
 	}
 
-	a, retryAfter := d.send(w.r.hard, cfg, dl, req)
+	a, retryAfter, reached := d.send(w.r.hard, cfg, dl, req)
 	canceled := w.r.hard.Err() != nil && !a.Success
 	now := d.now()
 	status, next, outcome := d.decide(cfg, &a, retryAfter, canceled, now)
 	if outcome != OutcomeCanceled {
-		w.observeCircuit(cfg, dl, &a)
+		w.observeCircuit(cfg, dl, &a, reached)
 	}
 	if outcome == OutcomePaused {
 		w.holdLocal()
@@ -232,10 +233,12 @@ func (d *Dispatcher) decide(cfg *destConfig, a *store.Attempt, retryAfter time.D
 const tracerName = "github.com/mailroomhq/mailroom/internal/deliver"
 
 // send makes one HTTP try of dl and describes it as an attempt. It also
-// returns the Retry-After of a 429 or 503 response. With tracing on, the
-// try is one client span, a child of the original request's traceparent
-// when it had one.
-func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration) {
+// returns the Retry-After of a 429 or 503 response, and whether the try
+// reached the receiver (see [reachedReceiver]): only those say anything
+// about the destination's health, and only those feed its circuit
+// breaker. With tracing on, the try is one client span, a child of the
+// original request's traceparent when it had one.
+func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (a store.Attempt, retryAfter time.Duration, reached bool) {
 	if d.tracer == nil {
 		return d.sendHTTP(ctx, cfg, dl, req)
 	}
@@ -252,7 +255,7 @@ func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delive
 			attribute.String("http.request.method", http.MethodPost),
 		))
 	defer span.End()
-	a, retryAfter := d.sendHTTP(ctx, cfg, dl, req)
+	a, retryAfter, reached = d.sendHTTP(ctx, cfg, dl, req)
 	if a.StatusCode != 0 {
 		span.SetAttributes(attribute.Int("http.response.status_code", a.StatusCode))
 	}
@@ -263,12 +266,14 @@ func (d *Dispatcher) send(ctx context.Context, cfg *destConfig, dl *store.Delive
 		}
 		span.SetStatus(codes.Error, msg)
 	}
-	return a, retryAfter
+	return a, retryAfter, reached
 }
 
 // sendHTTP is send without its span. It sends the traceparent of the span
-// in ctx, if any.
-func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration) {
+// in ctx, if any. Every failure before the request is handed to the HTTP
+// client (building it, the connection's transformation, signing, the
+// OAuth2 token) is mailroom's side of the exchange: reached is false.
+func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.Delivery, req *store.Request) (store.Attempt, time.Duration, bool) {
 	a := store.Attempt{
 		DeliveryID:  dl.ID,
 		EventID:     dl.EventID,
@@ -283,14 +288,14 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	if err != nil {
 		a.Error = err.Error()
 		a.DurationMS = ms(time.Since(start))
-		return a, 0
+		return a, 0, false
 	}
 	h := hreq.Header
 	body, target, err := d.transform(ctx, dl, req, hreq, cfg.dest.URL)
 	if err != nil {
 		a.Error = err.Error()
 		a.DurationMS = ms(time.Since(start))
-		return a, 0
+		return a, 0, false
 	}
 	h.Set(verify.StandardWebhooksIDHeader, dl.EventID)
 	h.Set(verify.StandardWebhooksTimestampHeader, strconv.FormatInt(a.StartedAt.Unix(), 10))
@@ -302,7 +307,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 		if err := verify.Sign(verify.Config{Type: cfg.dest.Sign.Type, Secret: cfg.dest.Sign.Secret}, m); err != nil {
 			a.Error = fmt.Sprintf("sign as %s: %v", cfg.dest.Sign.Type, err)
 			a.DurationMS = ms(time.Since(start))
-			return a, 0
+			return a, 0, false
 		}
 	}
 	h.Set(HeaderEventID, dl.EventID)
@@ -313,7 +318,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 		if err != nil {
 			a.Error = err.Error()
 			a.DurationMS = ms(time.Since(start))
-			return a, 0
+			return a, 0, false
 		}
 		h.Set("Authorization", "Bearer "+tok)
 	}
@@ -325,7 +330,7 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	if err != nil {
 		a.Error = describeError(ctx, err, cfg.timeout)
 		a.DurationMS = ms(time.Since(start))
-		return a, 0
+		return a, 0, reachedReceiver(err)
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, d.opts.MaxResponseBody))
 	if rerr == nil {
@@ -352,7 +357,21 @@ func (d *Dispatcher) sendHTTP(ctx context.Context, cfg *destConfig, dl *store.De
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		retryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), d.now())
 	}
-	return a, retryAfter
+	// A 407 through a proxy is the proxy's answer, not the receiver's.
+	return a, retryAfter, !(cfg.proxied && resp.StatusCode == http.StatusProxyAuthRequired)
+}
+
+// reachedReceiver reports whether a failed exchange err got as far as the
+// receiver's side: a connection refused or reset by it, its name that
+// does not resolve, its TLS handshake, a timeout waiting for it. Those
+// are the destination's failures. It is false for failures that never
+// left mailroom's side: the address guard refusing the target (a
+// [netguard.RefusedError]) and a proxy in front of the receiver that could
+// not be reached or refused the request ([proxyError]).
+func reachedReceiver(err error) bool {
+	var refused *netguard.RefusedError
+	var px *proxyError
+	return !errors.As(err, &refused) && !errors.As(err, &px)
 }
 
 // newRequest builds the request an attempt sends to dest for the original

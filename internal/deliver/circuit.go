@@ -175,7 +175,16 @@ func (w *worker) claimedProbe(ds []*store.Delivery) {
 // observeCircuit counts one finished attempt of dl and moves the circuit
 // when it must: a probe's outcome closes or reopens it; in the closed
 // state a crossed threshold opens it.
-func (w *worker) observeCircuit(cfg *destConfig, dl *store.Delivery, a *store.Attempt) {
+//
+// Only attempts that reached the receiver count (reached, see
+// [reachedReceiver]). One that failed on mailroom's side (a
+// transformation that throws, a signing or OAuth2 token failure, the
+// address guard, a proxy) says nothing about the receiver, and since a
+// transformation belongs to one connection, counting it would let one
+// connection's broken script stop the destination for all the others. A
+// probe that did not reach the receiver is given back: the next claim
+// probes instead.
+func (w *worker) observeCircuit(cfg *destConfig, dl *store.Delivery, a *store.Attempt, reached bool) {
 	failed := !a.Success
 	if !cfg.circuit.Enabled() {
 		return
@@ -184,6 +193,16 @@ func (w *worker) observeCircuit(cfg *destConfig, dl *store.Delivery, a *store.At
 	w.mu.Lock()
 	st := w.br.state
 	isProbe := w.br.probing && w.br.probe == dl.ID
+	if !reached {
+		if isProbe {
+			w.br.probe = ""
+		}
+		w.mu.Unlock()
+		if isProbe {
+			w.wake()
+		}
+		return
+	}
 	var reason string
 	if !isProbe && st.State == store.CircuitClosed {
 		reason = w.br.trip(cfg.circuit, now, failed)

@@ -155,6 +155,7 @@ func (e *egress) build(px string, t store.ClientTLS) (*http.Client, error) {
 		default:
 			tr.Proxy = http.ProxyURL(pu)
 			tr.DialContext = e.proxyDial(pu)
+			tr.OnProxyConnectResponse = proxyRefusal
 			rt = &checkTarget{next: tr, guard: e.guard}
 		}
 	}
@@ -188,6 +189,25 @@ func clientTLS(t store.ClientTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
+// proxyError is the failure of a proxy in front of the receiver: it could
+// not be reached, or it refused to carry the request. The attempt never
+// reached the receiver (see [reachedReceiver]).
+type proxyError struct{ err error }
+
+func (e *proxyError) Error() string { return "proxy: " + e.err.Error() }
+func (e *proxyError) Unwrap() error { return e.err }
+
+// proxyRefusal is the transport's OnProxyConnectResponse: a CONNECT that
+// the HTTP proxy answers 407 (credentials) or 403 (its policy) is the
+// proxy's refusal. Other answers (502, 504: the proxy could not reach the
+// target) are left to the transport, the target's failure.
+func proxyRefusal(_ context.Context, pu *url.URL, _ *http.Request, res *http.Response) error {
+	if res.StatusCode == http.StatusProxyAuthRequired || res.StatusCode == http.StatusForbidden {
+		return &proxyError{fmt.Errorf("%s refused CONNECT: %s", pu.Redacted(), res.Status)}
+	}
+	return nil
+}
+
 // proxyDial dials the HTTP proxy at pu as it is, and anything else (a
 // target the transport reaches without the proxy) through the guard.
 func (e *egress) proxyDial(pu *url.URL) func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -196,10 +216,52 @@ func (e *egress) proxyDial(pu *url.URL) func(ctx context.Context, network, addr 
 	plain := newDialer()
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if addr == proxyAddr {
-			return plain.DialContext(ctx, network, addr)
+			c, err := plain.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, &proxyError{err}
+			}
+			return c, nil
 		}
 		return guarded(ctx, network, addr)
 	}
+}
+
+// proxyDialer dials a proxy, marking its failures as the proxy's.
+type proxyDialer struct{ d *net.Dialer }
+
+func (p proxyDialer) Dial(network, addr string) (net.Conn, error) {
+	return p.DialContext(context.Background(), network, addr)
+}
+
+func (p proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := p.d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &proxyError{err}
+	}
+	return c, nil
+}
+
+// socksTargetReplies are the SOCKS5 replies (RFC 1928) that report the
+// target's failure, as golang.org/x/net/proxy words them: the proxy
+// reached out and the receiver's side failed. Every other handshake
+// failure (authentication, "connection not allowed by ruleset", a general
+// failure) is the proxy's.
+var socksTargetReplies = []string{"network unreachable", "host unreachable", "connection refused", "TTL expired"}
+
+// socksError classifies a failed SOCKS5 dial: the proxy's failure as a
+// [proxyError], the target's as it is.
+func socksError(ctx context.Context, err error) error {
+	var px *proxyError
+	if errors.As(err, &px) || ctx.Err() != nil {
+		return err
+	}
+	msg := err.Error()
+	for _, r := range socksTargetReplies {
+		if strings.HasSuffix(msg, "unknown error "+r) {
+			return err
+		}
+	}
+	return &proxyError{err}
 }
 
 // socksDial dials targets through the SOCKS5 proxy at pu. The target is
@@ -212,7 +274,7 @@ func (e *egress) socksDial(pu *url.URL) (func(ctx context.Context, network, addr
 		pw, _ := pu.User.Password()
 		auth = &proxy.Auth{User: pu.User.Username(), Password: pw}
 	}
-	d, err := proxy.SOCKS5("tcp", hostPort(pu), auth, newDialer())
+	d, err := proxy.SOCKS5("tcp", hostPort(pu), auth, proxyDialer{newDialer()})
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -233,7 +295,11 @@ func (e *egress) socksDial(pu *url.URL) (func(ctx context.Context, network, addr
 		if !remoteDNS {
 			addr = net.JoinHostPort(ip.String(), port)
 		}
-		return cd.DialContext(ctx, network, addr)
+		c, err := cd.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, socksError(ctx, err)
+		}
+		return c, nil
 	}, nil
 }
 

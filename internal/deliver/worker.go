@@ -28,6 +28,8 @@ type destConfig struct {
 	// client sends the attempts: the shared one, or the destination's
 	// own for a proxy or client TLS.
 	client *http.Client
+	// proxied says client sends through a proxy.
+	proxied bool
 	// err is set when the destination cannot be served as configured; its
 	// deliveries are held (not claimed) until the configuration is fixed,
 	// rather than sent unsigned or faster than intended.
@@ -66,7 +68,10 @@ func (d *Dispatcher) resolve(dest *store.Destination) *destConfig {
 	// A proxy or TLS file that cannot be used holds the deliveries too.
 	if c.client, err = d.egress.client(dest); err != nil {
 		c.err = err
+		return c
 	}
+	px, _ := d.egress.proxyFor(dest) // its error held the destination above
+	c.proxied = px != ""
 	return c
 }
 
