@@ -45,6 +45,10 @@ type benchFlags struct {
 	jsonOut      bool
 	cpuProfile   string
 	memProfile   string
+	waits        int
+	probeRate    float64
+	backlog      int
+	instances    int
 }
 
 func newBenchCommand() *cobra.Command {
@@ -67,7 +71,19 @@ running mailroom instead: give it a source that verifies --provider with
 
 --ceiling first runs the same load against a bare net/http handler that
 reads the body and answers 202, and reports mailroom as a fraction of it:
-the ceiling of this machine. --bare runs only that handler.`,
+the ceiling of this machine. --bare runs only that handler.
+
+--waits N opens N waits (tasks through the admin API) on the source that
+no webhook matches, plus probe waits that each match one webhook sent
+during the load (--probe-rate per second), and reports webhook → task
+completion for the probes.
+
+--backlog N builds a backlog of N pending deliveries: ingest alone on the
+empty database for --duration, then ingest with the destinations paused
+until N deliveries are pending, ingest alone again for --duration (the
+slowdown the backlog causes), then resume and ingest for --duration while
+it drains; it reports the drain rate, the claims' time and the database
+size.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBench(cmd.Context(), cmd.OutOrStdout(), f)
@@ -94,12 +110,17 @@ the ceiling of this machine. --bare runs only that handler.`,
 	fl.BoolVar(&f.jsonOut, "json", false, "print the report as JSON")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured load to this file")
 	fl.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile after the load to this file")
+	fl.IntVar(&f.waits, "waits", 0, "open this many waits that never match while loading, and measure webhook → task completion with probes (embedded only)")
+	fl.Float64Var(&f.probeRate, "probe-rate", 20, "probe webhooks per second with --waits")
+	fl.IntVar(&f.instances, "instances", 1, "embedded instances sharing the --db PostgreSQL database; the connections are spread over them")
+	fl.IntVar(&f.backlog, "backlog", 0, "build this many pending deliveries (destinations paused), then resume and measure the drain (embedded only)")
 	return cmd
 }
 
 // benchReport is the output of `mailroom bench`.
 type benchReport struct {
 	Target       string            `json:"target"`
+	Instances    int               `json:"instances"`
 	Provider     string            `json:"provider"`
 	Connections  int               `json:"connections"`
 	Rate         float64           `json:"rate,omitempty"`
@@ -111,6 +132,8 @@ type benchReport struct {
 	Ratio        float64           `json:"ratio_to_ceiling,omitempty"`
 	Delivery     *deliveryReport   `json:"delivery,omitempty"`
 	Process      *processReport    `json:"process,omitempty"`
+	Waits        *waitsReport      `json:"waits,omitempty"`
+	Backlog      *backlogReport    `json:"backlog,omitempty"`
 }
 
 // deliveryReport is what the sink saw.
@@ -120,7 +143,8 @@ type deliveryReport struct {
 	// PerSecond is DuringLoad over the load's duration (or, with paused
 	// destinations, Expected over DrainTime).
 	PerSecond float64 `json:"per_second"`
-	// Expected is acknowledged requests × destinations.
+	// Expected is acknowledged requests (probes of --waits included) ×
+	// destinations.
 	Expected int `json:"expected"`
 	// Received is the total at the end.
 	Received int `json:"received"`
@@ -138,6 +162,12 @@ type processReport struct {
 	// than throughput on a shared machine.
 	CPUPerRequest float64 `json:"cpu_us_per_request"`
 	PeakRSSMB     float64 `json:"peak_rss_mb"`
+	// PostgresCPUSeconds is the CPU time of every postgres process on the
+	// machine over the load (with --db postgres://... on this machine;
+	// other clients of the server included), and PostgresCPUPerRequest
+	// the same per acknowledged request, in microseconds.
+	PostgresCPUSeconds    float64 `json:"postgres_cpu_seconds,omitempty"`
+	PostgresCPUPerRequest float64 `json:"postgres_cpu_us_per_request,omitempty"`
 }
 
 func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
@@ -151,6 +181,18 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	if f.paused && f.destinations == 0 {
 		return usageErrorf("--paused needs --destinations")
 	}
+	if f.waits < 0 || f.backlog < 0 || (f.waits > 0 && f.probeRate <= 0) {
+		return usageErrorf("--waits, --backlog and --probe-rate must be positive")
+	}
+	if f.backlog > 0 && (f.ceiling || f.bare || f.paused || f.waits > 0) {
+		return usageErrorf("--backlog excludes --ceiling, --bare, --paused and --waits")
+	}
+	if f.instances > 1 && (f.server != "" || !strings.HasPrefix(f.db, "postgres")) {
+		return usageErrorf("--instances needs --embedded with --db postgres://...: instances must not share a SQLite file")
+	}
+	if (f.waits > 0 || f.backlog > 0) && f.server != "" {
+		return usageErrorf("--waits and --backlog work with --embedded only")
+	}
 	prov, err := bench.NewProvider(f.provider, f.secret)
 	if err != nil {
 		return usageErrorf("--provider: %v", err)
@@ -159,12 +201,19 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 		Source: f.source, Provider: prov, Connections: f.connections, Duration: f.duration,
 		Rate: f.rate, Size: size,
 	}
-	rep := &benchReport{Provider: f.provider, Connections: opts.Connections, Rate: f.rate, Size: size,
+	rep := &benchReport{Instances: max(1, f.instances), Provider: f.provider, Connections: opts.Connections, Rate: f.rate, Size: size,
 		Destinations: f.destinations, Paused: f.paused}
 	logf := func(format string, args ...any) {
 		if !f.jsonOut {
 			fmt.Fprintf(out, format, args...)
 		}
+	}
+
+	if f.backlog > 0 {
+		if f.drainTimeout == 2*time.Minute {
+			f.drainTimeout = time.Hour
+		}
+		return runBacklog(ctx, out, f, prov, opts, rep, logf)
 	}
 
 	if f.ceiling || f.bare {
@@ -188,30 +237,28 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 		}
 	}
 
-	sink := &bench.Sink{}
-	sinkAddr := f.sink
-	if sinkAddr == "" {
-		sinkAddr = "127.0.0.1:0"
-	}
-	sinkLn, err := net.Listen("tcp", sinkAddr)
+	sink, sinkURL, stopSink, err := startSink(f.sink)
 	if err != nil {
-		return fmt.Errorf("sink: listen on %s: %w", sinkAddr, err)
+		return err
 	}
-	sinkSrv := &http.Server{Handler: sink}
-	go sinkSrv.Serve(sinkLn)
-	defer sinkSrv.Close()
-	sinkURL := "http://" + sinkLn.Addr().String()
+	defer stopSink()
 
 	var st store.Store
 	target := f.server
 	if target == "" {
-		addr, s, stop, err := startEmbedded(ctx, f, prov, sinkURL)
+		e, err := startEmbedded(ctx, f, prov, sinkURL, nil)
 		if err != nil {
 			return err
 		}
-		defer stop()
-		target, st = "http://"+addr, s
+		defer e.stop()
+		target, st = "http://"+e.addr, e.st
 		rep.Target = "embedded " + describeDB(f.db)
+		if len(e.addrs) > 1 {
+			rep.Target += fmt.Sprintf(", %d instances", len(e.addrs))
+			for _, a := range e.addrs {
+				opts.Targets = append(opts.Targets, "http://"+a)
+			}
+		}
 	} else {
 		rep.Target = target
 	}
@@ -231,18 +278,61 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 		}
 	}
 
+	var ws *waitSet
+	if f.waits > 0 {
+		probes := max(1, int(f.probeRate*f.duration.Seconds()))
+		runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+		if ws, err = openWaits(ctx, target, f.source, runID, f.waits, probes, f.duration+f.drainTimeout+time.Minute); err != nil {
+			return err
+		}
+		rep.Waits = ws.rep
+		logf("%d waits open (%d of them probes), created at %.0f/s\n", ws.rep.Open, probes, ws.rep.CreatePerSecond)
+	}
+
 	logf("mailroom (%s), provider %s, %d connections, %s, %d B bodies, %d destinations%s:\n",
 		rep.Target, f.provider, opts.Connections, f.duration, size, f.destinations, map[bool]string{true: " (paused)"}[f.paused])
 	stopProfile, err := startCPUProfile(f.cpuProfile)
 	if err != nil {
 		return err
 	}
+	pg := strings.HasPrefix(f.db, "postgres") && f.server == ""
+	var pg0 time.Duration
+	if pg {
+		pg0 = bench.CommandCPU("postgres")
+	}
 	u0 := bench.ProcessUsage()
+	type probed struct {
+		sent []time.Time
+		err  error
+	}
+	probec := make(chan probed, 1)
+	if ws != nil {
+		go func() {
+			sent, err := bench.Probe(ctx, &opts, ws.probeIDs, time.Duration(float64(time.Second)/f.probeRate))
+			probec <- probed{sent, err}
+		}()
+	}
 	res, err := bench.Load(ctx, &opts)
+	var pr probed
+	if ws != nil {
+		pr = <-probec
+	}
 	u1 := bench.ProcessUsage()
+	var pg1 time.Duration
+	if pg {
+		pg1 = bench.CommandCPU("postgres")
+	}
 	stopProfile()
 	if err != nil {
 		return err
+	}
+	if pr.err != nil {
+		return pr.err
+	}
+	if ws != nil {
+		if err := ws.measure(ctx, st, pr.sent, 30*time.Second); err != nil {
+			return err
+		}
 	}
 	during := sink.Count()
 	rep.Ingest = res
@@ -252,6 +342,12 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 			PeakRSSMB: float64(u1.PeakRSS) / (1 << 20)}
 		if res.OK > 0 {
 			rep.Process.CPUPerRequest = 1e6 * cpu / float64(res.OK)
+		}
+		if pg1 > pg0 {
+			rep.Process.PostgresCPUSeconds = (pg1 - pg0).Seconds()
+			if res.OK > 0 {
+				rep.Process.PostgresCPUPerRequest = 1e6 * rep.Process.PostgresCPUSeconds / float64(res.OK)
+			}
 		}
 	}
 	if rep.Ceiling != nil && rep.Ceiling.PerSecond > 0 {
@@ -265,7 +361,11 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	}
 
 	if f.destinations > 0 {
-		dr := &deliveryReport{DuringLoad: during, Expected: res.OK * f.destinations}
+		acked := res.OK
+		if ws != nil {
+			acked += ws.rep.Probes
+		}
+		dr := &deliveryReport{DuringLoad: during, Expected: acked * f.destinations}
 		from := time.Now()
 		if f.paused {
 			for _, d := range dests {
@@ -298,6 +398,22 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	return printReport(out, rep, f.jsonOut)
 }
 
+// startSink serves a [bench.Sink] on addr (a free loopback port if
+// empty) and returns it, its URL and a function that stops it.
+func startSink(addr string) (*bench.Sink, string, func(), error) {
+	sink := &bench.Sink{}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("sink: listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: sink}
+	go srv.Serve(ln)
+	return sink, "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
 // loadBare runs opts against a bare handler on a free loopback port.
 func loadBare(ctx context.Context, opts bench.Options) (*bench.LoadResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -315,13 +431,22 @@ func loadBare(ctx context.Context, opts bench.Options) (*bench.LoadResult, error
 	return res, nil
 }
 
+// embedded is a mailroom started in this process by the bench.
+type embedded struct {
+	addr  string      // the first instance's
+	addrs []string    // every instance's (--instances)
+	st    store.Store // the first instance's
+	dsn   string      // its storage
+	stop  func()
+}
+
 // startEmbedded writes a config with one source and the destinations,
-// starts `mailroom serve` on it in this process, and returns its address
-// and store, and a function that stops it.
-func startEmbedded(ctx context.Context, f benchFlags, prov *bench.Provider, sinkURL string) (string, store.Store, func(), error) {
+// starts `mailroom serve` on it in this process (its store wrapped by
+// wrap, if non-nil), and returns it.
+func startEmbedded(ctx context.Context, f benchFlags, prov *bench.Provider, sinkURL string, wrap func(store.Store) store.Store) (*embedded, error) {
 	dir, err := os.MkdirTemp("", "mailroom-bench-")
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("embedded: %w", err)
+		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	db := f.db
 	if db == "" {
@@ -344,40 +469,51 @@ func startEmbedded(ctx context.Context, f benchFlags, prov *bench.Provider, sink
 	}
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
-		return "", nil, nil, fmt.Errorf("embedded: encode config: %w", err)
+		return nil, fmt.Errorf("embedded: encode config: %w", err)
 	}
 	path := filepath.Join(dir, "bench.yaml")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return "", nil, nil, fmt.Errorf("embedded: %w", err)
+		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	type started struct {
 		addr string
 		st   store.Store
 	}
-	ready := make(chan started, 1)
+	n := max(1, f.instances)
+	ready := make(chan started, n)
 	sctx, cancel := context.WithCancel(ctx)
-	errc := make(chan error, 1)
-	go func() {
-		errc <- runServe(sctx, serveFlags{configPath: path, started: func(addr string, st store.Store) {
-			ready <- started{addr, st}
-		}})
-	}()
-	stop := func() {
+	errc := make(chan error, n)
+	stop := func(running int) {
 		cancel()
-		<-errc
-		os.RemoveAll(dir)
-	}
-	select {
-	case s := <-ready:
-		return s.addr, s.st, stop, nil
-	case err := <-errc:
-		cancel()
-		os.RemoveAll(dir)
-		if err == nil {
-			err = errors.New("stopped before listening")
+		for range running {
+			<-errc
 		}
-		return "", nil, nil, fmt.Errorf("embedded mailroom: %w", err)
+		os.RemoveAll(dir)
 	}
+	e := &embedded{dsn: db}
+	for i := range n {
+		go func() {
+			errc <- runServe(sctx, serveFlags{configPath: path, wrapStore: wrap, started: func(addr string, st store.Store) {
+				ready <- started{addr, st}
+			}})
+		}()
+		// One at a time: each applies the config at start.
+		select {
+		case s := <-ready:
+			e.addrs = append(e.addrs, s.addr)
+			if e.st == nil {
+				e.addr, e.st = s.addr, s.st
+			}
+		case err := <-errc:
+			stop(i)
+			if err == nil {
+				err = errors.New("stopped before listening")
+			}
+			return nil, fmt.Errorf("embedded mailroom: %w", err)
+		}
+	}
+	e.stop = func() { stop(n) }
+	return e, nil
 }
 
 func describeDB(dsn string) string {
@@ -454,8 +590,16 @@ func printReport(out io.Writer, rep *benchReport, asJSON bool) error {
 		fmt.Fprintf(out, "  ratio to the bare handler: %.3f\n", rep.Ratio)
 	}
 	if p := rep.Process; p != nil {
-		fmt.Fprintf(out, "  process       %.1f CPU s (%.0f%%, %.0f µs per request), peak RSS %.0f MB (generator and sink included)\n",
-			p.CPUSeconds, p.CPUPercent, p.CPUPerRequest, p.PeakRSSMB)
+		per := "request"
+		if rep.Backlog != nil {
+			per = "request or delivery"
+		}
+		fmt.Fprintf(out, "  process       %.1f CPU s (%.0f%%, %.0f µs per %s), peak RSS %.0f MB (generator and sink included)\n",
+			p.CPUSeconds, p.CPUPercent, p.CPUPerRequest, per, p.PeakRSSMB)
+		if p.PostgresCPUSeconds > 0 {
+			fmt.Fprintf(out, "  postgres      %.1f CPU s (%.0f µs per request; every postgres process on this machine)\n",
+				p.PostgresCPUSeconds, p.PostgresCPUPerRequest)
+		}
 	}
 	if d := rep.Delivery; d != nil {
 		fmt.Fprintf(out, "delivery: %d of %d received", d.Received, d.Expected)
@@ -464,6 +608,22 @@ func printReport(out io.Writer, rep *benchReport, asJSON bool) error {
 		}
 		fmt.Fprintf(out, "\n  delivered/s   %.0f %s\n", d.PerSecond, map[bool]string{true: "(backlog drain after resume)", false: "(during the load)"}[rep.Paused])
 		fmt.Fprintf(out, "  lag           %s (send to sink)\n", d.Lag)
+	}
+	if w := rep.Waits; w != nil {
+		fmt.Fprintf(out, "waits: %d open; %d of %d probes completed\n  completion    %s (webhook sent to task completed)\n",
+			w.Open, w.Completed, w.Probes, w.Completion)
+	}
+	if b := rep.Backlog; b != nil {
+		fmt.Fprintf(out, "backlog: %d deliveries pending, database %s (%s after the drain)\n", b.Pending, mb(b.DatabaseBytes), mb(b.DatabaseBytesAfter))
+		if b.Build != nil {
+			fmt.Fprintf(out, "  built at      %.0f req/s\n", b.Build.PerSecond)
+		}
+		fmt.Fprintf(out, "  ingest alone  %.0f req/s on the empty database, %.0f with the backlog pending (slowdown %.1f%%)\n",
+			b.EmptyIngest.PerSecond, b.FullIngest.PerSecond, 100*b.Slowdown)
+		fmt.Fprintf(out, "  draining      %.0f req/s ingested and %d delivered in the first %.1fs after the resume\n",
+			b.DrainingIngest.PerSecond, b.DeliveredDuring, b.DrainingIngest.Elapsed.Seconds())
+		fmt.Fprintf(out, "  drain         %.0f deliveries/s (%.1fs from the resume to the last)\n", b.DrainPerSecond, b.DrainTime.Seconds())
+		fmt.Fprintf(out, "  claim time    %s (%d claims)\n", b.Claim, b.Claim.N)
 	}
 	return nil
 }

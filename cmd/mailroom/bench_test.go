@@ -52,3 +52,57 @@ func TestBenchEmbedded(t *testing.T) {
 		t.Fatalf("delivery %+v, want all %d delivered", d, rep.Ingest.OK)
 	}
 }
+
+// TestBenchWaits runs a short embedded bench with open waits: every probe
+// webhook completes its task, and the waits that never match stay open.
+func TestBenchWaits(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := runBench(context.Background(), &out, benchFlags{
+		embedded: true, duration: 500 * time.Millisecond, connections: 4, size: "1KB", provider: "hmac", source: "bench",
+		destinations: 1, concurrency: 8, drainTimeout: 30 * time.Second, jsonOut: true, waits: 50, probeRate: 20,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out.String())
+	}
+	w := rep.Waits
+	if w == nil || w.Open != 60 || w.Probes != 10 || w.Completed != w.Probes || w.Completion.N != w.Probes || w.Completion.P50 <= 0 {
+		t.Fatalf("waits %+v, want 60 open and all 10 probes completed", w)
+	}
+	if d := rep.Delivery; d == nil || d.Received < d.Expected || d.Expected != rep.Ingest.OK+w.Probes {
+		t.Fatalf("delivery %+v, want the %d requests and %d probes delivered", d, rep.Ingest.OK, w.Probes)
+	}
+}
+
+// TestBenchBacklog runs the backlog scenario small: the backlog is built,
+// then drained whole, with its claims timed.
+func TestBenchBacklog(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := runBench(context.Background(), &out, benchFlags{
+		embedded: true, duration: 200 * time.Millisecond, connections: 4, size: "1KB", provider: "hmac", source: "bench",
+		concurrency: 8, drainTimeout: time.Minute, jsonOut: true, backlog: 1500,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out.String())
+	}
+	b := rep.Backlog
+	if b == nil || b.Build == nil || b.Pending < 1500 || b.EmptyIngest.OK == 0 || b.FullIngest.OK == 0 {
+		t.Fatalf("backlog %+v, want at least 1500 pending after the three loads", b)
+	}
+	total := b.EmptyIngest.OK + b.Build.OK + b.FullIngest.OK + b.DrainingIngest.OK
+	if d := rep.Delivery; d == nil || d.Expected != total || d.Received < total || b.DrainPerSecond <= 0 {
+		t.Fatalf("delivery %+v, drain %.0f/s: want all %d delivered", d, b.DrainPerSecond, total)
+	}
+	if b.Claim.N == 0 || b.DatabaseBytes == 0 {
+		t.Fatalf("claims %+v, database %d bytes: want them measured", b.Claim, b.DatabaseBytes)
+	}
+}

@@ -51,6 +51,9 @@ type serveFlags struct {
 	// started, if non-nil, is called once the listener is open, with its
 	// address and the open store (used by `mailroom bench --embedded`).
 	started func(addr string, st store.Store)
+	// wrapStore, if non-nil, wraps the opened store before anything uses
+	// it (`mailroom bench --backlog` times the dispatcher's claims).
+	wrapStore func(store.Store) store.Store
 }
 
 func newServeCommand() *cobra.Command {
@@ -218,6 +221,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	st, err := openStore(ctx, cfg.Storage, log, f)
 	if err != nil {
 		return fmt.Errorf("open storage: %w", err)
+	}
+	if f.wrapStore != nil {
+		st = f.wrapStore(st)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,9 @@ const (
 type Options struct {
 	// Target is the base URL of the server, e.g. http://127.0.0.1:8080.
 	Target string
+	// Targets, if set, are several servers (instances of one mailroom):
+	// connection i goes to Targets[i % len(Targets)], instead of Target.
+	Targets []string
 	// Path is the request path. If empty, "/e/" + Source.
 	Path string
 	// Source is the source name in the default path.
@@ -62,6 +66,9 @@ type Options struct {
 	// RunID makes provider ids unique across runs against one database.
 	// If empty, the current time.
 	RunID string
+	// Requests, if positive, ends the run once that many requests were
+	// sent (answered or failed), even before Duration.
+	Requests int
 }
 
 // Percentiles summarises a latency distribution.
@@ -117,9 +124,17 @@ func Load(ctx context.Context, opts *Options) (*LoadResult, error) {
 	if o.Provider == nil {
 		return nil, errors.New("bench: no provider")
 	}
-	u, err := url.Parse(o.Target)
-	if err != nil || u.Host == "" || u.Scheme != "http" {
-		return nil, fmt.Errorf("bench: target %q: want http://host:port", o.Target)
+	targets := o.Targets
+	if len(targets) == 0 {
+		targets = []string{o.Target}
+	}
+	hosts := make([]string, len(targets))
+	for i, t := range targets {
+		u, err := url.Parse(t)
+		if err != nil || u.Host == "" || u.Scheme != "http" {
+			return nil, fmt.Errorf("bench: target %q: want http://host:port", t)
+		}
+		hosts[i] = u.Host
 	}
 	if o.Path == "" {
 		o.Path = "/e/" + o.Source
@@ -139,21 +154,28 @@ func Load(ctx context.Context, opts *Options) (*LoadResult, error) {
 	if o.RunID == "" {
 		o.RunID = strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
-	// Check that the target answers before the clock starts.
-	c0, err := dial(u.Host)
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w", err)
+	// Check that the targets answer before the clock starts.
+	for _, h := range hosts {
+		c0, err := dial(h)
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		c0.close()
 	}
-	c0.close()
 
 	start := time.Now()
 	end := start.Add(o.Duration)
 	results := make([]*workerResult, o.Connections)
 	var wg sync.WaitGroup
+	var budget *atomic.Int64
+	if o.Requests > 0 {
+		budget = new(atomic.Int64)
+		budget.Store(int64(o.Requests))
+	}
 	for i := range o.Connections {
 		wr := &workerResult{statuses: map[string]int{}}
 		results[i] = wr
-		g := &generator{opts: &o, host: u.Host, worker: i, res: wr}
+		g := &generator{opts: &o, host: hosts[i%len(hosts)], worker: i, res: wr, budget: budget}
 		wg.Go(func() { g.run(ctx, start, end) })
 	}
 	wg.Wait()
@@ -190,6 +212,7 @@ type generator struct {
 	host   string
 	worker int
 	res    *workerResult
+	budget *atomic.Int64 // requests left to send in the whole run, or nil
 }
 
 func (g *generator) run(ctx context.Context, start, end time.Time) {
@@ -223,6 +246,9 @@ func (g *generator) run(ctx context.Context, start, end time.Time) {
 				return
 			}
 			intended = now
+		}
+		if g.budget != nil && g.budget.Add(-1) < 0 {
+			return
 		}
 		id := idPrefix + strconv.Itoa(seq)
 		body = appendBody(body[:0], id, now, o.Size)
