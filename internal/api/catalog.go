@@ -231,7 +231,10 @@ func (a *Server) destinationResume(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool, reason string) {
-	name := r.PathValue("name")
+	name, _, ok := a.destinationsResource().pathKey(a, w, r)
+	if !ok {
+		return
+	}
 	if err := a.store.DestinationSetPaused(r.Context(), name, paused, reason); err != nil {
 		a.fail(w, r, err, fmt.Sprintf("destination %q not found", name))
 		return

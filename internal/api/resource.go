@@ -39,6 +39,44 @@ type resource[T any] struct {
 	// prepare checks in and carries over what old keeps (masked secrets);
 	// old is nil for a new resource. It also clears output-only fields.
 	prepare func(ctx context.Context, in, old *T) error
+	// scope puts an entry of a request body in the request's project:
+	// its project set (or checked) and its names made full
+	// ([store.Source.Scope]).
+	scope func(in *T, sc scope) error
+}
+
+// notFound is the answer to a key that is missing, or in another project.
+func (res *resource[T]) notFound(key string) string {
+	return fmt.Sprintf("%s %q not found", res.kind, key)
+}
+
+// pathKey returns the full name the path's key means in the request's
+// scope, or answers 404 (another project's entry is missing to this
+// request) and returns false.
+func (res *resource[T]) pathKey(a *Server, w http.ResponseWriter, r *http.Request) (string, scope, bool) {
+	given := r.PathValue(res.key)
+	sc, ok := a.scopeOrFail(w, r, res.notFound(given))
+	if !ok {
+		return "", sc, false
+	}
+	key, ok := sc.qualify(given)
+	if !ok {
+		writeError(w, http.StatusNotFound, res.notFound(given))
+		return "", sc, false
+	}
+	return key, sc, true
+}
+
+// scopeIn puts in, a request body, in the request's project.
+func (res *resource[T]) scopeIn(in *T, sc scope) error {
+	if err := res.scope(in, sc); err != nil {
+		var bad *badRequest
+		if errors.As(err, &bad) {
+			return err
+		}
+		return invalid(err)
+	}
+	return nil
 }
 
 func (res *resource[T]) show(v *T) *T {
@@ -50,6 +88,10 @@ func (res *resource[T]) show(v *T) *T {
 
 func (res *resource[T]) handleList(a *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		sc, ok := a.scopeOrFail(w, r, "project not found")
+		if !ok {
+			return
+		}
 		vs, err := res.list(r.Context())
 		if err != nil {
 			a.fail(w, r, err, "")
@@ -57,7 +99,9 @@ func (res *resource[T]) handleList(a *Server) http.HandlerFunc {
 		}
 		out := list[*T]{Data: make([]*T, 0, len(vs))}
 		for _, v := range vs {
-			out.Data = append(out.Data, res.show(v))
+			if sc.has(res.keyOf(v)) {
+				out.Data = append(out.Data, res.show(v))
+			}
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
@@ -65,10 +109,13 @@ func (res *resource[T]) handleList(a *Server) http.HandlerFunc {
 
 func (res *resource[T]) handleGet(a *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue(res.key)
+		key, _, ok := res.pathKey(a, w, r)
+		if !ok {
+			return
+		}
 		v, err := res.get(r.Context(), key)
 		if err != nil {
-			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
+			a.fail(w, r, err, res.notFound(r.PathValue(res.key)))
 			return
 		}
 		writeJSON(w, http.StatusOK, res.show(v))
@@ -77,8 +124,16 @@ func (res *resource[T]) handleGet(a *Server) http.HandlerFunc {
 
 func (res *resource[T]) handleCreate(a *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		sc, ok := a.scopeOrFail(w, r, "project not found")
+		if !ok {
+			return
+		}
 		var in T
 		if err := decode(w, r, &in, false); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		if err := res.scopeIn(&in, sc); err != nil {
 			a.fail(w, r, err, "")
 			return
 		}
@@ -91,9 +146,19 @@ func (res *resource[T]) handleCreate(a *Server) http.HandlerFunc {
 
 func (res *resource[T]) handlePut(a *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue(res.key)
+		key, sc, ok := res.pathKey(a, w, r)
+		if !ok {
+			return
+		}
 		var in T
 		if err := decode(w, r, &in, false); err != nil {
+			a.fail(w, r, err, "")
+			return
+		}
+		if res.keyOf(&in) == "" {
+			res.setKey(&in, key)
+		}
+		if err := res.scopeIn(&in, sc); err != nil {
 			a.fail(w, r, err, "")
 			return
 		}
@@ -159,12 +224,15 @@ func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request,
 
 func (res *resource[T]) handleDelete(a *Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.PathValue(res.key)
+		key, _, ok := res.pathKey(a, w, r)
+		if !ok {
+			return
+		}
 		a.catalogMu.Lock()
 		defer a.catalogMu.Unlock()
 		old, err := res.get(r.Context(), key)
 		if err != nil {
-			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
+			a.fail(w, r, err, res.notFound(r.PathValue(res.key)))
 			return
 		}
 		if *res.owner(old) == store.ManagedByConfig {
@@ -196,6 +264,12 @@ func (a *Server) sourcesResource() *resource[store.Source] {
 		owner: func(s *store.Source) *string { return &s.ManagedBy }, checkKey: store.CheckName,
 		get: a.store.SourceGet, list: a.store.SourceList, upsert: a.store.SourceUpsert, del: a.store.SourceDelete,
 		view: viewSource,
+		scope: func(s *store.Source, sc scope) error {
+			if err := sc.entryProject(&s.Project); err != nil {
+				return err
+			}
+			return s.Scope()
+		},
 		prepare: func(_ context.Context, in, old *store.Source) error {
 			if err := restoreSourceSecrets(in, old); err != nil {
 				return err
@@ -216,6 +290,12 @@ func (a *Server) destinationsResource() *resource[store.Destination] {
 		owner: func(d *store.Destination) *string { return &d.ManagedBy }, checkKey: store.CheckName,
 		get: a.store.DestinationGet, list: a.store.DestinationList, upsert: a.store.DestinationUpsert, del: a.store.DestinationDelete,
 		view: viewDestination,
+		scope: func(d *store.Destination, sc scope) error {
+			if err := sc.entryProject(&d.Project); err != nil {
+				return err
+			}
+			return d.Scope()
+		},
 		prepare: func(_ context.Context, in, old *store.Destination) error {
 			if err := restoreDestinationSecrets(in, old); err != nil {
 				return err
@@ -243,6 +323,12 @@ func (a *Server) connectionsResource() *resource[store.Connection] {
 				return badf("source %q or destination %q does not exist", c.Source, c.Destination)
 			}
 			return err
+		},
+		scope: func(c *store.Connection, sc scope) error {
+			if err := sc.entryProject(&c.Project); err != nil {
+				return err
+			}
+			return c.Scope()
 		},
 		defaults: func(c *store.Connection) {
 			if c.ID == "" && c.Source != "" && c.Destination != "" {

@@ -268,8 +268,10 @@ type RequestIngestResult struct {
 // RequestListParams filters and pages [History.RequestList]. Zero fields
 // do not filter.
 type RequestListParams struct {
-	Source string
-	Status string
+	// Project keeps the rows of one project; empty keeps every project.
+	Project string
+	Source  string
+	Status  string
 	// Type keeps requests whose event has this event type (so rejected
 	// requests, which have no event, never match).
 	Type string
@@ -292,8 +294,10 @@ type RequestListParams struct {
 // EventListParams filters and pages [History.EventList]. Zero fields do
 // not filter.
 type EventListParams struct {
-	Source string
-	Status string
+	// Project keeps the rows of one project; empty keeps every project.
+	Project string
+	Source  string
+	Status  string
 	// Type filters by event type.
 	Type string
 	// Query keeps events whose request body contains Query (matched as
@@ -310,6 +314,8 @@ type EventListParams struct {
 // DeliveryListParams filters and pages [History.DeliveryList]. Zero fields
 // do not filter.
 type DeliveryListParams struct {
+	// Project keeps the rows of one project; empty keeps every project.
+	Project     string
 	Source      string
 	Destination string
 	Status      string
@@ -331,6 +337,8 @@ type DeliveryListParams struct {
 // makes due again. Zero fields do not filter, except Status, which
 // defaults to dead.
 type DeliveryRetryManyParams struct {
+	// Project keeps the rows of one project; empty keeps every project.
+	Project     string
 	Source      string
 	Destination string
 	Status      string
@@ -426,6 +434,12 @@ type PruneParams struct {
 	Now time.Time
 	// Limit caps the rows deleted per table. Zero means 1000.
 	Limit int
+	// Project prunes only that project's rows; empty prunes every
+	// project but those in Except.
+	Project string
+	// Except are projects left alone by a prune of every project (those
+	// with a retention of their own).
+	Except []string
 }
 
 // PruneResult counts the rows one [Store.Prune] call deleted.

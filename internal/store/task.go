@@ -27,6 +27,9 @@ type Task struct {
 	ID string `json:"id"`
 	// Owner is the auth identity that created the task.
 	Owner string `json:"owner"`
+	// Project is the project of the principal that created it (empty
+	// means the default one); Wait.Source is a full name in it.
+	Project string `json:"project"`
 	// SessionID is the MCP session that created it, if any.
 	SessionID string `json:"session_id,omitempty"`
 	// Protocol is the MCP revision of the creating request.
@@ -75,8 +78,11 @@ type TaskWait struct {
 type TaskListParams struct {
 	// Owner restricts the list to one identity; empty lists every owner
 	// (admin views only).
-	Owner  string
-	Status string
+	Owner string
+	// Project restricts the list to one project; empty lists every
+	// project.
+	Project string
+	Status  string
 	// Open lists only tasks that are not terminal.
 	Open   bool
 	Cursor string

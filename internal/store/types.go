@@ -39,9 +39,14 @@ const DefaultMaxBodyBytes = 10 << 20
 
 // Source is a named ingest endpoint, POST /e/{name}.
 type Source struct {
-	Name   string        `yaml:"name" json:"name"`
-	Verify verify.Config `yaml:"verify,omitempty" json:"verify"`
-	Dedup  DedupConfig   `yaml:"dedup,omitempty" json:"dedup"`
+	// Name is the source's full name (see [FullName]): the short name,
+	// prefixed "project/" outside the default project.
+	Name string `yaml:"name" json:"name"`
+	// Project owns the source; empty in the config file or the API means
+	// the default project (or the one a full Name says). See [Source.Scope].
+	Project string        `yaml:"project,omitempty" json:"project,omitempty"`
+	Verify  verify.Config `yaml:"verify,omitempty" json:"verify"`
+	Dedup   DedupConfig   `yaml:"dedup,omitempty" json:"dedup"`
 	// MaxBodyBytes caps the request body. Zero means [DefaultMaxBodyBytes].
 	MaxBodyBytes int64 `yaml:"max_body_bytes,omitempty" json:"max_body_bytes,omitempty"`
 	// Description is free text for operators.
@@ -76,8 +81,11 @@ type SignConfig struct {
 
 // Destination is an HTTP endpoint that events are delivered to.
 type Destination struct {
+	// Name is the destination's full name, as a source's is.
 	Name string `yaml:"name" json:"name"`
-	URL  string `yaml:"url" json:"url"`
+	// Project owns the destination (see [Source.Project]).
+	Project string `yaml:"project,omitempty" json:"project,omitempty"`
+	URL     string `yaml:"url" json:"url"`
 	// Timeout bounds one attempt. Zero means 30s.
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// MaxConcurrency bounds attempts in flight. Zero means 10.
@@ -222,8 +230,11 @@ type CircuitState struct {
 // Connection routes a source's events to a destination, optionally through
 // a CEL filter over {body, headers, query, path, source}.
 type Connection struct {
-	// ID is "source->destination" unless set.
-	ID          string `yaml:"id,omitempty" json:"id"`
+	// ID is "source->destination" unless set; like the ends, a full name
+	// (prefixed "project/" outside the default project).
+	ID string `yaml:"id,omitempty" json:"id"`
+	// Project owns the connection and both its ends (see [Connection.Scope]).
+	Project     string `yaml:"project,omitempty" json:"project,omitempty"`
 	Source      string `yaml:"source" json:"source"`
 	Destination string `yaml:"destination" json:"destination"`
 	Filter      string `yaml:"filter,omitempty" json:"filter,omitempty"`
@@ -263,8 +274,12 @@ func ManagedByOrAPI(owner string) string {
 	return owner
 }
 
-// ConnectionID returns the default id of a connection from source to dest.
-func ConnectionID(source, dest string) string { return source + "->" + dest }
+// ConnectionID returns the default id of a connection from source to dest
+// (full names of one project): "source->dest" of their short names, in
+// their project.
+func ConnectionID(source, dest string) string {
+	return FullName(ProjectOf(source), ShortName(source)+"->"+ShortName(dest))
+}
 
 // Request statuses.
 const (
@@ -276,7 +291,10 @@ const (
 
 // Request is one inbound HTTP request as received, accepted or not.
 type Request struct {
-	ID         string      `json:"id"`
+	ID string `json:"id"`
+	// Project is the project of the source (or destination): set by the
+	// store from the full name ([ProjectOf]).
+	Project    string      `json:"project"`
 	Source     string      `json:"source"`
 	ReceivedAt time.Time   `json:"received_at"`
 	Method     string      `json:"method"`
@@ -314,7 +332,10 @@ const (
 
 // Event is an accepted, deduplicated request that the pipeline acts on.
 type Event struct {
-	ID         string    `json:"id"`
+	ID string `json:"id"`
+	// Project is the project of the source (or destination): set by the
+	// store from the full name ([ProjectOf]).
+	Project    string    `json:"project"`
 	Source     string    `json:"source"`
 	RequestID  string    `json:"request_id"`
 	ReceivedAt time.Time `json:"received_at"`
@@ -342,7 +363,10 @@ const (
 
 // Delivery is one event on its way to one destination.
 type Delivery struct {
-	ID           string `json:"id"`
+	ID string `json:"id"`
+	// Project is the project of the source (or destination): set by the
+	// store from the full name ([ProjectOf]).
+	Project      string `json:"project"`
 	EventID      string `json:"event_id"`
 	RequestID    string `json:"request_id"`
 	Source       string `json:"source"`
@@ -363,10 +387,12 @@ type Delivery struct {
 
 // Attempt is one HTTP try of a delivery.
 type Attempt struct {
-	ID              string      `json:"id"`
-	DeliveryID      string      `json:"delivery_id"`
-	EventID         string      `json:"event_id"`
-	Destination     string      `json:"destination"`
+	ID          string `json:"id"`
+	DeliveryID  string `json:"delivery_id"`
+	EventID     string `json:"event_id"`
+	Destination string `json:"destination"`
+	// Project is the destination's project (see [Delivery.Project]).
+	Project         string      `json:"project"`
 	Number          int         `json:"number"`
 	StartedAt       time.Time   `json:"started_at"`
 	DurationMS      float64     `json:"duration_ms"`

@@ -76,21 +76,43 @@ func (p *problems) add(field, format string, args ...any) {
 func (p problems) err() error { return errors.Join(p...) }
 
 // CheckName checks a source or destination name: 1 to 64 letters, digits,
-// '_', '.' or '-', starting with a letter or digit.
+// '_', '.' or '-', starting with a letter or digit, prefixed "project/"
+// (a project name of the same form, not the default one) outside the
+// default project ([FullName]).
 func CheckName(name string) error {
+	if err := checkProjectPrefix(name); err != nil {
+		return err
+	}
+	short := ShortName(name)
 	switch {
-	case name == "":
+	case short == "":
 		return errors.New("required")
-	case !nameRE.MatchString(name):
-		return fmt.Errorf("invalid name %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", name)
+	case !nameRE.MatchString(short):
+		return fmt.Errorf("invalid name %q: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit", short)
 	}
 	return nil
 }
 
-// CheckConnectionID checks an explicit connection id.
+// checkProjectPrefix checks the project of a full name, if it has one.
+func checkProjectPrefix(full string) error {
+	p, _, ok := strings.Cut(full, "/")
+	switch {
+	case !ok:
+		return nil
+	case p == DefaultProject:
+		return fmt.Errorf("invalid name %q: the default project's names have no project prefix", full)
+	}
+	return CheckProject(p)
+}
+
+// CheckConnectionID checks an explicit connection id (a full name, as
+// [CheckName] has it).
 func CheckConnectionID(id string) error {
-	if !connectionIDRE.MatchString(id) {
-		return fmt.Errorf("invalid id %q: use up to 129 letters, digits, '_', '.', '-' or '>', starting with a letter or digit", id)
+	if err := checkProjectPrefix(id); err != nil {
+		return err
+	}
+	if !connectionIDRE.MatchString(ShortName(id)) {
+		return fmt.Errorf("invalid id %q: use up to 129 letters, digits, '_', '.', '-' or '>', starting with a letter or digit", ShortName(id))
 	}
 	return nil
 }
@@ -209,6 +231,14 @@ func (c *Connection) Validate() error {
 		if err := CheckConnectionID(c.ID); err != nil {
 			p.add("id", "%v", err)
 		}
+	}
+	// A connection stays within one project.
+	project := ProjectOf(c.Source)
+	if c.Destination != "" && ProjectOf(c.Destination) != project {
+		p.add("destination", "%q is not in the source's project %q", c.Destination, project)
+	}
+	if c.ID != "" && ProjectOf(c.ID) != project {
+		p.add("id", "%q is not in the source's project %q", c.ID, project)
 	}
 	return p.err()
 }

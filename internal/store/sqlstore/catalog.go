@@ -17,9 +17,9 @@ var catalogChanged = store.Notification{Kind: store.NotifyCatalogChanged}
 func (s *Store) upsertSpec(ctx context.Context, table, name string, spec []byte, owner string) error {
 	now := micros(s.now())
 	return s.write(ctx, func(ctx context.Context, tx Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, spec, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO `+table+` (name, spec, managed_by, created_at, updated_at, project) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-			name, spec, store.ManagedByOrAPI(owner), now, now); err != nil {
+			name, spec, store.ManagedByOrAPI(owner), now, now, store.ProjectOf(name)); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)
@@ -215,6 +215,10 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 	if c.ID == "" {
 		c.ID = store.ConnectionID(c.Source, c.Destination)
 	}
+	if p := store.ProjectOf(c.Source); p != store.ProjectOf(c.Destination) || p != store.ProjectOf(c.ID) {
+		return fmt.Errorf("upsert connection %s: source %q, destination %q and id are not in one project", c.ID, c.Source, c.Destination)
+	}
+	c.Project = store.ProjectOf(c.Source)
 	now := micros(s.now())
 	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
 		var n int
@@ -225,10 +229,10 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 		if n != 2 {
 			return fmt.Errorf("source %q or destination %q: %w", c.Source, c.Destination, store.ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			transform = excluded.transform, managed_by = excluded.managed_by, updated_at = excluded.updated_at`,
-			c.ID, c.Source, c.Destination, c.Filter, c.Transform, store.ManagedByOrAPI(c.ManagedBy), now, now); err != nil {
+			transform = excluded.transform, managed_by = excluded.managed_by, updated_at = excluded.updated_at, project = excluded.project`,
+			c.ID, c.Source, c.Destination, c.Filter, c.Transform, store.ManagedByOrAPI(c.ManagedBy), now, now, store.ProjectOf(c.Source)); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)

@@ -37,6 +37,7 @@ func (s *Store) CatalogSync(ctx context.Context, p *store.CatalogSyncParams) (*s
 func sourceSpec(s *store.Source) ([]byte, error) {
 	c := *s
 	c.ManagedBy, c.CreatedAt, c.UpdatedAt = "", time.Time{}, time.Time{}
+	c.Project = "" // a column beside the spec, from the name
 	return json.Marshal(&c)
 }
 
@@ -48,6 +49,7 @@ func destinationSpec(d *store.Destination) ([]byte, error) {
 	c.Paused, c.PausedAt, c.PauseReason = false, time.Time{}, ""
 	c.Circuit = store.CircuitState{}
 	c.ManagedBy, c.CreatedAt, c.UpdatedAt = "", time.Time{}, time.Time{}
+	c.Project = ""
 	return json.Marshal(&c)
 }
 
@@ -84,9 +86,9 @@ func catalogSync(ctx context.Context, tx Tx, p *store.CatalogSyncParams, now int
 			return nil, fmt.Errorf("encode source %s: %w", s.Name, err)
 		}
 		if err := write(ctx, tx, sources, s.Name, string(spec), &res.Written.Sources, &res.Adopted.Sources,
-			`INSERT INTO sources (name, spec, managed_by, created_at, updated_at) VALUES (?, ?, 'config', ?, ?)
+			`INSERT INTO sources (name, spec, managed_by, created_at, updated_at, project) VALUES (?, ?, 'config', ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, managed_by = 'config', updated_at = excluded.updated_at`,
-			s.Name, spec, now, now); err != nil {
+			s.Name, spec, now, now, store.ProjectOf(s.Name)); err != nil {
 			return nil, fmt.Errorf("write source %s: %w", s.Name, err)
 		}
 	}
@@ -98,9 +100,9 @@ func catalogSync(ctx context.Context, tx Tx, p *store.CatalogSyncParams, now int
 			return nil, fmt.Errorf("encode destination %s: %w", d.Name, err)
 		}
 		if err := write(ctx, tx, dests, d.Name, string(spec), &res.Written.Destinations, &res.Adopted.Destinations,
-			`INSERT INTO destinations (name, spec, managed_by, created_at, updated_at) VALUES (?, ?, 'config', ?, ?)
+			`INSERT INTO destinations (name, spec, managed_by, created_at, updated_at, project) VALUES (?, ?, 'config', ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, managed_by = 'config', updated_at = excluded.updated_at`,
-			d.Name, spec, now, now); err != nil {
+			d.Name, spec, now, now, store.ProjectOf(d.Name)); err != nil {
 			return nil, fmt.Errorf("write destination %s: %w", d.Name, err)
 		}
 	}
@@ -138,10 +140,10 @@ func catalogSync(ctx context.Context, tx Tx, p *store.CatalogSyncParams, now int
 			return nil, fmt.Errorf("connection %s: source %q or destination %q: %w", id, c.Source, c.Destination, store.ErrNotFound)
 		}
 		if err := write(ctx, tx, conns, id, c.Source+"|"+c.Destination+"|"+c.Filter+"|"+c.Transform, &res.Written.Connections, &res.Adopted.Connections,
-			`INSERT INTO connections (id, source, destination, filter, transform, managed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'config', ?, ?)
+			`INSERT INTO connections (id, source, destination, filter, transform, managed_by, created_at, updated_at, project) VALUES (?, ?, ?, ?, ?, 'config', ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			transform = excluded.transform, managed_by = 'config', updated_at = excluded.updated_at`,
-			id, c.Source, c.Destination, c.Filter, c.Transform, now, now); err != nil {
+			transform = excluded.transform, managed_by = 'config', updated_at = excluded.updated_at, project = excluded.project`,
+			id, c.Source, c.Destination, c.Filter, c.Transform, now, now, store.ProjectOf(c.Source)); err != nil {
 			return nil, fmt.Errorf("write connection %s: %w", id, err)
 		}
 	}

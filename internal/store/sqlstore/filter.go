@@ -79,13 +79,14 @@ func (s *Store) bodyQuery(w *where, text string, direct bool) {
 
 // deliveryFilter is what a delivery list and a bulk retry select by.
 type deliveryFilter struct {
-	source, destination, status, typ, eventID, query string
-	since, until                                     time.Time
+	project, source, destination, status, typ, eventID, query string
+	since, until                                              time.Time
 }
 
 // where builds the conditions of f.
 func (s *Store) deliveryWhere(f deliveryFilter) *where {
 	w := &where{}
+	w.eq("project", f.project)
 	w.eq("source", f.source)
 	w.eq("destination", f.destination)
 	w.eq("status", f.status)

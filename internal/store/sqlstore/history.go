@@ -33,6 +33,7 @@ func (s *Store) RequestList(ctx context.Context, p *store.RequestListParams) ([]
 		p = &store.RequestListParams{}
 	}
 	w := &where{}
+	w.eq("project", p.Project)
 	w.eq("source", p.Source)
 	w.eq("status", p.Status)
 	w.eq("event_id", p.EventID)
@@ -63,6 +64,7 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 		p = &store.EventListParams{}
 	}
 	w := &where{}
+	w.eq("project", p.Project)
 	w.eq("source", p.Source)
 	w.eq("status", p.Status)
 	w.eq("type", p.Type)
@@ -91,7 +93,7 @@ func (s *Store) DeliveryList(ctx context.Context, p *store.DeliveryListParams) (
 	if p == nil {
 		p = &store.DeliveryListParams{}
 	}
-	w := s.deliveryWhere(deliveryFilter{source: p.Source, destination: p.Destination, status: p.Status, typ: p.Type,
+	w := s.deliveryWhere(deliveryFilter{project: p.Project, source: p.Source, destination: p.Destination, status: p.Status, typ: p.Type,
 		eventID: p.EventID, query: p.Query, since: p.Since, until: p.Until})
 	tail := w.page(p.Cursor, p.Limit)
 	rows, err := s.read.Query(ctx, `SELECT `+DeliveryCols+` FROM deliveries`+tail, w.args...)

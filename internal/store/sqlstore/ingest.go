@@ -10,8 +10,8 @@ import (
 
 // Statements of the ingest path.
 const (
-	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The dedup key is inserted, or taken over only when its window has
 	// expired. The primary key makes concurrent duplicates (on any
 	// instance) wait for the first and then find it.
@@ -19,15 +19,15 @@ const (
 		ON CONFLICT (source, key) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at
 		WHERE dedup.expires_at <= ?`
 	sqlDedupGet       = `SELECT event_id FROM dedup WHERE source = ? AND key = ?`
-	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)`
+	sqlInsertDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, project)
+		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)`
 )
 
 // requestArgs are sqlInsertRequest's arguments for r with the given id,
 // status, reason, answer and event.
 func requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
 	return []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
-		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, r.Body}
+		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, store.ProjectOf(r.Source), r.Body}
 }
 
 // RequestIngest implements [store.Ingester].
@@ -45,6 +45,7 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 		window = store.DefaultDedupWindow
 	}
 	req := p.Request
+	req.Project = store.ProjectOf(req.Source)
 	req.ReceivedAt = s.orNow(req.ReceivedAt)
 	var res store.RequestIngestResult
 	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
@@ -76,11 +77,11 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 		stmts := make([]Stmt, 0, 2+len(p.Deliveries))
 		stmts = append(stmts,
 			Stmt{sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
-			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries)}})
+			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries), store.ProjectOf(req.Source)}})
 		res.DeliveryIDs = make([]string, 0, len(p.Deliveries))
 		for _, d := range p.Deliveries {
 			id := s.ids.New("dlv", req.ReceivedAt)
-			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{id, evID, reqID, req.Source, d.Destination, d.ConnectionID, at, at, at}})
+			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{id, evID, reqID, req.Source, d.Destination, d.ConnectionID, at, at, at, store.ProjectOf(req.Source)}})
 			res.DeliveryIDs = append(res.DeliveryIDs, id)
 			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: id})
 		}

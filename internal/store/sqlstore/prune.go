@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -18,30 +19,54 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 	limit := cmp.Or(max(p.Limit, 0), 1000)
 	before, now := micros(p.Before), micros(s.orNow(p.Now))
 	sk := s.d.SkipLocked
+	// Which projects' history goes: one, or every one but p.Except. Dedup
+	// keys are not history (their window decides) and go with a prune of
+	// every project only.
+	var scopeArgs []any
+	scope := func(string) string { return "" }
+	switch {
+	case p.Project != "":
+		scopeArgs = []any{p.Project}
+		scope = func(alias string) string { return " AND " + alias + ".project = ?" }
+	case len(p.Except) > 0:
+		for _, e := range p.Except {
+			scopeArgs = append(scopeArgs, e)
+		}
+		scope = func(alias string) string {
+			return " AND " + alias + ".project NOT IN (?" + strings.Repeat(", ?", len(p.Except)-1) + ")"
+		}
+	}
 	var res store.PruneResult
 	err := s.aside(ctx, func(ctx context.Context, tx Tx) error {
 		res = store.PruneResult{}
-		for _, step := range []struct {
-			q   string
-			arg int64
-			n   *int
+		// hist are the arguments of a history step: its horizon, the
+		// project scope, the limit.
+		hist := append(append([]any{before}, scopeArgs...), limit)
+		steps := []struct {
+			q    string
+			args []any
+			n    *int
 		}{
-			{`DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts a WHERE a.started_at < ?
+			{`DELETE FROM attempts WHERE id IN (SELECT a.id FROM attempts a WHERE a.started_at < ?` + scope("a") + `
 				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.id = a.delivery_id AND d.status = 'pending') LIMIT ?` + sk("a") + `)`,
-				before, &res.Attempts},
-			{`DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < ?
+				hist, &res.Attempts},
+			{`DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < ?` + scope("d") + `
 				AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id) LIMIT ?` + sk("d") + `)`,
-				before, &res.Deliveries},
-			{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at < ?
+				hist, &res.Deliveries},
+			{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at < ?` + scope("e") + `
 				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?` + sk("e") + `)`,
-				before, &res.Events},
-			{`DELETE FROM requests WHERE id IN (SELECT r.id FROM requests r WHERE r.received_at < ?
+				hist, &res.Events},
+			{`DELETE FROM requests WHERE id IN (SELECT r.id FROM requests r WHERE r.received_at < ?` + scope("r") + `
 				AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id AND e.request_id = r.id) LIMIT ?` + sk("r") + `)`,
-				before, &res.Requests},
+				hist, &res.Requests},
 			{`DELETE FROM dedup WHERE (source, key) IN (SELECT source, key FROM dedup WHERE expires_at <= ? LIMIT ?` + sk("") + `)`,
-				now, &res.Dedup},
-		} {
-			n, err := tx.Exec(ctx, step.q, step.arg, limit)
+				[]any{now, limit}, &res.Dedup},
+		}
+		if p.Project != "" {
+			steps = steps[:len(steps)-1]
+		}
+		for _, step := range steps {
+			n, err := tx.Exec(ctx, step.q, step.args...)
 			if err != nil {
 				return err
 			}

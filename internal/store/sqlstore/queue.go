@@ -14,13 +14,13 @@ import (
 const (
 	sqlEventRouted   = `UPDATE events SET status = 'routed', deliveries = deliveries + ? WHERE id = ?`
 	sqlClaimOne      = `UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ? WHERE id = ? RETURNING ` + DeliveryCols
-	sqlInsertAttempt = `INSERT INTO attempts (` + attemptCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertAttempt = `INSERT INTO attempts (` + attemptCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Fenced: only the claim whose token is still current moves the
 	// delivery.
 	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?
 		WHERE id = ? AND attempts = ? AND status = 'pending'`
 	sqlInsertFinishedDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts,
-		next_attempt_at, created_at, updated_at, last_error, last_status) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`
+		next_attempt_at, created_at, updated_at, last_error, last_status, project) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`
 )
 
 // DeliveryInsertMany implements [store.Queue].
@@ -39,8 +39,9 @@ func (s *Store) DeliveryInsertMany(ctx context.Context, ds []*store.Delivery) er
 			}
 			d.ID = s.ids.New("dlv", now)
 			d.Status, d.Attempts, d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = store.DeliveryPending, 0, due, now, now
+			d.Project = store.ProjectOf(d.Destination)
 			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{d.ID, d.EventID, d.RequestID, d.Source, d.Destination, d.ConnectionID,
-				micros(due), micros(now), micros(now)}})
+				micros(due), micros(now), micros(now), d.Project}})
 			perEvent[d.EventID]++
 			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: d.ID})
 		}
@@ -158,7 +159,7 @@ func (s *Store) DeliveryRetryMany(ctx context.Context, p *store.DeliveryRetryMan
 	if status == "" {
 		status = store.DeliveryDead
 	}
-	w := s.deliveryWhere(deliveryFilter{source: p.Source, destination: p.Destination, status: status, typ: p.Type,
+	w := s.deliveryWhere(deliveryFilter{project: p.Project, source: p.Source, destination: p.Destination, status: status, typ: p.Type,
 		eventID: p.EventID, query: p.Query, since: p.Since, until: p.Until})
 	now := micros(s.orNow(p.Now))
 	var n int
@@ -226,7 +227,7 @@ func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams)
 		a.ID = s.ids.New("att", a.StartedAt)
 		n, err := tx.ExecBatch(ctx,
 			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
-				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success}},
+				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)}},
 			Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, micros(now), a.DeliveryID, a.Number}})
 		if err != nil {
 			return fmt.Errorf("insert attempt and update delivery: %w", err)
@@ -263,11 +264,12 @@ func (s *Store) DeliveryInsertFinished(ctx context.Context, p *store.DeliveryIns
 		d.LastError, d.LastStatus = a.Error, a.StatusCode
 		a.ID = s.ids.New("att", a.StartedAt)
 		a.DeliveryID, a.EventID, a.Destination, a.Number = d.ID, d.EventID, d.Destination, 1
+		d.Project, a.Project = store.ProjectOf(d.Destination), store.ProjectOf(d.Destination)
 		_, err := tx.ExecBatch(ctx,
 			Stmt{sqlInsertFinishedDelivery, []any{d.ID, d.EventID, d.RequestID, d.Source, d.Destination, d.ConnectionID, d.Status,
-				micros(d.NextAttemptAt), micros(now), micros(now), d.LastError, d.LastStatus}},
+				micros(d.NextAttemptAt), micros(now), micros(now), d.LastError, d.LastStatus, d.Project}},
 			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
-				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success}},
+				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, a.Project}},
 			Stmt{sqlEventRouted, []any{1, d.EventID}})
 		return err
 	})

@@ -44,18 +44,18 @@ func encodeHeaders(h map[string][]string) ([]byte, error) {
 
 // Column lists, in the order the scanners read them.
 const (
-	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id, body_size, body_sha256`
+	requestCols = `id, source, received_at, method, path, query, headers, remote_addr, status, reason, http_status, event_id, body_size, body_sha256, project`
 	// requestBodyCols is requestCols with the body last.
 	requestBodyCols = requestCols + `, body`
-	eventCols       = `id, source, request_id, received_at, type, dedup_key, dedup_error, status, deliveries`
+	eventCols       = `id, source, request_id, received_at, type, dedup_key, dedup_error, status, deliveries, project`
 	// DeliveryCols are the columns a claim returns, in order.
-	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status`
-	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success`
+	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status, project`
+	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success, project`
 	sourceCols     = `spec, managed_by, created_at, updated_at`
 	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at, circuit`
-	connectionCols = `id, source, destination, filter, transform, managed_by, created_at, updated_at`
+	connectionCols = `id, source, destination, filter, transform, managed_by, created_at, updated_at, project`
 	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
-	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id`
+	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id, project`
 )
 
 // scanRequest reads a row of requestCols, or of requestBodyCols when
@@ -64,7 +64,7 @@ func scanRequest(sc Row, withBody bool) (*store.Request, error) {
 	var r store.Request
 	var at int64
 	var headers []byte
-	dest := []any{&r.ID, &r.Source, &at, &r.Method, &r.Path, &r.Query, &headers, &r.RemoteAddr, &r.Status, &r.Reason, &r.HTTPStatus, &r.EventID, &r.BodySize, &r.BodySHA256}
+	dest := []any{&r.ID, &r.Source, &at, &r.Method, &r.Path, &r.Query, &headers, &r.RemoteAddr, &r.Status, &r.Reason, &r.HTTPStatus, &r.EventID, &r.BodySize, &r.BodySHA256, &r.Project}
 	if withBody {
 		dest = append(dest, &r.Body)
 	}
@@ -86,7 +86,7 @@ func scanRequestHead(sc Row) (*store.Request, error) { return scanRequest(sc, fa
 func scanEvent(sc Row) (*store.Event, error) {
 	var e store.Event
 	var at int64
-	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.DedupError, &e.Status, &e.Deliveries); err != nil {
+	if err := sc.Scan(&e.ID, &e.Source, &e.RequestID, &at, &e.Type, &e.DedupKey, &e.DedupError, &e.Status, &e.Deliveries, &e.Project); err != nil {
 		return nil, err
 	}
 	e.ReceivedAt = fromMicros(at)
@@ -98,7 +98,7 @@ func scanDelivery(sc Row) (*store.Delivery, error) {
 	var d store.Delivery
 	var next, created, updated int64
 	if err := sc.Scan(&d.ID, &d.EventID, &d.RequestID, &d.Source, &d.Destination, &d.ConnectionID, &d.Status, &d.Attempts,
-		&next, &created, &updated, &d.LastError, &d.LastStatus); err != nil {
+		&next, &created, &updated, &d.LastError, &d.LastStatus, &d.Project); err != nil {
 		return nil, err
 	}
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
@@ -110,7 +110,7 @@ func scanAttempt(sc Row) (*store.Attempt, error) {
 	var started int64
 	var headers []byte
 	if err := sc.Scan(&a.ID, &a.DeliveryID, &a.EventID, &a.Destination, &a.Number, &started, &a.DurationMS, &a.StatusCode,
-		&headers, &a.ResponseBody, &a.Error, &a.Success); err != nil {
+		&headers, &a.ResponseBody, &a.Error, &a.Success, &a.Project); err != nil {
 		return nil, err
 	}
 	a.StartedAt = fromMicros(started)
@@ -134,6 +134,7 @@ func scanSource(sc Row) (*store.Source, error) {
 		return nil, fmt.Errorf("decode source: %w", err)
 	}
 	src.ManagedBy, src.CreatedAt, src.UpdatedAt = owner, fromMicros(created), fromMicros(updated)
+	src.Project = store.ProjectOf(src.Name)
 	return &src, nil
 }
 
@@ -157,6 +158,7 @@ func scanDestination(sc Row) (*store.Destination, error) {
 	}
 	d.Paused, d.PausedAt, d.PauseReason = paused, fromMicros(pausedAt), reason
 	d.ManagedBy = owner
+	d.Project = store.ProjectOf(d.Name)
 	d.CreatedAt, d.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &d, nil
 }
@@ -164,7 +166,7 @@ func scanDestination(sc Row) (*store.Destination, error) {
 func scanConnection(sc Row) (*store.Connection, error) {
 	var c store.Connection
 	var created, updated int64
-	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.Transform, &c.ManagedBy, &created, &updated); err != nil {
+	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.Transform, &c.ManagedBy, &created, &updated, &c.Project); err != nil {
 		return nil, err
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -178,7 +180,7 @@ func scanTask(sc Row) (*store.Task, error) {
 	var w store.TaskWait
 	if err := sc.Scan(&t.ID, &t.Owner, &t.SessionID, &t.Protocol, &t.Tool, &args, &t.Status, &t.StatusMessage,
 		&created, &updated, &ttl, &expires, &poll, &result, &rpcErr,
-		&w.Source, &w.Type, &w.Filter, &since, &deadline, &t.EventID); err != nil {
+		&w.Source, &w.Type, &w.Filter, &since, &deadline, &t.EventID, &t.Project); err != nil {
 		return nil, err
 	}
 	t.Arguments, t.Result, t.Error = args, result, rpcErr

@@ -18,6 +18,7 @@ func (s *Store) TaskCreate(ctx context.Context, t *store.Task) error {
 	if t.Status == "" {
 		t.Status = store.TaskWorking
 	}
+	t.Project = store.ProjectOrDefault(t.Project)
 	t.CreatedAt, t.UpdatedAt = now, now
 	t.ExpiresAt = time.Time{}
 	if t.TTL > 0 {
@@ -28,10 +29,10 @@ func (s *Store) TaskCreate(ctx context.Context, t *store.Task) error {
 		w = *t.Wait
 	}
 	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO tasks (`+taskCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			t.ID, t.Owner, t.SessionID, t.Protocol, t.Tool, nullable(t.Arguments), t.Status, t.StatusMessage,
 			micros(now), micros(now), t.TTL.Microseconds(), micros(t.ExpiresAt), t.PollInterval.Microseconds(),
-			nullable(t.Result), nullable(t.Error), w.Source, w.Type, w.Filter, micros(w.Since), micros(w.Deadline), t.EventID)
+			nullable(t.Result), nullable(t.Error), w.Source, w.Type, w.Filter, micros(w.Since), micros(w.Deadline), t.EventID, t.Project)
 		if err != nil {
 			return err
 		}
@@ -60,6 +61,7 @@ func (s *Store) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store
 	w := &where{}
 	w.add(notExpired, micros(s.orNow(p.Now)))
 	w.eq("owner", p.Owner)
+	w.eq("project", p.Project)
 	w.eq("status", p.Status)
 	if p.Open {
 		w.add("status IN ('working', 'input_required')")

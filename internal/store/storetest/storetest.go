@@ -32,6 +32,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Subscribe", func(t *testing.T) { testSubscribe(t, newStore) })
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, newStore) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, newStore) })
+	t.Run("Projects", func(t *testing.T) { testProjects(t, newStore) })
 }
 
 // Ingest is a test helper that ingests one request for source with the
