@@ -145,6 +145,9 @@ type scenario struct {
 	client *http.Client
 	// covered records the routes called and the statuses they answered.
 	covered map[string][]int
+	// sent records, per route, the parameters sent in valid requests
+	// ("query limit", "header Last-Event-ID").
+	sent map[string]map[string]bool
 }
 
 // call is one request of the scenario.
@@ -197,8 +200,10 @@ func (s *scenario) do(c call) []byte {
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: rt,
 		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: bearerPresent, IncludeResponseStatus: true}}
 	if !c.invalid {
+		s.checkQueryDocumented(rt, req)
+		s.recordParams(rt, req)
 		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
-			s.t.Errorf("%s %s: the request does not match the document: %v", c.method, c.path, err)
+			s.t.Errorf("%s %s: the request does not match the document: %v\n%s", c.method, c.path, err, specHint)
 		}
 		req.Body = http.NoBody // validation read it
 		if len(raw) > 0 {
@@ -230,10 +235,66 @@ func (s *scenario) validateResponse(in *openapi3filter.RequestValidationInput, r
 			ExcludeResponseBody: strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")}}
 	out.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		s.t.Errorf("%s %s: the %d response does not match the document: %v\nbody: %.2000s", in.Request.Method, in.Request.URL, resp.StatusCode, err, body)
+		s.t.Errorf("%s %s: the %d response does not match the document: %v\nbody: %.2000s\n%s", in.Request.Method, in.Request.URL, resp.StatusCode, err, body, specHint)
 	}
 	key := in.Request.Method + " " + in.Route.Path
 	s.covered[key] = append(s.covered[key], resp.StatusCode)
+}
+
+// specHint follows every mismatch between the API and the document.
+const specHint = "If the API changed on purpose, describe the change in " + specFile +
+	" (the operation's parameters, requestBody or responses, or the schema under components/schemas that the error names; " +
+	"`false schema` at /field means the schema does not list that field); if not, the API broke its contract."
+
+// checkQueryDocumented fails for a query parameter of req that the
+// operation of rt does not describe: kin-openapi ignores those, but the
+// API answers 400 to a parameter it does not take, so each one it takes
+// must be in the document.
+func (s *scenario) checkQueryDocumented(rt *routers.Route, req *http.Request) {
+	s.t.Helper()
+	for name := range req.URL.Query() {
+		if rt.Operation.Parameters.GetByInAndName(openapi3.ParameterInQuery, name) == nil &&
+			rt.PathItem.Parameters.GetByInAndName(openapi3.ParameterInQuery, name) == nil {
+			s.t.Errorf("%s %s: query parameter %q is not in %s: add it under paths: %s: %s: parameters (name, in: query, description, schema)",
+				req.Method, req.URL, name, specFile, rt.Path, strings.ToLower(req.Method))
+		}
+	}
+}
+
+// recordParams records the parameters of the operation of rt that req
+// sends.
+func (s *scenario) recordParams(rt *routers.Route, req *http.Request) {
+	key := req.Method + " " + rt.Path
+	if s.sent[key] == nil {
+		s.sent[key] = map[string]bool{}
+	}
+	for name := range req.URL.Query() {
+		s.sent[key]["query "+name] = true
+	}
+	for name := range req.Header {
+		s.sent[key]["header "+name] = true
+	}
+}
+
+// checkParamsSent fails for a query or header parameter of the document
+// that no valid request of the scenario sent, since its values were then
+// never validated.
+func (s *scenario) checkParamsSent() {
+	s.t.Helper()
+	for path, item := range s.spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			for _, p := range append(slices.Clone(item.Parameters), op.Parameters...) {
+				in, name := p.Value.In, p.Value.Name
+				if in == openapi3.ParameterInHeader {
+					name = http.CanonicalHeaderKey(name)
+				}
+				if (in == openapi3.ParameterInQuery || in == openapi3.ParameterInHeader) && !s.sent[method+" "+path][in+" "+name] {
+					s.t.Errorf("%s parameter %q of %s %s is in %s, but no step of TestOpenAPIScenario sends it: add one, so that the document's description of it is checked",
+						in, p.Value.Name, method, path, specFile)
+				}
+			}
+		}
+	}
 }
 
 // bearerPresent is the document's bearerAuth as the validator checks it:
@@ -366,7 +427,7 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &scenario{t: t, spec: spec, router: router, url: srv.URL + "/api/v1", token: testToken, client: srv.Client(), covered: map[string][]int{}}
+	s := &scenario{t: t, spec: spec, router: router, url: srv.URL + "/api/v1", token: testToken, client: srv.Client(), covered: map[string][]int{}, sent: map[string]map[string]bool{}}
 
 	s.do(call{method: "GET", path: "/openapi.json", want: 200})
 
@@ -453,7 +514,7 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	ev := evs.Data[0]
 	s.do(call{method: "GET", path: "/events?type=checkout.session.completed&since=" + url.QueryEscape(before.Format(time.RFC3339Nano)), want: 200})
 	s.do(call{method: "GET", path: "/events?limit=5000", want: 400, invalid: true})
-	s.do(call{method: "GET", path: "/events?colour=blue", want: 400})
+	s.do(call{method: "GET", path: "/events?colour=blue", want: 400, invalid: true})
 	s.do(call{method: "GET", path: "/events/" + ev.ID, want: 200})
 	s.do(call{method: "GET", path: "/events/evt_none", want: 404})
 	reqs := decodeAs[struct{ Data []store.Request }](t, s.do(call{method: "GET", path: "/requests?source=stripe&status=accepted", want: 200}))
@@ -464,9 +525,33 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	s.do(call{method: "GET", path: "/requests/" + reqs.Data[0].ID, want: 200})
 	s.do(call{method: "GET", path: "/requests/req_none", want: 404})
 
-	// The stream: the open message, then the event.
-	s.stream("/events/stream?source=stripe&since="+strconv.FormatInt(before.Unix(), 10), ev.ID)
-	s.do(call{method: "GET", path: "/events/stream?colour=blue", want: 400})
+	// A second event, which no connection routes.
+	ingestStripe(t, srv.URL, whsec, `{"id":"evt_openapi_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}`)
+	later := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	evPage := decodeAs[struct {
+		Data       []store.Event
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/events?limit=1&status=ignored", want: 200}))
+	if len(evPage.Data) != 1 || evPage.Data[0].Status != store.EventIgnored {
+		t.Fatalf("events?status=ignored: %+v, want the second event", evPage.Data)
+	}
+	ev2 := evPage.Data[0]
+	evPage = decodeAs[struct {
+		Data       []store.Event
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/events?limit=1", want: 200}))
+	s.do(call{method: "GET", path: "/events?limit=1&cursor=" + evPage.NextCursor + "&until=" + later, want: 200})
+	reqPage := decodeAs[struct {
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/requests?limit=1", want: 200}))
+	s.do(call{method: "GET", path: "/requests?cursor=" + reqPage.NextCursor + "&since=" + strconv.FormatInt(before.Unix(), 10) + "&until=" + later, want: 200})
+
+	// The stream: the open message, then an event, from a time, after an
+	// event, or after the Last-Event-ID of a reconnection.
+	s.stream("/events/stream?source=stripe&since="+strconv.FormatInt(before.Unix(), 10), nil, ev.ID)
+	s.stream("/events/stream?source=*&after="+ev.ID, nil, ev2.ID)
+	s.stream("/events/stream", map[string]string{"Last-Event-ID": ev.ID}, ev2.ID)
+	s.do(call{method: "GET", path: "/events/stream?colour=blue", want: 400, invalid: true})
 	s.do(call{method: "GET", path: "/events/stream?after=evt_none", want: 404})
 
 	// The transformation, on the stored event.
@@ -504,13 +589,18 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	s.do(call{method: "POST", path: "/deliveries/" + dead + "/retry", want: 200})
 	s.waitDelivery("/deliveries?destination=billing&status=dead")
 	s.do(call{method: "POST", path: "/deliveries/dlv_none/retry", want: 404})
-	s.do(call{method: "POST", path: "/deliveries/retry?destination=billing", want: 200})
+	s.do(call{method: "POST", path: "/deliveries/retry?destination=billing&source=stripe&status=dead&event_id=" + ev.ID +
+		"&since=" + url.QueryEscape(before.Format(time.RFC3339Nano)) + "&until=" + later, want: 200})
 	s.waitDelivery("/deliveries?destination=billing&status=dead")
 	s.do(call{method: "POST", path: "/deliveries/retry", want: 200, body: map[string]any{"destination": "billing", "since": before.Unix()}})
 	s.do(call{method: "POST", path: "/deliveries/retry?source=stripe", want: 400, body: map[string]any{"destination": "billing"}})
 	s.do(call{method: "POST", path: "/events/" + ev.ID + "/replay", want: 200})
 	s.do(call{method: "POST", path: "/events/evt_none/replay", want: 404})
 	s.waitDelivery("/deliveries?destination=billing&status=dead")
+	dlvPage := decodeAs[struct {
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/deliveries?limit=1", want: 200}))
+	s.do(call{method: "GET", path: "/deliveries?status=dead&cursor=" + dlvPage.NextCursor + "&since=" + strconv.FormatInt(before.Unix(), 10) + "&until=" + later, want: 200})
 
 	// Tasks: one that waits, one completed by the event received.
 	created := decodeAs[store.Task](t, s.do(call{method: "POST", path: "/tasks", want: 201, body: map[string]any{
@@ -532,6 +622,10 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 		t.Errorf("task %s: status %s, event %q; want completed by %s", completed.ID, done2.Status, done2.EventID, ev.ID)
 	}
 	s.do(call{method: "GET", path: "/tasks/task_none", want: 404})
+	taskPage := decodeAs[struct {
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/tasks?limit=1", want: 200}))
+	s.do(call{method: "GET", path: "/tasks?status=working&cursor=" + url.QueryEscape(taskPage.NextCursor), want: 200})
 
 	// Reload: a good file, then a refused one.
 	writeCfg("sources:\n  - name: from-file\n  - name: also-from-file\n")
@@ -544,7 +638,9 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	s.do(call{method: "DELETE", path: "/destinations/billing", want: 204})
 	s.do(call{method: "GET", path: "/stats", want: 200}) // billing is deleted but holds dead deliveries
 
-	// Every route was called, and answered a success at least once.
+	// Every parameter was sent, every route was called and answered a
+	// success at least once.
+	s.checkParamsSent()
 	for _, p := range apiSrv.Patterns() {
 		method, path := specPath(p)
 		statuses := s.covered[method+" "+path]
@@ -595,10 +691,10 @@ func (s *scenario) waitDelivery(path string) string {
 	}
 }
 
-// stream opens the event stream at path, validates the response and its
-// first two messages (open, then the event wantID) against the document,
-// and hangs up.
-func (s *scenario) stream(path, wantID string) {
+// stream opens the event stream at path with header, validates the
+// response and its first two messages (open, then the event wantID)
+// against the document, and hangs up.
+func (s *scenario) stream(path string, header map[string]string, wantID string) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -607,14 +703,19 @@ func (s *scenario) stream(path, wantID string) {
 		s.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+s.token)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	rt, params, err := s.router.FindRoute(req)
 	if err != nil {
 		s.t.Fatalf("GET %s: no operation of the document matches: %v", path, err)
 	}
+	s.checkQueryDocumented(rt, req)
+	s.recordParams(rt, req)
 	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: rt,
 		Options: &openapi3filter.Options{MultiError: true, AuthenticationFunc: bearerPresent}}
 	if err := openapi3filter.ValidateRequest(ctx, in); err != nil {
-		s.t.Errorf("GET %s: the request does not match the document: %v", path, err)
+		s.t.Errorf("GET %s: the request does not match the document: %v\n%s", path, err, specHint)
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
