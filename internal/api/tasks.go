@@ -15,6 +15,9 @@ import (
 // taskStatuses are the statuses GET /tasks filters on.
 var taskStatuses = []string{store.TaskWorking, store.TaskInputRequired, store.TaskCompleted, store.TaskFailed, store.TaskCancelled}
 
+// taskListParams are the query parameters GET /tasks takes.
+var taskListParams = []string{"owner", "status", "open", "cursor", "limit"}
+
 // parseTaskListParams reads the query of GET /tasks: owner, status, open,
 // cursor and limit. Like the other lists, an unknown, repeated or malformed
 // parameter is a 400 naming it.
@@ -64,7 +67,7 @@ func parseTaskListParams(raw string) (store.TaskListParams, error) {
 			}
 			p.Limit = n
 		default:
-			return p, badf("unknown parameter %q for tasks (accepted: owner, status, open, cursor, limit)", key)
+			return p, badf("unknown parameter %q for tasks (accepted: %s)", key, strings.Join(taskListParams, ", "))
 		}
 	}
 	return p, nil
