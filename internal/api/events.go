@@ -131,6 +131,10 @@ func (a *Server) eventList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
+	if p.searching() {
+		a.eventSearch(w, r, p)
+		return
+	}
 	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Event, error) {
 		return a.store.EventList(ctx, p.events())
 	}, func(e *store.Event) string { return e.ID })
@@ -139,6 +143,22 @@ func (a *Server) eventList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, list[*store.Event]{Data: nonNil(rows), NextCursor: next})
+}
+
+// eventSearch answers an event list with q or where: one bounded store
+// search, whose page may be short, even empty, while next_cursor is set.
+func (a *Server) eventSearch(w http.ResponseWriter, r *http.Request, p listParams) {
+	res, err := a.store.EventSearch(r.Context(), p.search())
+	if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("the search ran longer than %s; narrow it with source, type, since or until", store.SearchTimeout))
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	writeJSON(w, http.StatusOK, list[*store.Event]{Data: nonNil(res.Events), NextCursor: res.Next})
 }
 
 func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mailroomhq/mailroom/internal/search"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -31,7 +32,7 @@ type listKind struct {
 var (
 	requestsKind = listKind{name: "requests", filters: []string{"source", "status", "event_id"},
 		statuses: []string{store.RequestAccepted, store.RequestRejected, store.RequestDuplicate, store.RequestHandshake}, paged: true}
-	eventsKind = listKind{name: "events", filters: []string{"source", "status", "type"},
+	eventsKind = listKind{name: "events", filters: []string{"source", "status", "type", "q", "where"},
 		statuses: []string{store.EventRouted, store.EventIgnored}, paged: true}
 	deliveriesKind = listKind{name: "deliveries", filters: []string{"source", "destination", "status", "event_id"},
 		statuses: []string{store.DeliveryPending, store.DeliverySucceeded, store.DeliveryDead}, paged: true}
@@ -44,9 +45,13 @@ var (
 // page. Its methods give each store list its own parameters.
 type listParams struct {
 	Source, Destination, Status, Type, EventID string
-	Since, Until                               time.Time
-	Cursor                                     string
-	Limit                                      int
+	// Query is the text the body must contain (q), and Where the body
+	// conditions (where, which may repeat): the event search.
+	Query        string
+	Where        search.Filter
+	Since, Until time.Time
+	Cursor       string
+	Limit        int
 }
 
 func (p listParams) requests() *store.RequestListParams {
@@ -57,6 +62,19 @@ func (p listParams) requests() *store.RequestListParams {
 func (p listParams) events() *store.EventListParams {
 	return &store.EventListParams{Source: p.Source, Status: p.Status, Type: p.Type,
 		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
+}
+
+// searching reports whether the list is a search (q or where), which
+// pages by [store.History.EventSearch].
+func (p listParams) searching() bool { return p.Query != "" || len(p.Where) > 0 }
+
+func (p listParams) search() *store.EventSearchParams {
+	sp := &store.EventSearchParams{EventListParams: *p.events()}
+	sp.Query = p.Query
+	if len(p.Where) > 0 {
+		sp.Body = p.Where
+	}
+	return sp
 }
 
 func (p listParams) deliveries() *store.DeliveryListParams {
@@ -73,6 +91,14 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 		return p, nil
 	}
 	for key, vals := range q {
+		if key == "where" && slices.Contains(kind.filters, key) {
+			f, err := search.ParseFilter(vals)
+			if err != nil {
+				return p, badf("parameter where: %v", err)
+			}
+			p.Where = f
+			continue
+		}
 		if len(vals) > 1 {
 			return p, badf("parameter %s is given %d times; give it once", key, len(vals))
 		}
@@ -96,6 +122,8 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 				p.Type = v
 			case "event_id":
 				p.EventID = v
+			case "q":
+				p.Query = v
 			}
 		case key == "since" || key == "until":
 			if v == "" {

@@ -16,7 +16,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/postgres/pgtest"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 	"github.com/mailroomhq/mailroom/internal/task"
 	"github.com/mailroomhq/mailroom/internal/verify"
@@ -28,7 +28,7 @@ const testToken = "s3cret-admin-token"
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 type testBundle struct {
-	store  *sqlite.Store
+	store  store.Store
 	cat    *catalog.Catalog
 	api    *api.Server
 	url    string
@@ -39,6 +39,9 @@ type testBundle struct {
 type setupOpts struct {
 	token string
 	now   func() time.Time
+	// postgres runs the server on a PostgreSQL store (a fresh schema of
+	// the test server) instead of SQLite.
+	postgres bool
 }
 
 func setup(t testing.TB, o *setupOpts) *testBundle {
@@ -47,7 +50,12 @@ func setup(t testing.TB, o *setupOpts) *testBundle {
 		o = &setupOpts{token: testToken}
 	}
 	ctx := context.Background()
-	s := sqlitetest.Open(t, nil)
+	var s store.Store
+	if o.postgres {
+		s = pgtest.Open(t, nil)
+	} else {
+		s = sqlitetest.Open(t, nil)
+	}
 	compiler, err := route.NewCompiler()
 	if err != nil {
 		t.Fatal(err)

@@ -26,10 +26,19 @@ import (
 //
 // JSON numbers are decoded exactly by [jsonNumber].
 func decodeBody(contentType string, body []byte) any {
+	return DecodeBodyWith(contentType, body, DecodeJSON)
+}
+
+// DecodeBodyWith returns the body as expressions see it (see
+// [Input.Decoded]) with the JSON decoded by decodeJSON: the one rule of
+// which body is JSON, which a form and which text, for callers that read
+// a JSON body their own way (event search walks it raw to compare numbers
+// by their exact text). A body decodeJSON refuses is not JSON.
+func DecodeBodyWith(contentType string, body []byte, decodeJSON func([]byte) (any, error)) any {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
 	if len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') || strings.HasSuffix(mt, "json") {
-		if v, err := DecodeJSON(body); err == nil {
+		if v, err := decodeJSON(body); err == nil {
 			return v
 		}
 	}

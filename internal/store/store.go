@@ -128,6 +128,14 @@ type History interface {
 	EventGetByID(ctx context.Context, id string) (*Event, error)
 	// EventList returns events newest first.
 	EventList(ctx context.Context, p *EventListParams) ([]*Event, error)
+	// EventSearch returns the events that match p's filters, its text
+	// query and its body filter, newest first, bounded in cost: one call
+	// examines at most p.ScanRows events (after the source, status,
+	// type and time filters) and [SearchScanBytes] of bodies, and runs at
+	// most [SearchTimeout]. So a page may hold fewer events than p.Limit,
+	// even none, while [EventPage.Next] says where to go on. Reads only,
+	// on the read path: a search never holds up the writer.
+	EventSearch(ctx context.Context, p *EventSearchParams) (*EventPage, error)
 	// DeliveryGetByID returns a delivery or [ErrNotFound].
 	DeliveryGetByID(ctx context.Context, id string) (*Delivery, error)
 	// DeliveryList returns deliveries newest first.
@@ -310,6 +318,50 @@ type EventListParams struct {
 	// Limit caps the rows returned (see [PageLimit]).
 	Limit int
 }
+
+// BodyFilter decides whether a request body matches a search (package
+// search implements it with path=value conditions).
+type BodyFilter interface {
+	// MatchBody reports whether body, sent with contentType, matches.
+	MatchBody(contentType string, body []byte) bool
+}
+
+// EventSearchParams filters and pages [History.EventSearch]: the filters
+// and page of the event list, plus a body filter and the scan bound.
+type EventSearchParams struct {
+	EventListParams
+	// Body, if set, keeps events whose request body it accepts. Events
+	// whose request retention removed never match it, nor Query.
+	Body BodyFilter
+	// ScanRows caps the events one call examines. Zero means
+	// [DefaultSearchScanRows]; at most [MaxSearchScanRows].
+	ScanRows int
+}
+
+// EventPage is one page of [History.EventSearch].
+type EventPage struct {
+	Events []*Event
+	// Next is the cursor of the next page (an event id, as the event
+	// list's cursor is): set when older events remain to be examined,
+	// empty when the search reached the oldest one.
+	Next string
+	// Scanned counts the events this call examined.
+	Scanned int
+}
+
+// Bounds of one [History.EventSearch] call.
+const (
+	// DefaultSearchScanRows is how many events a search examines per call
+	// when it does not say.
+	DefaultSearchScanRows = 5000
+	// MaxSearchScanRows is the most events a search examines per call.
+	MaxSearchScanRows = 50000
+	// SearchScanBytes is how many bytes of request bodies a search reads
+	// per call at most; it stops after the body that crosses it.
+	SearchScanBytes = 64 << 20
+	// SearchTimeout bounds one search call's statements.
+	SearchTimeout = 10 * time.Second
+)
 
 // DeliveryListParams filters and pages [History.DeliveryList]. Zero fields
 // do not filter.

@@ -34,12 +34,14 @@ func dialect() sqlstore.Dialect {
 		// which the head is seen leased (not due) instead of skipped.
 		OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE`,
 		// The body is read as Latin-1, which maps each byte to one character
-		// and never fails, so the match is byte for byte; translate folds
-		// ASCII letters only (lower would fold by locale), and strpos has no
-		// wildcards, so % _ and \ match only themselves. The argument is the
-		// search text folded the same way in Go.
-		BodyHas: `strpos(translate(convert_from(body, 'LATIN1'), 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz'),
-			convert_from(?::bytea, 'LATIN1')) > 0`,
+		// and never fails, so the match is byte for byte; lower under the C
+		// collation folds ASCII letters only (under the database's
+		// collation it would fold by locale), and strpos has no wildcards,
+		// so % _ and \ match only themselves. The argument is the search
+		// text folded the same way in Go. (translate folded the same
+		// letters 25 times slower: 6.6 s against 0.26 s for 5,000 bodies
+		// of 2 KB.)
+		BodyHas: `strpos(lower(convert_from(body, 'LATIN1') COLLATE "C"), convert_from(?::bytea, 'LATIN1')) > 0`,
 		BodyArg: func(text string) any {
 			return []byte(strings.Map(func(r rune) rune {
 				if 'A' <= r && r <= 'Z' {

@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
-	"os/user"
 	"testing"
 	"time"
 
@@ -15,79 +12,17 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/postgres"
+	"github.com/mailroomhq/mailroom/internal/store/postgres/pgtest"
 	"github.com/mailroomhq/mailroom/internal/store/storetest"
 )
 
 var _ store.Store = (*postgres.Store)(nil)
 
-// EnvDSN names the variable that points the tests at another server. The
-// default is the local server on 127.0.0.1:5432, database test.
-const EnvDSN = "MAILROOM_TEST_POSTGRES"
+// baseDSN returns the test server's DSN (see [pgtest.BaseDSN]).
+func baseDSN(t testing.TB) string { return pgtest.BaseDSN(t) }
 
-// baseDSN returns the server's DSN, or skips the test (fails it when
-// CI=true) if the server does not answer.
-func baseDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv(EnvDSN)
-	if dsn == "" {
-		name := "postgres"
-		if u, err := user.Current(); err == nil && u.Username == "root" {
-			// The local server trusts both; root is the CI user.
-			name = "root"
-		}
-		dsn = "postgres://" + name + "@127.0.0.1:5432/test?sslmode=disable&connect_timeout=5"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		msg := "PostgreSQL not reachable at " + redacted(dsn) + " (set " + EnvDSN + " to point elsewhere): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	conn.Close(ctx)
-	return dsn
-}
-
-func redacted(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil {
-		return u.Redacted()
-	}
-	return "(unparseable DSN)"
-}
-
-// NewSchema creates a fresh schema on the test server, drops it when t
-// ends, and returns a DSN whose search_path is that schema.
-func newSchema(t testing.TB) string {
-	t.Helper()
-	dsn := baseDSN(t)
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "mailroom_test_" + hex.EncodeToString(b[:])
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return dsn + "&search_path=" + schema
-}
+// newSchema returns a DSN on a fresh schema (see [pgtest.SchemaDSN]).
+func newSchema(t testing.TB) string { return pgtest.SchemaDSN(t) }
 
 func open(t testing.TB, dsn string) *postgres.Store {
 	t.Helper()
@@ -236,4 +171,10 @@ func TestSchemaVersions(t *testing.T) {
 	if _, err := postgres.Open(ctx, dsn, nil); !errors.As(err, &tooNew) || tooNew.Database != newer || tooNew.Binary != st.Latest() {
 		t.Fatalf("Open of a newer schema = %v, want a SchemaTooNewError(%d > %d)", err, newer, st.Latest())
 	}
+}
+
+// BenchmarkEventSearch: one search call over a full window (see
+// [storetest.BenchmarkSearch]).
+func BenchmarkEventSearch(b *testing.B) {
+	storetest.BenchmarkSearch(b, newStore(b))
 }

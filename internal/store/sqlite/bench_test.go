@@ -13,6 +13,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
+	"github.com/mailroomhq/mailroom/internal/store/storetest"
 )
 
 func benchStore(b *testing.B) *sqlite.Store {
@@ -131,4 +132,10 @@ func BenchmarkDeliveryClaimDue(b *testing.B) {
 			b.Fatalf("claimed %d: %v", len(ds), err)
 		}
 	}
+}
+
+// BenchmarkEventSearch: one search call over a full window (see
+// [storetest.BenchmarkSearch]).
+func BenchmarkEventSearch(b *testing.B) {
+	storetest.BenchmarkSearch(b, benchStore(b))
 }

@@ -20,6 +20,7 @@ type NewStore func(t testing.TB) store.Store
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("RequestIngest", func(t *testing.T) { testRequestIngest(t, newStore) })
 	t.Run("Lists", func(t *testing.T) { testLists(t, newStore) })
+	t.Run("Search", func(t *testing.T) { testSearch(t, newStore) })
 	t.Run("DeliveryClaimDue", func(t *testing.T) { testDeliveryClaimDue(t, newStore) })
 	t.Run("DeliveryExtendLeases", func(t *testing.T) { testDeliveryExtendLeases(t, newStore) })
 	t.Run("AttemptRecord", func(t *testing.T) { testAttemptRecord(t, newStore) })
