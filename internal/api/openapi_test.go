@@ -531,6 +531,12 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	}
 	ev := evs.Data[0]
 	s.do(call{method: "GET", path: "/events?type=checkout.session.completed&since=" + url.QueryEscape(before.Format(time.RFC3339Nano)), want: 200})
+	found := decodeAs[struct{ Data []store.Event }](t, s.do(call{method: "GET", want: 200, path: "/events?q=PLINK_1&where=" +
+		url.QueryEscape("data.object.payment_link=plink_1") + "&where=" + url.QueryEscape(`id="evt_openapi_1"`)}))
+	if len(found.Data) != 1 || found.Data[0].ID != ev.ID {
+		t.Fatalf("search: %+v, want the one ingested", found.Data)
+	}
+	s.do(call{method: "GET", path: "/events?where=" + url.QueryEscape("data..id=1"), want: 400})
 	s.do(call{method: "GET", path: "/events?limit=5000", want: 400, invalid: true})
 	s.do(call{method: "GET", path: "/events?colour=blue", want: 400, invalid: true})
 	s.do(call{method: "GET", path: "/events/" + ev.ID, want: 200})

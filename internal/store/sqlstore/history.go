@@ -63,13 +63,8 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 	if p == nil {
 		p = &store.EventListParams{}
 	}
-	w := &where{}
-	w.eq("project", p.Project)
-	w.eq("source", p.Source)
-	w.eq("status", p.Status)
-	w.eq("type", p.Type)
+	w := eventFilter(p)
 	s.bodyQuery(w, p.Query, false)
-	w.between("received_at", p.Since, p.Until)
 	tail := w.page(p.Cursor, p.Limit)
 	rows, err := s.read.Query(ctx, `SELECT `+eventCols+` FROM events`+tail, w.args...)
 	out, err := collect(rows, err, scanEvent)
@@ -77,6 +72,19 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 		return nil, fmt.Errorf("list events: %w", err)
 	}
 	return out, nil
+}
+
+// eventFilter builds the conditions of p's filters on the events table
+// itself (all but the text query and the page): the event list's and the
+// event search's.
+func eventFilter(p *store.EventListParams) *where {
+	w := &where{}
+	w.eq("project", p.Project)
+	w.eq("source", p.Source)
+	w.eq("status", p.Status)
+	w.eq("type", p.Type)
+	w.between("received_at", p.Since, p.Until)
+	return w
 }
 
 // DeliveryGetByID implements [store.History].

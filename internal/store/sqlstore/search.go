@@ -36,11 +36,7 @@ func (s *Store) EventSearch(ctx context.Context, p *store.EventSearchParams) (*s
 	}
 	scan = min(scan, store.MaxSearchScanRows)
 
-	w := &where{}
-	w.eq("source", p.Source)
-	w.eq("status", p.Status)
-	w.eq("type", p.Type)
-	w.between("received_at", p.Since, p.Until)
+	w := eventFilter(&p.EventListParams)
 	if p.Cursor != "" {
 		w.add("id < ?", p.Cursor)
 	}

@@ -220,6 +220,14 @@ func testSearch(t *testing.T, newStore NewStore) {
 		if len(got) != 0 {
 			t.Errorf("status routed: got %v, want none (no deliveries)", got)
 		}
+		acme := ingestBody(ctx, t, s, "acme/a", "paid", jsonCT, `{"c":"x"}`)
+		got, _ = searchAll(ctx, t, s, store.EventSearchParams{
+			EventListParams: store.EventListParams{Project: "acme"},
+			Body:            where(t, "c=x"),
+		})
+		if !slices.Equal(got, []string{acme}) {
+			t.Errorf("project acme: got %v, want [%s]", got, acme)
+		}
 	})
 }
 
