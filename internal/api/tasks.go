@@ -117,6 +117,12 @@ func (a *Server) taskList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// taskView is a waiting task with what its filter has cost so far.
+type taskView struct {
+	*store.Task
+	FilterCost *task.FilterCost `json:"filter_cost"`
+}
+
 // taskGet answers GET /tasks/{id}, whatever its owner. With wait=DURATION
 // (at most 30s) it first waits for the task to become terminal, so that a
 // client hears of completion without polling fast.
@@ -144,10 +150,7 @@ func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.tasks != nil && !store.TaskTerminal(t.Status) {
 		if fc := a.tasks.FilterCost(id); fc != nil {
-			writeJSON(w, http.StatusOK, struct {
-				*store.Task
-				FilterCost *task.FilterCost `json:"filter_cost"`
-			}{t, fc})
+			writeJSON(w, http.StatusOK, taskView{t, fc})
 			return
 		}
 	}
