@@ -29,7 +29,7 @@ import (
 // keys, fencing) to retry safely.
 //
 // Consumers take the narrowest role they need ([Ingester], [Queue],
-// [Catalog], [Tasks], [History], [Pruner], [Notifier]), so that what a
+// [Catalog], [Tasks], [History], [Pruner], [Notifier], [Tokens], [Audit]), so that what a
 // package can touch reads from its constructor.
 type Store interface {
 	Ingester
@@ -39,6 +39,8 @@ type Store interface {
 	History
 	Pruner
 	Notifier
+	Tokens
+	Audit
 
 	// Ready reports whether the store can persist right now: it makes a
 	// real small write (and commit), so a full disk, a read-only file
@@ -235,7 +237,8 @@ type Pruner interface {
 	// events received before p.Before that no delivery refers to any more,
 	// requests received before p.Before whose own event is gone (rejected
 	// and duplicate requests included), and dedup keys whose window ended
-	// by p.Now. Pending deliveries, and the events and requests they are
+	// by p.Now, and audit entries recorded before p.AuditBefore (when
+	// set). Pending deliveries, and the events and requests they are
 	// sent from, are never deleted.
 	Prune(ctx context.Context, p *PruneParams) (*PruneResult, error)
 }
@@ -492,11 +495,14 @@ type PruneParams struct {
 	// Except are projects left alone by a prune of every project (those
 	// with a retention of their own).
 	Except []string
+	// AuditBefore is the audit log's horizon: older entries go, on a
+	// prune of every project (Project empty). Zero keeps them all.
+	AuditBefore time.Time
 }
 
 // PruneResult counts the rows one [Store.Prune] call deleted.
 type PruneResult struct {
-	Requests, Events, Deliveries, Attempts, Dedup int
+	Requests, Events, Deliveries, Attempts, Dedup, Audit int
 	// Done reports that every table had fewer than Limit rows to delete,
 	// so another call now would find (almost) nothing.
 	Done bool
@@ -504,7 +510,7 @@ type PruneResult struct {
 
 // Total is the number of rows deleted.
 func (r *PruneResult) Total() int {
-	return r.Requests + r.Events + r.Deliveries + r.Attempts + r.Dedup
+	return r.Requests + r.Events + r.Deliveries + r.Attempts + r.Dedup + r.Audit
 }
 
 // CatalogSyncParams are the entries the config file declares, for

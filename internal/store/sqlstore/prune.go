@@ -18,6 +18,8 @@ import (
 func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneResult, error) {
 	limit := cmp.Or(max(p.Limit, 0), 1000)
 	before, now := micros(p.Before), micros(s.orNow(p.Now))
+	// An audit horizon of zero keeps every entry: no entry is older than 0.
+	auditBefore := micros(p.AuditBefore)
 	sk := s.d.SkipLocked
 	// Which projects' history goes: one, or every one but p.Except. Dedup
 	// keys are not history (their window decides) and go with a prune of
@@ -61,9 +63,12 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 				hist, &res.Requests},
 			{`DELETE FROM dedup WHERE (source, key) IN (SELECT source, key FROM dedup WHERE expires_at <= ? LIMIT ?` + sk("") + `)`,
 				[]any{now, limit}, &res.Dedup},
+			{`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ?` + sk("") + `)`,
+				[]any{auditBefore, limit}, &res.Audit},
 		}
 		if p.Project != "" {
-			steps = steps[:len(steps)-1]
+			// Dedup keys and the audit log go with a prune of every project.
+			steps = steps[:len(steps)-2]
 		}
 		for _, step := range steps {
 			n, err := tx.Exec(ctx, step.q, step.args...)
@@ -77,6 +82,6 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune before %s: %w", p.Before.Format(time.RFC3339), err)
 	}
-	res.Done = res.Attempts < limit && res.Deliveries < limit && res.Events < limit && res.Requests < limit && res.Dedup < limit
+	res.Done = res.Attempts < limit && res.Deliveries < limit && res.Events < limit && res.Requests < limit && res.Dedup < limit && res.Audit < limit
 	return &res, nil
 }

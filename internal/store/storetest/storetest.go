@@ -34,6 +34,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, newStore) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, newStore) })
 	t.Run("Projects", func(t *testing.T) { testProjects(t, newStore) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, newStore) })
+	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
 }
 
 // Ingest is a test helper that ingests one request for source with the
