@@ -5,8 +5,8 @@ import (
 	"net/http"
 
 	"github.com/mailroomhq/mailroom/internal/alert"
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/config"
-	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -27,10 +27,11 @@ func newAlertMonitor(st store.Store, cfg *config.Config, log *slog.Logger) *aler
 }
 
 // metricsHandler guards the /metrics handler h. On a loopback listener it
-// is open, as Prometheus scrapes usually are; otherwise it asks for the
-// API token as a bearer token, and without a token configured it is
+// is open, as Prometheus scrapes usually are; otherwise it asks for a
+// bearer token whose role may read (admin, operator, viewer: g checks it
+// against the permission table), and without api.token configured it is
 // refused, like the admin API.
-func metricsHandler(h http.Handler, token, listen string) http.Handler {
+func metricsHandler(h http.Handler, g *auth.Guard, token, listen string) http.Handler {
 	if isLoopback(listen) {
 		return h
 	}
@@ -39,14 +40,15 @@ func metricsHandler(h http.Handler, token, listen string) http.Handler {
 			http.Error(w, "metrics disabled: set api.token (or MAILROOM_API_TOKEN) to serve /metrics on a non-loopback listener", http.StatusForbidden)
 		})
 	}
-	tokens := httpguard.NewTokens(map[string]string{token: "api"})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := tokens.Authenticate(r); !ok {
-			httpguard.Challenge(w, "missing or invalid bearer token")
-			return
-		}
-		h.ServeHTTP(w, r)
+	return g.Wrap(h, func(*http.Request) string { return "GET /metrics" }, func(w http.ResponseWriter, _ *http.Request, status int, msg string) {
+		http.Error(w, msg, status)
 	})
+}
+
+// newAuthenticator returns the authenticator of operator requests: the
+// static api.token as the bootstrap admin, and the tokens stored in st.
+func newAuthenticator(st store.Store, cfg *config.Config, log *slog.Logger) *auth.Authenticator {
+	return auth.New(&auth.Options{Store: st, Logger: log, Static: []auth.Static{auth.AdminToken(cfg.API.Token)}})
 }
 
 // onAttempts calls every non-nil hook in turn, for deliver.Options.OnAttempt.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -147,7 +148,8 @@ func TestMetricsHandlerAuth(t *testing.T) {
 			if tt.auth != "" {
 				req.Header.Set("Authorization", tt.auth)
 			}
-			metricsHandler(inner, tt.token, tt.listen).ServeHTTP(rec, req)
+			g := auth.NewGuard(auth.New(&auth.Options{Static: []auth.Static{auth.AdminToken(tt.token)}}), nil)
+			metricsHandler(inner, g, tt.token, tt.listen).ServeHTTP(rec, req)
 			if rec.Code != tt.want {
 				t.Errorf("status = %d, want %d", rec.Code, tt.want)
 			}

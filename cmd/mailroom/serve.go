@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailroomhq/mailroom/internal/api"
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
@@ -247,7 +248,9 @@ func runServe(ctx context.Context, f serveFlags) error {
 	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
 	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, OnDedupError: met.ObserveDedupError, TracerProvider: tp, RejectedBodyBytes: cfg.Ingest.RejectedBodyBytes}).Register(mux)
-	mux.Handle("GET /metrics", metricsHandler(met.Handler(), cfg.API.Token, cfg.Listen))
+	authn := newAuthenticator(st, cfg, log)
+	opGuard := auth.NewGuard(authn, &auth.GuardOptions{Audit: st, Logger: log})
+	mux.Handle("GET /metrics", metricsHandler(met.Handler(), opGuard, cfg.API.Token, cfg.Listen))
 	closeDashboard := func() {}
 	streamsCtx, endStreams := context.WithCancel(context.WithoutCancel(ctx))
 	defer endStreams()
@@ -263,8 +266,8 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Token: cfg.API.Token, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, Tasks: tasks}).Register(mux)
-		dash := web.New(st, cat, &web.Options{Token: cfg.API.Token, Logger: log})
+		api.New(st, cat, &api.Options{Guard: opGuard, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, Tasks: tasks}).Register(mux)
+		dash := web.New(st, cat, &web.Options{Guard: opGuard, Logger: log})
 		dash.Register(mux)
 		closeDashboard = dash.Close
 	}
@@ -319,7 +322,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	g.Go(func() error { return tasks.Run(gctx) })
 	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error {
-		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), Logger: log}).Run(gctx)
+		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), AuditRetention: cfg.API.AuditRetention.D(), Logger: log}).Run(gctx)
 	})
 	if mcpSrv != nil {
 		g.Go(func() error { return mcpSrv.Run(gctx) })

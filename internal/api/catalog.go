@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -234,6 +235,9 @@ func (a *Server) setPaused(w http.ResponseWriter, r *http.Request, paused bool, 
 	name, _, ok := a.destinationsResource().pathKey(a, w, r)
 	if !ok {
 		return
+	}
+	if old, err := a.store.DestinationGet(r.Context(), name); err == nil {
+		audit.Before(r.Context(), viewDestination(old))
 	}
 	if err := a.store.DestinationSetPaused(r.Context(), name, paused, reason); err != nil {
 		a.fail(w, r, err, fmt.Sprintf("destination %q not found", name))

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -183,6 +184,9 @@ func (a *Server) deliveryRetry(w http.ResponseWriter, r *http.Request) {
 	if err := decode(w, r, &struct{}{}, true); err != nil {
 		a.fail(w, r, err, "")
 		return
+	}
+	if old, err := a.store.DeliveryGetByID(r.Context(), id); err == nil {
+		audit.Before(r.Context(), old)
 	}
 	d, err := a.store.DeliveryRetry(r.Context(), id, a.now())
 	if err != nil {

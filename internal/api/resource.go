@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -208,6 +209,10 @@ func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request,
 			return
 		}
 	}
+	if old != nil {
+		audit.Before(ctx, res.show(old))
+	}
+	audit.Target(ctx, key)
 	if err := res.upsert(ctx, in); err != nil {
 		a.fail(w, r, err, "")
 		return
@@ -239,6 +244,7 @@ func (res *resource[T]) handleDelete(a *Server) http.HandlerFunc {
 			res.refuseConfigOwned(w, key, "delete")
 			return
 		}
+		audit.Before(r.Context(), res.show(old))
 		if err := res.del(r.Context(), key); err != nil {
 			a.fail(w, r, err, fmt.Sprintf("%s %q not found", res.kind, key))
 			return

@@ -41,8 +41,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/catalog"
-	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
@@ -59,10 +59,14 @@ const reloadTimeout = 10 * time.Second
 
 // Options tunes a Server.
 type Options struct {
-	// Token is the bearer token every request must carry in its
-	// Authorization header. If empty, the API asks for no authentication;
-	// cmd/mailroom allows that only on a loopback listener.
+	// Token is the static admin token (api.token) a request may carry in
+	// its Authorization header. Used only when Guard is nil.
 	Token string
+	// Guard authenticates, authorizes and audits every request. If nil,
+	// one is built from Token and the store's tokens and audit log. With
+	// no token at all the API asks for none; cmd/mailroom allows that
+	// only on a loopback listener.
+	Guard *auth.Guard
 	// Logger receives storage errors and failed catalog reloads. If nil,
 	// they are discarded.
 	Logger *slog.Logger
@@ -97,9 +101,11 @@ type Server struct {
 	streams      context.Context
 	log          *slog.Logger
 	now          func() time.Time
-	// tokens holds Options.Token; empty means no authentication.
-	tokens *httpguard.Tokens
-	mux    *http.ServeMux
+	// guard authenticates, authorizes and audits every request.
+	guard *auth.Guard
+	// handler is the guarded router.
+	handler http.Handler
+	mux     *http.ServeMux
 	// patterns are the routes' patterns, in registration order.
 	patterns []string
 	// catalogMu serialises catalog writes made through this server, so
@@ -129,9 +135,18 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	if err != nil {
 		panic("api.New: the embedded OpenAPI document is broken: " + err.Error())
 	}
+	if o.Guard == nil {
+		o.Guard = auth.NewGuard(auth.New(&auth.Options{Store: s, Logger: o.Logger, Now: o.Now,
+			Static: []auth.Static{auth.AdminToken(o.Token)}}),
+			&auth.GuardOptions{Audit: s, Logger: o.Logger, Now: o.Now})
+	}
 	a := &Server{openapi: doc, store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
-		tokens: httpguard.NewTokens(map[string]string{o.Token: "api"})}
+		guard: o.Guard}
 	a.routes()
+	a.handler = a.guard.Wrap(http.HandlerFunc(a.dispatch), func(r *http.Request) string {
+		_, pattern := a.mux.Handler(r)
+		return pattern
+	}, func(w http.ResponseWriter, _ *http.Request, status int, msg string) { writeError(w, status, msg) })
 	return a
 }
 
@@ -203,6 +218,12 @@ func (a *Server) routes() {
 		{"POST /api/v1/reload", a.configReload},
 
 		{"GET /api/v1/openapi.json", openAPIHandler(a.openapi)},
+
+		{"GET /api/v1/tokens", a.tokenList},
+		{"POST /api/v1/tokens", a.tokenCreate},
+		{"DELETE /api/v1/tokens/{id}", a.tokenRevoke},
+
+		{"GET /api/v1/audit", a.auditList},
 	} {
 		a.mux.HandleFunc(r.pattern, r.h)
 		a.patterns = append(a.patterns, r.pattern)
@@ -213,16 +234,17 @@ func (a *Server) routes() {
 // /api/v1/destinations"), so that tests can walk them all.
 func (a *Server) Patterns() []string { return slices.Clone(a.patterns) }
 
-// ServeHTTP authenticates the request and dispatches it. Unknown paths and
-// methods get JSON errors like every other failure.
+// ServeHTTP authenticates the request, checks its principal may call the
+// route (internal/access's permission table), dispatches it, and records
+// it in the audit log if it changes something. Unknown paths and methods
+// get JSON errors like every other failure.
 func (a *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	if !a.tokens.Empty() {
-		if _, ok := a.tokens.Authenticate(r); !ok {
-			httpguard.Challenge(w, "missing or invalid bearer token")
-			return
-		}
-	}
+	a.handler.ServeHTTP(w, r)
+}
+
+// dispatch routes an authorized request.
+func (a *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		// No route: let the mux decide between 404, 405 and a redirect to
 		// the canonical path, then answer in JSON.

@@ -47,6 +47,9 @@ const (
 	// DefaultAlertDeadDeliveries is alerts.dead_deliveries when it is not
 	// set.
 	DefaultAlertDeadDeliveries = 1
+	// DefaultAuditRetention is how long audit log entries are kept when
+	// api.audit_retention is not set: 365 days.
+	DefaultAuditRetention = 365 * 24 * time.Hour
 	// MinRetention is the shortest retention accepted, so that a typo
 	// ("720s" for "720h") cannot prune what was received a minute ago.
 	MinRetention = time.Hour
@@ -190,6 +193,10 @@ type APIConfig struct {
 	// the listener. "name" accepts any port, "name:port" that port, "*"
 	// any Host. Others are refused (DNS rebinding).
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// AuditRetention is how long audit log entries are kept before they
+	// are pruned. Zero means [DefaultAuditRetention]; at least
+	// [MinRetention].
+	AuditRetention store.Duration `yaml:"audit_retention"`
 }
 
 // MaxRejectedBodyBytes is the largest ingest.rejected_body_bytes.
@@ -287,6 +294,7 @@ func (c *Config) fillDefaults() {
 	c.Alerts.ConsecutiveFailures = cmp.Or(c.Alerts.ConsecutiveFailures, DefaultAlertConsecutiveFailures)
 	c.Alerts.DeadDeliveries = cmp.Or(c.Alerts.DeadDeliveries, DefaultAlertDeadDeliveries)
 	c.Retention = cmp.Or(c.Retention, store.Duration(DefaultRetention))
+	c.API.AuditRetention = cmp.Or(c.API.AuditRetention, store.Duration(DefaultAuditRetention))
 }
 
 // Load reads the file at path and parses it with [Parse]; errors name the

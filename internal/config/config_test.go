@@ -225,6 +225,7 @@ func TestDefault(t *testing.T) {
 		Shutdown:  config.ShutdownConfig{Grace: store.Duration(10 * time.Second)},
 		Alerts:    config.AlertsConfig{ConsecutiveFailures: 10, DeadDeliveries: 1},
 		Retention: store.Duration(30 * 24 * time.Hour),
+		API:       config.APIConfig{AuditRetention: store.Duration(365 * 24 * time.Hour)},
 	}
 	if !reflect.DeepEqual(*cfg, want) {
 		t.Errorf("Default() = %+v, want %+v", *cfg, want)

@@ -209,6 +209,9 @@ func (v *validator) api() {
 			v.add("api.allowed_hosts", err)
 		}
 	}
+	if r := v.c.API.AuditRetention; r.D() < MinRetention {
+		v.errf("api.audit_retention", "%s is shorter than the minimum %s (audit entries older than it are deleted)", r, store.Duration(MinRetention))
+	}
 }
 
 // checkAllowedHost checks one api.allowed_hosts entry.

@@ -7,8 +7,11 @@
 package redact
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mailroomhq/mailroom/internal/verify"
@@ -110,5 +113,58 @@ func Verify(v verify.Config) verify.Config {
 	}
 	v.Password = Secret(v.Password)
 	v.VerifyToken = Secret(v.VerifyToken)
+	return v
+}
+
+// secretKeys are the JSON object keys whose string values [JSON] masks.
+var secretKeys = []string{"token", "secret", "secrets", "password", "client_secret", "signing_secret", "private_key", "api_key"}
+
+// JSON returns b, a JSON document, with the string values of secret-named
+// keys (token, secret, secrets, password, client_secret, signing_secret,
+// private_key, api_key, and any key ending in _secret, _password or
+// _token) masked, and the passwords of URLs in every string masked. It is
+// the last line of defence of what mailroom keeps of an answer (the
+// audit log): the views it is given are already redacted. Numbers keep
+// their exact text. A b that is not JSON gives nil.
+func JSON(b []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil
+	}
+	out, err := json.Marshal(maskJSON(v, false))
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+func secretKey(k string) bool {
+	k = strings.ToLower(k)
+	if slices.Contains(secretKeys, k) {
+		return true
+	}
+	return strings.HasSuffix(k, "_secret") || strings.HasSuffix(k, "_password") || strings.HasSuffix(k, "_token")
+}
+
+func maskJSON(v any, secret bool) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = maskJSON(e, secret || secretKey(k))
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = maskJSON(e, secret)
+		}
+		return x
+	case string:
+		if secret {
+			return Secret(x)
+		}
+		return URL(x)
+	}
 	return v
 }

@@ -1,6 +1,7 @@
 // Package retention prunes old history from the store: requests, events,
 // finished deliveries and their attempts older than the configured
-// retention, and dedup keys whose window has ended. It owns the schedule
+// retention, dedup keys whose window has ended, and audit log entries
+// older than the audit retention. It owns the schedule
 // and the batching; what may be deleted is [store.Pruner.Prune]'s contract.
 //
 // Work is done in small batches with a pause between them, so that pruning
@@ -38,6 +39,9 @@ const maxBackoff = 10 * time.Minute
 type Options struct {
 	// Retention is how long history is kept. If zero, [DefaultRetention].
 	Retention time.Duration
+	// AuditRetention is how long audit log entries are kept. If zero,
+	// they are kept.
+	AuditRetention time.Duration
 	// Interval is the time between passes. If zero, [DefaultInterval].
 	Interval time.Duration
 	// Batch caps the rows per table one Prune call deletes. If zero,
@@ -116,7 +120,7 @@ func (c *Cleaner) Run(ctx context.Context) error {
 			backoff, wait = 0, c.opts.Interval
 			if res.Total() > 0 {
 				c.log.Info("retention: pruned old history", "requests", res.Requests, "events", res.Events,
-					"deliveries", res.Deliveries, "attempts", res.Attempts, "dedup_keys", res.Dedup, "calls", res.Calls)
+					"deliveries", res.Deliveries, "attempts", res.Attempts, "dedup_keys", res.Dedup, "audit_entries", res.Audit, "calls", res.Calls)
 			}
 		case ctx.Err() != nil:
 			return nil
@@ -137,6 +141,9 @@ func (c *Cleaner) RunOnce(ctx context.Context) (*Result, error) {
 	defer cancel()
 	now := c.now()
 	p := &store.PruneParams{Before: now.Add(-c.opts.Retention), Now: now, Limit: c.opts.Batch}
+	if c.opts.AuditRetention > 0 {
+		p.AuditBefore = now.Add(-c.opts.AuditRetention)
+	}
 	var total Result
 	for {
 		res, err := c.store.Prune(ctx, p)

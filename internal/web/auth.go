@@ -7,11 +7,14 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailroomhq/mailroom/internal/auth"
 )
 
 // SessionCookie is the name of the dashboard's session cookie.
@@ -20,10 +23,12 @@ const SessionCookie = "mailroom_session"
 // maxFormBytes caps the body of a form post.
 const maxFormBytes = 64 << 10
 
-// session is a verified session cookie: its random id and expiry.
+// session is a verified session cookie: its random id, expiry and the id
+// of the token it logged in with ("" for open mode's anonymous session).
 type session struct {
 	id      string
 	expires time.Time
+	tokenID string
 }
 
 type sessionKey struct{}
@@ -48,11 +53,13 @@ func (w *Server) mac(parts ...string) []byte {
 	return m.Sum(nil)
 }
 
-// cookieValue encodes s as "<expiry>.<id>.<mac>".
+// cookieValue encodes s as "<expiry>.<id>.<token id>.<mac>", the token
+// id in base64url.
 func (w *Server) cookieValue(s session) string {
 	exp := strconv.FormatInt(s.expires.Unix(), 10)
-	sig := base64.RawURLEncoding.EncodeToString(w.mac("session", exp, s.id))
-	return exp + "." + s.id + "." + sig
+	tok := base64.RawURLEncoding.EncodeToString([]byte(s.tokenID))
+	sig := base64.RawURLEncoding.EncodeToString(w.mac("session", exp, s.id, tok))
+	return exp + "." + s.id + "." + tok + "." + sig
 }
 
 // session returns the request's session if its cookie is present, signed
@@ -62,34 +69,36 @@ func (w *Server) session(r *http.Request) (session, bool) {
 	if err != nil {
 		return session{}, false
 	}
-	exp, id, ok := strings.Cut(c.Value, ".")
-	if !ok {
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 4 {
 		return session{}, false
 	}
-	id, sig, ok := strings.Cut(id, ".")
-	if !ok {
-		return session{}, false
-	}
+	exp, id, tok, sig := parts[0], parts[1], parts[2], parts[3]
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, w.mac("session", exp, id)) {
+	if err != nil || !hmac.Equal(got, w.mac("session", exp, id, tok)) {
 		return session{}, false
 	}
 	secs, err := strconv.ParseInt(exp, 10, 64)
 	if err != nil {
 		return session{}, false
 	}
-	s := session{id: id, expires: time.Unix(secs, 0)}
+	tokenID, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return session{}, false
+	}
+	s := session{id: id, expires: time.Unix(secs, 0), tokenID: string(tokenID)}
 	if !w.now().Before(s.expires) {
 		return session{}, false
 	}
 	return s, true
 }
 
-// newSession starts a session and sets its cookie on rw.
-func (w *Server) newSession(rw http.ResponseWriter, r *http.Request) session {
+// newSession starts a session of the token tokenID and sets its cookie on
+// rw.
+func (w *Server) newSession(rw http.ResponseWriter, r *http.Request, tokenID string) session {
 	b := make([]byte, 18)
 	rand.Read(b) // never fails; see crypto/rand.Read
-	s := session{id: base64.RawURLEncoding.EncodeToString(b), expires: w.now().Add(w.ttl)}
+	s := session{id: base64.RawURLEncoding.EncodeToString(b), expires: w.now().Add(w.ttl), tokenID: tokenID}
 	http.SetCookie(rw, &http.Cookie{
 		Name: SessionCookie, Value: w.cookieValue(s), Path: "/",
 		Expires: s.expires, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
@@ -106,12 +115,6 @@ func (w *Server) csrfToken(s session) string {
 func (w *Server) validCSRF(s session, token string) bool {
 	want := w.csrfToken(s)
 	return subtle.ConstantTimeCompare([]byte(token), []byte(want)) == 1
-}
-
-// tokenMatches reports whether a submitted API token is the configured one.
-func (w *Server) tokenMatches(token string) bool {
-	_, ok := w.tokens.Match(token)
-	return ok
 }
 
 // safeNext returns next if it is a path on this site, else "/", so that the
@@ -151,46 +154,61 @@ type loginData struct {
 
 func (w *Server) loginPage(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.URL.Query().Get("next"))
-	if w.tokens.Empty() {
+	open, err := w.auth.Open(r.Context())
+	if err != nil {
+		w.storageError(rw, r, err)
+		return
+	}
+	if open {
 		http.Redirect(rw, r, next, http.StatusSeeOther)
 		return
 	}
-	if _, ok := w.session(r); ok {
+	if s, ok := w.session(r); ok && s.tokenID != "" {
 		http.Redirect(rw, r, next, http.StatusSeeOther)
 		return
 	}
 	w.render(rw, r, http.StatusOK, "login", "Log in", &loginData{Next: next})
 }
 
-// login exchanges the API token for a session cookie. The shared
+// login exchanges a token (api.token or a stored one) for a session
+// cookie that remembers the token's id: each request then acts for that
+// token's principal, checked again on every request, so that a revoked
+// or expired token ends its sessions. The shared
 // cross-site check in front of the dashboard (internal/httpguard) has
 // already refused cross-site posts, which is what stops login CSRF here
 // (there is no session yet to hold a CSRF token).
 func (w *Server) login(rw http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
-	if w.tokens.Empty() {
+	open, err := w.auth.Open(r.Context())
+	if err != nil {
+		w.storageError(rw, r, err)
+		return
+	}
+	if open {
 		http.Redirect(rw, r, next, http.StatusSeeOther)
 		return
 	}
-	if !w.tokenMatches(r.PostFormValue("token")) {
+	p, err := w.auth.Token(r.Context(), r.PostFormValue("token"))
+	if errors.Is(err, auth.ErrUnauthenticated) {
 		w.log.Warn("web: login with a wrong token", "remote", r.RemoteAddr)
-		w.render(rw, r, http.StatusUnauthorized, "login", "Log in", &loginData{Next: next, Error: "That is not the API token."})
+		w.render(rw, r, http.StatusUnauthorized, "login", "Log in", &loginData{Next: next, Error: "That is not a valid token."})
 		return
 	}
-	w.newSession(rw, r)
+	if err != nil {
+		w.storageError(rw, r, err)
+		return
+	}
+	w.newSession(rw, r, p.TokenID)
 	http.Redirect(rw, r, next, http.StatusSeeOther)
 }
 
 // logout clears the session cookie. Sessions are stateless, so a copied
-// cookie stays valid until it expires or the process restarts.
+// cookie stays valid until it expires, the process restarts or its token
+// is revoked.
 func (w *Server) logout(rw http.ResponseWriter, r *http.Request) {
 	http.SetCookie(rw, &http.Cookie{
 		Name: SessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
 	})
-	target := "/ui/login"
-	if w.tokens.Empty() {
-		target = "/"
-	}
-	http.Redirect(rw, r, target, http.StatusSeeOther)
+	http.Redirect(rw, r, "/ui/login", http.StatusSeeOther)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -400,11 +401,15 @@ func (w *Server) eventReplay(rw http.ResponseWriter, r *http.Request) {
 		w.storageError(rw, r, err)
 		return
 	}
+	audit.After(r.Context(), map[string]any{"deliveries": ds})
 	http.Redirect(rw, r, fmt.Sprintf("/ui/events/%s?flash=replayed&n=%d#deliveries", url.PathEscape(id), len(ds)), http.StatusSeeOther)
 }
 
 func (w *Server) deliveryRetry(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if old, err := w.store.DeliveryGetByID(r.Context(), id); err == nil {
+		audit.Before(r.Context(), old)
+	}
 	d, err := w.store.DeliveryRetry(r.Context(), id, w.now())
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Delivery %s not found.", id))
@@ -414,6 +419,7 @@ func (w *Server) deliveryRetry(rw http.ResponseWriter, r *http.Request) {
 		w.storageError(rw, r, err)
 		return
 	}
+	audit.After(r.Context(), d)
 	http.Redirect(rw, r, "/ui/events/"+url.PathEscape(d.EventID)+"?flash=retried#"+url.PathEscape(d.ID), http.StatusSeeOther)
 }
 
@@ -515,6 +521,9 @@ func (w *Server) setPaused(rw http.ResponseWriter, r *http.Request, paused bool)
 	if paused {
 		reason, flash = "paused from the dashboard", "paused"
 	}
+	if old, err := w.store.DestinationGet(r.Context(), name); err == nil {
+		audit.Before(r.Context(), old.Redacted())
+	}
 	err := w.store.DestinationSetPaused(r.Context(), name, paused, reason)
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Destination %q not found.", name))
@@ -528,6 +537,9 @@ func (w *Server) setPaused(rw http.ResponseWriter, r *http.Request, paused bool)
 	defer cancel()
 	if err := w.catalog.Load(ctx); err != nil {
 		w.log.Warn("web: reload catalog after pause or resume", "err", err)
+	}
+	if d, err := w.store.DestinationGet(ctx, name); err == nil {
+		audit.After(r.Context(), d.Redacted())
 	}
 	http.Redirect(rw, r, "/ui/destinations?flash="+flash+"#dest-"+url.PathEscape(name), http.StatusSeeOther)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mailroomhq/mailroom/internal/access"
 )
 
 // isPartial reports whether name is a block a page may be asked for alone
@@ -39,19 +41,28 @@ type page struct {
 	CSRF string
 	// Auth is true when the dashboard requires a login (so it shows
 	// Log out).
-	Auth   bool
+	Auth bool
+	// Who is whom the session acts for.
+	Who    access.Principal
 	Flash  string
 	Assets map[string]string
 	Now    time.Time
 	Data   any
 }
 
+// Can reports whether the session's principal may use the route
+// registered with pattern ("POST /ui/deliveries/{id}/retry"), by the
+// permission table the server enforces: a page shows only the actions
+// its viewer may take.
+func (p *page) Can(pattern string) bool { return p.Who.Authorize(pattern) == nil }
+
 // render writes the named page with data, or only the partial the query
 // asks for.
 func (w *Server) render(rw http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	t := w.pages[name]
+	who, _ := access.From(r.Context())
 	p := &page{
-		Title: title, Nav: name, Auth: !w.tokens.Empty(), Assets: w.assets, Now: w.now(), Data: data,
+		Title: title, Nav: name, Auth: who.TokenID != "", Who: who, Assets: w.assets, Now: w.now(), Data: data,
 		Flash: flashMessage(r.URL.Query()),
 	}
 	if s := sessionFrom(r.Context()); s.id != "" {

@@ -15,15 +15,20 @@
 // never shows a secret: source verification secrets, destination signing
 // secrets and credential-like headers are masked.
 //
-// Access is guarded by the admin API token: the login form exchanges it
-// for an HttpOnly, SameSite=Strict session cookie signed with a key drawn
-// at random when the [Server] is built, so a restart ends every session.
-// Every POST must carry the session's CSRF token. Cross-site requests,
+// Access is guarded by tokens: the login form exchanges the api.token or
+// a stored token (internal/auth) for an HttpOnly, SameSite=Strict session
+// cookie, signed with a key drawn at random when the [Server] is built (so
+// a restart ends every session), that remembers the token's id. Every
+// request acts for that token's principal, looked up again each time (a
+// revoked token ends its sessions), and is checked against the permission
+// table of internal/access by the same middleware as the API, which also
+// records every action in the audit log. Pages show only the actions the
+// role may take. Every POST must carry the session's CSRF token. Cross-site requests,
 // foreign Host headers and posts that are not forms are refused before
 // they reach the dashboard, by the guard cmd/mailroom puts in front of
 // every operator route (internal/httpguard). When no token is configured
-// the dashboard is open, as the API is; cmd/mailroom allows that only on a
-// loopback listener.
+// (and no stored token exists) the dashboard is open, as the API is;
+// cmd/mailroom allows that only on a loopback listener.
 package web
 
 import (
@@ -31,6 +36,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -40,8 +46,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/access"
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/catalog"
-	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -60,10 +67,14 @@ var staticFS embed.FS
 
 // Options tunes a Server.
 type Options struct {
-	// Token is the admin API token the login form asks for. If empty, the
-	// dashboard asks for no login; cmd/mailroom allows that only on a
-	// loopback listener.
+	// Token is the static admin token (api.token). Used only when Guard
+	// is nil.
 	Token string
+	// Guard authenticates, authorizes and audits every request, as for
+	// the API. If nil, one is built from Token and the store's tokens and
+	// audit log. With no token at all the dashboard asks for no login;
+	// cmd/mailroom allows that only on a loopback listener.
+	Guard *auth.Guard
 	// Logger receives storage errors. If nil, they are discarded.
 	Logger *slog.Logger
 	// Now is the clock used for rates, ages, retries and sessions. If nil,
@@ -82,8 +93,11 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	ttl     time.Duration
-	// tokens holds Options.Token; empty means no login.
-	tokens *httpguard.Tokens
+	// auth finds the principal of a login and of a session; guard checks
+	// and audits what it does through handler, the guarded router.
+	auth    *auth.Authenticator
+	guard   *auth.Guard
+	handler http.Handler
 	// key signs session cookies and derives CSRF tokens. It is random per
 	// Server, so sessions do not outlive the process.
 	key    []byte
@@ -124,7 +138,11 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 		stop: make(chan struct{}),
 	}
 	rand.Read(w.key) // never fails; see crypto/rand.Read
-	w.tokens = httpguard.NewTokens(map[string]string{o.Token: "api"})
+	if o.Guard == nil {
+		o.Guard = auth.NewGuard(auth.New(&auth.Options{Store: s, Logger: o.Logger, Now: o.Now, Static: []auth.Static{auth.AdminToken(o.Token)}}),
+			&auth.GuardOptions{Audit: s, Logger: o.Logger, Now: o.Now})
+	}
+	w.guard, w.auth = o.Guard, o.Guard.Authenticator()
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		panic("web.New: embedded static files: " + err.Error())
@@ -133,6 +151,12 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 	w.static = http.StripPrefix("/ui/static/", http.FileServerFS(static))
 	w.pages = parsePages(w.funcs())
 	w.routes()
+	w.handler = w.guard.Wrap(w.mux, func(r *http.Request) string {
+		_, pattern := w.mux.Handler(r)
+		return pattern
+	}, func(rw http.ResponseWriter, r *http.Request, status int, msg string) {
+		w.renderError(rw, r, status, msg)
+	})
 	return w
 }
 
@@ -243,19 +267,35 @@ func (w *Server) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	sess, ok := w.session(r)
 	if !ok {
-		if !w.tokens.Empty() {
+		open, err := w.auth.Open(r.Context())
+		if err != nil {
+			w.storageError(rw, r, err)
+			return
+		}
+		if !open {
 			w.needLogin(rw, r)
 			return
 		}
 		// Open mode: no login, but still a session, so that actions carry
 		// a CSRF token.
-		sess = w.newSession(rw, r)
+		sess = w.newSession(rw, r, "")
 	}
-	if r.Method == http.MethodPost && !w.validCSRF(sess, r.PostFormValue("csrf")) {
-		w.renderError(rw, r, http.StatusForbidden, "Missing or invalid CSRF token. Reload the page and try again.")
+	p, err := w.auth.ByID(r.Context(), sess.tokenID)
+	if errors.Is(err, auth.ErrUnauthenticated) {
+		// The token was revoked or expired, or open mode ended.
+		w.needLogin(rw, r)
 		return
 	}
-	w.mux.ServeHTTP(rw, r.WithContext(withSession(r.Context(), sess)))
+	if err != nil {
+		w.storageError(rw, r, err)
+		return
+	}
+	ctx := access.With(withSession(r.Context(), sess), p)
+	if r.Method == http.MethodPost && !w.validCSRF(sess, r.PostFormValue("csrf")) {
+		w.renderError(rw, r.WithContext(ctx), http.StatusForbidden, "Missing or invalid CSRF token. Reload the page and try again.")
+		return
+	}
+	w.handler.ServeHTTP(rw, r.WithContext(ctx))
 }
 
 // needLogin answers a request without a valid session: pages redirect to

@@ -199,7 +199,7 @@ func TestLogin(t *testing.T) {
 	}
 
 	resp, body = b.post(t, "/ui/login", url.Values{"token": {"wrong"}}, nil)
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not the API token") {
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not a valid token") {
 		t.Errorf("wrong token: %d", resp.StatusCode)
 	}
 	if len(resp.Cookies()) != 0 {

@@ -1,0 +1,110 @@
+package api_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mailroomhq/mailroom/internal/store"
+)
+
+type createdToken struct {
+	store.Token
+	Secret string `json:"token"`
+}
+
+// TestTokens creates, lists and revokes tokens through the API: the token
+// is shown once, never listed, works at once with its role, and stops
+// working when revoked; every change is in the audit log without the token.
+func TestTokens(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.seed(t)
+	created := must[createdToken](t, b.do(t, "POST", "/api/v1/tokens", map[string]any{"name": "ci", "role": "viewer", "project": "default", "expires": "90d"}), http.StatusCreated)
+	if !strings.HasPrefix(created.Secret, "mr_") || created.ID == "" || created.Role != "viewer" || created.ExpiresAt.IsZero() || created.CreatedBy != "api.token" {
+		t.Fatalf("created: %+v", created)
+	}
+	as := func(token string) *testBundle { c := *b; c.token = token; return &c }
+	viewer := as(created.Secret)
+	if r := viewer.do(t, "GET", "/api/v1/destinations", nil); r.status != http.StatusOK {
+		t.Errorf("viewer lists destinations: %d %s", r.status, r.body)
+	}
+	if r := viewer.do(t, "POST", "/api/v1/destinations/billing/pause", nil); r.status != http.StatusForbidden || !strings.Contains(r.errorMessage(t), "operate") {
+		t.Errorf("viewer pauses a destination: %d %s, want 403 naming the permission", r.status, r.body)
+	}
+	if r := viewer.do(t, "GET", "/api/v1/tokens", nil); r.status != http.StatusForbidden {
+		t.Errorf("viewer lists tokens: %d, want 403", r.status)
+	}
+	listed := b.do(t, "GET", "/api/v1/tokens", nil)
+	if strings.Contains(string(listed.body), created.Secret) || !strings.Contains(string(listed.body), created.ID) {
+		t.Errorf("token list shows the token, or not its id: %s", listed.body)
+	}
+	for _, bad := range []map[string]any{
+		{"name": "x", "role": "root"},
+		{"name": "x", "role": "viewer", "expires": "soon"},
+		{"name": "", "role": "viewer"},
+		{"name": "x", "role": "admin", "project": "shop"},
+	} {
+		if r := b.do(t, "POST", "/api/v1/tokens", bad); r.status != http.StatusBadRequest {
+			t.Errorf("create %v: %d %s, want 400", bad, r.status, r.body)
+		}
+	}
+	revoked := must[store.Token](t, b.do(t, "DELETE", "/api/v1/tokens/"+created.ID, nil), http.StatusOK)
+	if revoked.RevokedAt.IsZero() {
+		t.Errorf("revoked: %+v", revoked)
+	}
+	if r := viewer.do(t, "GET", "/api/v1/destinations", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("revoked token: %d, want 401", r.status)
+	}
+	if r := b.do(t, "DELETE", "/api/v1/tokens/tok_nope", nil); r.status != http.StatusNotFound {
+		t.Errorf("revoke a missing token: %d, want 404", r.status)
+	}
+	if got := must[page[store.Token]](t, b.do(t, "GET", "/api/v1/tokens", nil), http.StatusOK); len(got.Data) != 0 {
+		t.Errorf("active tokens after the revoke: %+v", got.Data)
+	}
+	if got := must[page[store.Token]](t, b.do(t, "GET", "/api/v1/tokens?all=true", nil), http.StatusOK); len(got.Data) != 1 {
+		t.Errorf("all tokens after the revoke: %+v", got.Data)
+	}
+
+	log := b.do(t, "GET", "/api/v1/audit?token_id=api&limit=10", nil)
+	entries := must[page[store.AuditEntry]](t, log, http.StatusOK)
+	if strings.Contains(string(log.body), created.Secret) {
+		t.Fatalf("the audit log holds the token: %s", log.body)
+	}
+	var actions []string
+	for _, e := range entries.Data {
+		actions = append(actions, e.Action+" "+e.Target)
+	}
+	if want := "DELETE /api/v1/tokens/{id} tok_nope|DELETE /api/v1/tokens/{id} " + created.ID; !strings.HasPrefix(strings.Join(actions, "|"), want) {
+		t.Errorf("audit actions %q, want them to start %q", actions, want)
+	}
+	if r := b.do(t, "GET", "/api/v1/audit?actor=x&actor=y", nil); r.status != http.StatusBadRequest {
+		t.Errorf("audit with a repeated filter: %d", r.status)
+	}
+	if r := b.do(t, "GET", "/api/v1/audit?who=x", nil); r.status != http.StatusBadRequest {
+		t.Errorf("audit with an unknown filter: %d", r.status)
+	}
+}
+
+// TestOpenModeFirstToken: without api.token, anyone on loopback may
+// create the first token, which must be an admin's; then the API asks
+// for a token.
+func TestOpenModeFirstToken(t *testing.T) {
+	t.Parallel()
+	b := setup(t, &setupOpts{})
+	if r := b.do(t, "POST", "/api/v1/tokens", map[string]any{"name": "v", "role": "viewer"}); r.status != http.StatusConflict {
+		t.Errorf("first token a viewer's: %d %s, want 409", r.status, r.body)
+	}
+	admin := must[createdToken](t, b.do(t, "POST", "/api/v1/tokens", map[string]any{"name": "root", "role": "admin"}), http.StatusCreated)
+	if r := b.do(t, "GET", "/api/v1/events", nil); r.status != http.StatusUnauthorized {
+		t.Errorf("no token once one exists: %d, want 401", r.status)
+	}
+	b.token = admin.Secret
+	if r := b.do(t, "GET", "/api/v1/events", nil); r.status != http.StatusOK {
+		t.Errorf("the admin token: %d", r.status)
+	}
+	entries := must[page[store.AuditEntry]](t, b.do(t, "GET", "/api/v1/audit", nil), http.StatusOK)
+	if len(entries.Data) != 2 || entries.Data[0].Actor != "anonymous" || entries.Data[0].Target != admin.ID || entries.Data[1].Status != http.StatusConflict {
+		t.Errorf("audit entries: %+v", entries.Data)
+	}
+}
