@@ -102,6 +102,7 @@ var routes = map[string]Permission{
 	"POST /api/v1/tasks/{id}/cancel":           PermOperate,
 	"GET /api/v1/alerts":                       PermRead,
 	// Admin API: what spans projects.
+	"GET /api/v1/openapi.json":   PermRead,
 	"POST /api/v1/reload":        PermAdmin,
 	"GET /api/v1/tokens":         PermAdmin,
 	"POST /api/v1/tokens":        PermAdmin,

@@ -657,6 +657,23 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	writeCfg("sources:\n  - name: from-file\n    max_body_bytes: -1\n")
 	s.do(call{method: "POST", path: "/reload", want: 422})
 
+	// Tokens: create (shown once), list, use, revoke; then the audit log
+	// of everything above.
+	tok := decodeAs[struct {
+		ID string `json:"id"`
+	}](t, s.do(call{method: "POST", path: "/tokens", want: 201, body: map[string]any{"name": "ci", "role": "viewer", "project": "default", "expires": "90d"}}))
+	s.do(call{method: "POST", path: "/tokens", want: 400, invalid: true, body: map[string]any{"name": "ci", "role": "root"}})
+	s.do(call{method: "GET", path: "/tokens", want: 200})
+	s.do(call{method: "GET", path: "/tokens?all=true&project=default", want: 200})
+	s.do(call{method: "DELETE", path: "/tokens/" + tok.ID, want: 200})
+	s.do(call{method: "DELETE", path: "/tokens/tok_none", want: 404})
+	auditPage := decodeAs[struct {
+		NextCursor string `json:"next_cursor"`
+	}](t, s.do(call{method: "GET", path: "/audit?limit=2", want: 200}))
+	s.do(call{method: "GET", path: "/audit?" + url.Values{"actor": {"api.token"}, "token_id": {"api"}, "project": {"default"},
+		"action": {"POST /api/v1/tokens"}, "target": {tok.ID}, "since": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}, "until": {time.Now().Add(time.Hour).UTC().Format(time.RFC3339)},
+		"cursor": {auditPage.NextCursor}}.Encode(), want: 200})
+
 	// Deletions last.
 	s.do(call{method: "DELETE", path: "/connections/" + url.PathEscape("stripe->billing"), want: 204})
 	s.do(call{method: "DELETE", path: "/destinations/billing", want: 204})

@@ -134,6 +134,8 @@ var auditFilters = []string{"actor", "token_id", "project", "action", "target"}
 func (a *Server) auditList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := map[string]string{}
+	// The audit filters are taken here; parseListParams reads the rest
+	// (it knows their names only to list them in its errors).
 	for _, k := range auditFilters {
 		if vs, ok := q[k]; ok {
 			if len(vs) > 1 {
@@ -144,9 +146,9 @@ func (a *Server) auditList(w http.ResponseWriter, r *http.Request) {
 			delete(q, k)
 		}
 	}
-	lp, err := parseListParams(q, listKind{name: "audit", paged: true})
+	lp, err := parseListParams(q, listKind{name: "audit", paged: true, filters: auditFilters})
 	if err != nil {
-		a.fail(w, r, badf("%s (or one of %v)", err.Error(), auditFilters), "")
+		a.fail(w, r, err, "")
 		return
 	}
 	p := &store.AuditListParams{Actor: f["actor"], TokenID: f["token_id"], Project: f["project"], Action: f["action"], Target: f["target"],
