@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
+	"slices"
 
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/httpguard"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/netguard"
 )
 
@@ -48,8 +51,10 @@ func deliveryGuard(cfg *config.Config, log *slog.Logger) (*netguard.Policy, erro
 
 // publicPaths are the paths served to anyone, with no Host, Origin or
 // content-type check: the ingest endpoints, which providers call from
-// anywhere, and the health checks, which orchestrators probe by address.
-var publicPaths = []string{"/e/", "/healthz", "/readyz"}
+// anywhere, the health checks, which orchestrators probe by address, and
+// the protected resource metadata of /mcp, which OAuth clients (browser
+// ones too) read before they have a token.
+var publicPaths = []string{"/e/", "/healthz", "/readyz", mcpauth.MetadataPath, mcpauth.MetadataPath + "/"}
 
 // operatorGuard builds the guard in front of every route but
 // [publicPaths]: the admin API, the dashboard, /metrics and /mcp refuse
@@ -60,9 +65,21 @@ func operatorGuard(cfg *config.Config, log *slog.Logger) *httpguard.Guard {
 		"listen", cfg.Listen, "allowed_hosts", cfg.API.AllowedHosts, "mcp_allowed_origins", cfg.MCP.AllowedOrigins)
 	return httpguard.New(&httpguard.Options{
 		Listen:         cfg.Listen,
-		AllowedHosts:   cfg.API.AllowedHosts,
+		AllowedHosts:   allowedHosts(cfg),
 		AllowedOrigins: map[string][]string{"/mcp": cfg.MCP.AllowedOrigins},
 		Public:         publicPaths,
 		Forms:          []string{"/ui/"},
 	})
+}
+
+// allowedHosts are api.allowed_hosts and, with mcp.oauth, the host of its
+// resource URL: the config names it as this server's public address.
+func allowedHosts(cfg *config.Config) []string {
+	hosts := cfg.API.AllowedHosts
+	if r := cfg.MCP.OAuth.Resource; r != "" {
+		if u, err := url.Parse(r); err == nil && u.Host != "" {
+			hosts = append(slices.Clip(hosts), u.Host)
+		}
+	}
+	return hosts
 }

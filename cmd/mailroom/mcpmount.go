@@ -2,36 +2,37 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
 
 // mountMCP serves the MCP server at /mcp, unless the config disables it.
-// With no token configured it serves only on a loopback listener, like
-// the admin API. Streams end when streamsCtx does, so that shutdown does
-// not wait on idle SSE connections.
+// With no token and no OAuth configured it serves only on a loopback
+// listener, like the admin API. With mcp.oauth it also serves the
+// protected resource metadata. Streams end when streamsCtx does, so that
+// shutdown does not wait on idle SSE connections.
 func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *task.Tasks, cfg *config.Config, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
 	if cfg.MCP.Disabled {
 		return nil, nil
 	}
-	tokens := map[string]string{}
-	if cfg.API.Token != "" {
-		tokens[cfg.API.Token] = "api"
+	guard, err := mcpGuard(mux, cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	for _, t := range cfg.MCP.Tokens {
-		tokens[t.Token] = t.Name
-	}
-	if len(tokens) == 0 && !isLoopback(cfg.Listen) {
-		log.Warn("no api.token or mcp.tokens set and the listener is not loopback: /mcp is disabled")
+	if guard.Empty() && !isLoopback(cfg.Listen) {
+		log.Warn("no api.token, mcp.tokens or mcp.oauth set and the listener is not loopback: /mcp is disabled")
 		mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
-			http.Error(w, "MCP disabled: set api.token or mcp.tokens to serve /mcp on a non-loopback listener", http.StatusForbidden)
+			http.Error(w, "MCP disabled: set api.token, mcp.tokens or mcp.oauth to serve /mcp on a non-loopback listener", http.StatusForbidden)
 		})
 		return nil, nil
 	}
@@ -41,7 +42,7 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *t
 	if err != nil {
 		return nil, err
 	}
-	h := srv.HTTPHandler(&mcpserver.HTTPOptions{Tokens: tokens})
+	h := srv.HTTPHandler(&mcpserver.HTTPOptions{Auth: guard})
 	mux.Handle("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// SSE streams outlive the server's write timeout.
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
@@ -51,6 +52,39 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *t
 		h.ServeHTTP(w, r.WithContext(ctx))
 	}))
 	return srv, nil
+}
+
+// mcpGuard builds the authentication of /mcp: api.token (an admin named
+// "api"), each of mcp.tokens (the MCP role, named by its name) and, with
+// mcp.oauth, OAuth access tokens, whose protected resource metadata it
+// registers on mux.
+func mcpGuard(mux *http.ServeMux, cfg *config.Config, log *slog.Logger) (*mcpauth.Guard, error) {
+	static := map[string]access.Principal{}
+	if cfg.API.Token != "" {
+		static[cfg.API.Token] = access.Principal{TokenID: "api", Name: "api", Role: access.RoleAdmin}
+	}
+	for _, t := range cfg.MCP.Tokens {
+		static[t.Token] = access.Principal{TokenID: t.Name, Name: t.Name, Role: access.RoleMCP}
+	}
+	opts := mcpauth.GuardOptions{Static: static, Logger: log}
+	if o := cfg.MCP.OAuth; o.Enabled() {
+		a, err := mcpauth.New(oauthOptions(o, log))
+		if err != nil {
+			return nil, fmt.Errorf("mcp.oauth: %w", err)
+		}
+		log.Info("mcp: OAuth access tokens accepted", "resource", o.Resource, "authorization_servers", o.AuthorizationServers,
+			"metadata", a.MetadataURL(), "scopes", a.Scopes())
+		a.Register(mux)
+		opts.OAuth = a
+	}
+	return mcpauth.NewGuard(opts), nil
+}
+
+// oauthOptions converts mcp.oauth.
+func oauthOptions(o config.MCPOAuthConfig, log *slog.Logger) mcpauth.Options {
+	return mcpauth.Options{Resource: o.Resource, AuthorizationServers: o.AuthorizationServers,
+		JWKSURL: o.JWKSURL, IntrospectionURL: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret,
+		Scopes: o.Scopes, Algorithms: o.Algorithms, Leeway: o.Leeway.D(), Logger: log}
 }
 
 // upstreams converts the config's upstream MCP servers.

@@ -25,6 +25,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/logx"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/retention"
@@ -99,6 +100,10 @@ func loadConfig(f serveFlags, compiler *route.Compiler) (*config.Config, error) 
 		CheckFilter: compiler.CheckFilter,
 		CheckTransform: func(script string, b config.TransformationsConfig) error {
 			_, err := transform.Compile(script, transformOptions(b))
+			return err
+		},
+		CheckMCPOAuth: func(o config.MCPOAuthConfig) error {
+			_, err := mcpauth.New(oauthOptions(o, nil))
 			return err
 		},
 	}

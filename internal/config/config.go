@@ -123,7 +123,46 @@ type MCPConfig struct {
 	// EventsExtension turns on the experimental draft MCP Events
 	// extension (events/list, events/poll, events/stream).
 	EventsExtension bool `yaml:"events_extension"`
+	// OAuth makes /mcp an OAuth 2.1 resource server that accepts access
+	// tokens of the authorization servers it names, besides the static
+	// tokens.
+	OAuth MCPOAuthConfig `yaml:"oauth"`
 }
+
+// MCPOAuthConfig configures OAuth for /mcp (the MCP authorization
+// specification). It is on when Resource or AuthorizationServers is set;
+// [Options.CheckMCPOAuth] checks it.
+type MCPOAuthConfig struct {
+	// Resource is the public URL of /mcp
+	// (https://mailroom.example.com/mcp): the audience tokens must name,
+	// and the resource of the protected resource metadata.
+	Resource string `yaml:"resource"`
+	// AuthorizationServers are the issuer URLs of the authorization
+	// servers whose tokens are accepted.
+	AuthorizationServers []string `yaml:"authorization_servers"`
+	// JWKSURL is where the (single) authorization server's signing keys
+	// are. Empty means the jwks_uri of its metadata.
+	JWKSURL string `yaml:"jwks_url"`
+	// IntrospectionURL, if set, is the RFC 7662 endpoint used for tokens
+	// that are not JWTs.
+	IntrospectionURL string `yaml:"introspection_url"`
+	// ClientID and ClientSecret authenticate mailroom to the
+	// introspection endpoint.
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// Scopes are the scopes every token must carry. Empty means
+	// mailroom:mcp.
+	Scopes []string `yaml:"scopes"`
+	// Algorithms are the JWS algorithms accepted. Empty means the
+	// asymmetric ones (RS*, PS*, ES*, EdDSA).
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway is the clock skew allowed on exp, nbf and iat. Zero means
+	// 30s.
+	Leeway store.Duration `yaml:"leeway"`
+}
+
+// Enabled reports whether OAuth is configured.
+func (o MCPOAuthConfig) Enabled() bool { return o.Resource != "" || len(o.AuthorizationServers) > 0 }
 
 // UpstreamConfig is one upstream MCP server: a Streamable HTTP URL, or a
 // stdio command.
@@ -273,6 +312,11 @@ type Options struct {
 	// handler within them; cmd/mailroom wires transform.Compile, the check
 	// the API makes.
 	CheckTransform func(script string, bounds TransformationsConfig) error
+	// CheckMCPOAuth, if non-nil, is called with mcp.oauth when it is
+	// enabled and returns an error if it is invalid; cmd/mailroom wires
+	// the constructor of the MCP authenticator. An error whose text starts
+	// "KEY: " or "KEY[i]: " is reported on that key's line.
+	CheckMCPOAuth func(MCPOAuthConfig) error
 }
 
 // Default returns the configuration used when there is no config file:

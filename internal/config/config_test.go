@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
@@ -1014,5 +1015,47 @@ func TestErrorFormat(t *testing.T) {
 				t.Errorf("errors.Is(err, reason) = false")
 			}
 		})
+	}
+}
+
+// TestMCPOAuth: mcp.oauth is read, and the authenticator's complaints
+// (wired through Options.CheckMCPOAuth, as cmd/mailroom does) name the
+// file, line and key.
+func TestMCPOAuth(t *testing.T) {
+	t.Parallel()
+	check := func(o config.MCPOAuthConfig) error {
+		_, err := mcpauth.New(mcpauth.Options{Resource: o.Resource, AuthorizationServers: o.AuthorizationServers, JWKSURL: o.JWKSURL,
+			IntrospectionURL: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes, Algorithms: o.Algorithms, Leeway: o.Leeway.D()})
+		return err
+	}
+	good := `mcp:
+  oauth:
+    resource: https://mailroom.example.com/mcp
+    authorization_servers: [https://auth.example.com]
+    scopes: [mailroom:mcp]
+    leeway: 10s
+`
+	cfg, err := config.Parse([]byte(good), "m.yaml", &config.Options{CheckMCPOAuth: check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := cfg.MCP.OAuth; !o.Enabled() || o.Resource != "https://mailroom.example.com/mcp" || o.Leeway.D() != 10*time.Second {
+		t.Errorf("parsed %+v", o)
+	}
+	if d := config.Default(); d.MCP.OAuth.Enabled() {
+		t.Error("OAuth is on by default")
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"mcp:\n  oauth:\n    authorization_servers: [https://auth.example.com]\n", "m.yaml:2: mcp.oauth.resource:"},
+		{"mcp:\n  oauth:\n    resource: http://mailroom.example.com/mcp\n    authorization_servers: [https://auth.example.com]\n", "m.yaml:3: mcp.oauth.resource: \"http://mailroom.example.com/mcp\" must use https"},
+		{"mcp:\n  oauth:\n    resource: https://m.example.com/mcp\n    authorization_servers:\n      - https://auth.example.com\n      - ftp://x\n", "m.yaml:6: mcp.oauth.authorization_servers[1]:"},
+		{"mcp:\n  oauth:\n    resource: https://m.example.com/mcp\n    authorization_servers: [https://auth.example.com]\n    algorithms: [HS256]\n", "m.yaml:5: mcp.oauth.algorithms: \"HS256\" is not accepted"},
+		{"mcp:\n  oauth:\n    resource: https://m.example.com/mcp\n    authorization_servers: [https://auth.example.com]\n    introspection_url: https://auth.example.com/introspect\n", "m.yaml:2: mcp.oauth.client_id:"},
+		{"mcp:\n  tokens:\n    - name: oauth:x\n      token: 0123456789abcdef\n", "m.yaml:3: mcp.tokens[0].name: must not start with \"oauth:\""},
+	} {
+		_, err := config.Parse([]byte(tc.yaml), "m.yaml", &config.Options{CheckMCPOAuth: check})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.yaml, err, tc.want)
+		}
 	}
 }

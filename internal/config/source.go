@@ -75,8 +75,13 @@ func (c *Config) where(field string) (file string, line int) {
 	}
 	if item, _, ok := strings.Cut(field, "]"); ok {
 		item += "]"
-		parsed, ok := s.items[item]
-		if !ok || itemKeys(c)[item] != parsed {
+		// An entry of sources, destinations or connections that is no
+		// longer the one parsed at that index has no line; other lists
+		// (mcp.tokens, allowed_origins) are not rearranged after parsing.
+		if parsed, ok := s.items[item]; ok && itemKeys(c)[item] != parsed {
+			return "", 0
+		}
+		if _, tracked := s.items[item]; !tracked && isEntryList(item) {
 			return "", 0
 		}
 	}
@@ -86,6 +91,13 @@ func (c *Config) where(field string) (file string, line int) {
 		}
 	}
 	return s.file, 0
+}
+
+// isEntryList reports whether item ("sources[3]") is an entry of the
+// lists [itemKeys] tracks.
+func isEntryList(item string) bool {
+	name, _, _ := strings.Cut(item, "[")
+	return name == "sources" || name == "destinations" || name == "connections"
 }
 
 // parent returns the path of the field or list that holds field.

@@ -186,6 +186,9 @@ func (v *validator) mcp() {
 		if t.Name == "" || t.Name == "api" {
 			v.errf(field+".name", "must be set and not %q (the identity of api.token)", "api")
 		}
+		if strings.HasPrefix(t.Name, "oauth:") {
+			v.errf(field+".name", "must not start with %q (the identities of OAuth access tokens)", "oauth:")
+		}
 		if len(t.Token) < 16 {
 			v.errf(field+".token", "must be at least 16 characters")
 		}
@@ -193,6 +196,11 @@ func (v *validator) mcp() {
 			v.errf(field+".token", "is used twice; each client needs its own token")
 		}
 		seen[t.Token] = true
+	}
+	if o := v.c.MCP.OAuth; o.Enabled() && v.opts.CheckMCPOAuth != nil {
+		if err := v.opts.CheckMCPOAuth(o); err != nil {
+			v.keyError("mcp.oauth", err)
+		}
 	}
 	for i, o := range v.c.MCP.AllowedOrigins {
 		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" {
@@ -296,6 +304,16 @@ func (v *validator) sources() map[string]bool {
 		}
 	}
 	return names
+}
+
+// keyError reports an error from a check of block on the key the error
+// names when its text starts "KEY: " or "KEY[i]: ", or on block.
+func (v *validator) keyError(block string, err error) {
+	if key, reason, ok := strings.Cut(err.Error(), ": "); ok && key != "" && !strings.ContainsAny(key, " .") {
+		v.add(block+"."+key, &fieldError{msg: reason, err: err})
+		return
+	}
+	v.add(block, err)
 }
 
 // verifyError reports an error from CheckVerify on block, or on the key

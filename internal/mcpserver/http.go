@@ -2,7 +2,6 @@ package mcpserver
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,18 +14,20 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/mailroomhq/mailroom/internal/httpguard"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
 // HTTPOptions configures [Server.HTTPHandler].
 type HTTPOptions struct {
-	// Tokens maps bearer tokens to the identity they stand for. Empty
-	// means no authentication (loopback listeners only): every caller is
-	// Options.DefaultOwner. Origin and Host checks are not done here but
-	// by internal/httpguard in front of every operator route.
-	Tokens map[string]string
+	// Auth authenticates requests (static tokens, OAuth access tokens):
+	// the identity a request's tasks belong to is the UserID of the
+	// TokenInfo it sets. Nil or empty means no authentication (loopback
+	// listeners only): every caller is Options.DefaultOwner. Origin and
+	// Host checks are not done here but by internal/httpguard in front of
+	// every operator route.
+	Auth *mcpauth.Guard
 	// MaxBodyBytes caps a request body. Zero means 4 MiB.
 	MaxBodyBytes int64
 }
@@ -45,32 +46,23 @@ func (s *Server) HTTPHandler(opts *HTTPOptions) http.Handler {
 	}
 	getServer := func(*http.Request) *mcp.Server { return s.mcp }
 	h := &httpShim{
-		srv: s, opts: o, tokens: httpguard.NewTokens(o.Tokens),
+		srv: s, opts: o,
 		// The event store gives POST streams their priming event and
 		// lets a client resume a broken stream with Last-Event-ID.
 		legacy: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.sdkLog(), DisableLocalhostProtection: true, EventStore: mcp.NewMemoryEventStore(nil)}),
 		modern: mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Logger: s.sdkLog(), Stateless: true, DisableLocalhostProtection: true}),
 	}
-	if h.tokens.Empty() {
+	if o.Auth == nil || o.Auth.Empty() {
 		return h
 	}
-	return auth.RequireBearerToken(h.verifyToken, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	return o.Auth.Wrap(h)
 }
 
 type httpShim struct {
 	srv    *Server
 	opts   HTTPOptions
-	tokens *httpguard.Tokens
 	legacy http.Handler
 	modern http.Handler
-}
-
-func (h *httpShim) verifyToken(_ context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
-	who, ok := h.tokens.Match(token)
-	if !ok {
-		return nil, auth.ErrInvalidToken
-	}
-	return &auth.TokenInfo{UserID: who, Expiration: time.Now().Add(time.Hour)}, nil
 }
 
 // peek is what the shim needs to know of a JSON-RPC message.

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/mcpserver"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -47,6 +49,13 @@ func newEnv(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions) *env {
 
 func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, opts *mcpserver.Options) *env {
 	t.Helper()
+	return newEnvAt(t, dbPath, func(string, *http.ServeMux) *mcpserver.HTTPOptions { return httpOpts }, opts)
+}
+
+// newEnvAt is newEnvOpts with HTTP options made once the server's URL is
+// known (an OAuth resource URL names it); the function may add routes.
+func newEnvAt(t testing.TB, dbPath string, httpOpts func(url string, mux *http.ServeMux) *mcpserver.HTTPOptions, opts *mcpserver.Options) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	if dbPath == "" {
 		dbPath = filepath.Join(t.TempDir(), "mailroom.db")
@@ -73,9 +82,9 @@ func newEnvOpts(t testing.TB, dbPath string, httpOpts *mcpserver.HTTPOptions, op
 	}
 	mux := http.NewServeMux()
 	ingest.New(st, cat, nil).Register(mux)
-	mux.Handle("/mcp", srv.HTTPHandler(httpOpts))
 	// The guard cmd/mailroom puts in front of /mcp (Host and Origin checks).
-	hs := httptest.NewServer(httpguard.New(&httpguard.Options{Listen: "127.0.0.1:0", Public: []string{"/e/"}}).Handler(mux))
+	hs := httptest.NewServer(httpguard.New(&httpguard.Options{Listen: "127.0.0.1:0", Public: []string{"/e/", "/.well-known/"}}).Handler(mux))
+	mux.Handle("/mcp", srv.HTTPHandler(httpOpts(hs.URL, mux)))
 	done := make(chan struct{})
 	var loops sync.WaitGroup
 	loops.Go(func() { srv.Run(ctx) })
@@ -577,7 +586,10 @@ func TestRestartBetweenTaskAndWebhook(t *testing.T) {
 // TestAuthAndOrigin: with tokens, /mcp needs one, tasks are per token, and
 // foreign origins are refused.
 func TestAuthAndOrigin(t *testing.T) {
-	e := newEnv(t, "", &mcpserver.HTTPOptions{Tokens: map[string]string{"tok-alice": "alice", "tok-bob": "bob"}})
+	e := newEnv(t, "", &mcpserver.HTTPOptions{Auth: mcpauth.NewGuard(mcpauth.GuardOptions{Static: map[string]access.Principal{
+		"tok-alice": {TokenID: "alice", Name: "alice", Role: access.RoleMCP},
+		"tok-bob":   {TokenID: "bob", Name: "bob", Role: access.RoleMCP},
+	}})})
 	anon := &rpcClient{t: t, url: e.url, modern: true, tasksExt: true}
 	ctx := context.Background()
 	if resp, _ := anon.post(ctx, "server/discover", nil, false); resp.StatusCode != http.StatusUnauthorized {
