@@ -363,7 +363,7 @@ func (a *Authenticator) principal(c *Claims) (access.Principal, *auth.TokenInfo,
 		if project != "" && p != project {
 			return access.Principal{}, nil, invalid("the token names two projects (%s%s and %s%s); a token acts in one", ScopeProjectPrefix, project, ScopeProjectPrefix, p)
 		}
-		if err := store.CheckName(p); err != nil {
+		if err := store.CheckProject(p); err != nil {
 			return access.Principal{}, nil, invalid("scope %s: %v", s, err)
 		}
 		project = p
