@@ -317,6 +317,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 			Proxy: cfg.Delivery.Proxy, NoProxy: cfg.Delivery.NoProxy,
 			OnAttempt: onAttempts(met.ObserveAttempt, alerts.ObserveAttempt), TracerProvider: tp,
 			Transforms: func(conn string) (*transform.Program, error) { return cat.Current().Transform(conn) },
+			Connection: func(id string) *store.Connection { return cat.Current().Connection(id) },
 			OnCircuit: func(dest, transition string, c store.CircuitState) {
 				met.ObserveCircuit(dest, transition, c)
 				alerts.ObserveCircuit(dest, transition, c)

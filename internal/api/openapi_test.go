@@ -511,7 +511,11 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	// Connections.
 	const script = `function handler(request, event) { request.headers["x-transformed"] = "yes"; return request; }`
 	s.do(call{method: "POST", path: "/connections", want: 201, body: map[string]any{
-		"source": "stripe", "destination": "billing", "filter": `body.type.startsWith("checkout.")`, "transform": script}})
+		"source": "stripe", "destination": "billing", "filter": `body.type.startsWith("checkout.")`, "transform": script,
+		"retry": []any{map[string]any{"types": []string{"checkout.session.*"}, "max_age": "72h"},
+			map[string]any{"types": []string{"checkout.ping"}, "max_attempts": 1, "schedule": []string{"1m"}}}}})
+	s.do(call{method: "POST", path: "/connections", want: 400, body: map[string]any{"id": "bad-retry", "source": "stripe", "destination": "billing",
+		"retry": []any{map[string]any{"types": []string{"ping"}}}}})
 	s.do(call{method: "POST", path: "/connections", want: 409, body: map[string]any{"source": "stripe", "destination": "billing"}})
 	s.do(call{method: "POST", path: "/connections", want: 400, body: map[string]any{"source": "stripe", "destination": "nowhere"}})
 	s.do(call{method: "GET", path: "/connections", want: 200})

@@ -49,7 +49,13 @@ type Snapshot struct {
 	LoadedAt     time.Time
 	// transforms are the compiled transformations, by connection id.
 	transforms map[string]*compiledTransform
+	// connByID are the Connections by id.
+	connByID map[string]*store.Connection
 }
+
+// Connection returns the connection id of this snapshot, or nil when it
+// has none of that id (or one that does not compile).
+func (s *Snapshot) Connection(id string) *store.Connection { return s.connByID[id] }
 
 // Deliveries returns the deliveries that in makes under this snapshot: one
 // per connection of in's source whose filter passes and whose destination
@@ -162,6 +168,10 @@ func (c *Catalog) Load(ctx context.Context) error {
 		good = append(good, conn)
 	}
 	snap.Connections = good
+	snap.connByID = make(map[string]*store.Connection, len(good))
+	for _, conn := range good {
+		snap.connByID[conn.ID] = conn
+	}
 	snap.transforms = c.compileTransforms(good)
 	snap.Router, err = route.NewRouter(c.compiler, good)
 	if err != nil {

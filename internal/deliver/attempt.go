@@ -108,14 +108,22 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 			StartedAt:   d.now(),
 			Error:       fmt.Sprintf("load original request: %v", err),
 		}
-		d.record(rctx, &a, store.DeliveryDead, time.Time{}, a.StartedAt, OutcomeDead)
+		d.record(rctx, &a, store.DeliveryDead, time.Time{}, a.StartedAt, OutcomeDead, nil)
 		return time.Time{}
+	}
+
+	plan, err := d.retryPlan(w.r.hard, cfg, dl)
+	if err != nil {
+		if w.r.hard.Err() == nil {
+			d.log.Error("retry policy of delivery", "delivery", dl.ID, "destination", w.name, "err", err)
+		}
+		return time.Time{} // as above: the lease expires and it is claimed again
 	}
 
 	a, retryAfter, reached := d.send(w.r.hard, cfg, dl, req)
 	canceled := w.r.hard.Err() != nil && !a.Success
 	now := d.now()
-	status, next, outcome := d.decide(cfg, &a, retryAfter, canceled, now)
+	status, next, outcome, applied := d.decide(plan, &a, dl.CreatedAt, retryAfter, canceled, now)
 	if outcome != OutcomeCanceled {
 		w.observeCircuit(cfg, dl, &a, reached)
 	}
@@ -130,7 +138,7 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 		w.holdCommitted()
 	}
 	release() // the exchange is over (and a pause is in place): free the slot
-	if !d.record(rctx, &a, status, next, now, outcome) || outcome != OutcomeRetry {
+	if !d.record(rctx, &a, status, next, now, outcome, applied) || outcome != OutcomeRetry {
 		return time.Time{}
 	}
 	return next
@@ -153,13 +161,15 @@ func (d *Dispatcher) loadRequest(ctx context.Context, dl *store.Delivery) (*stor
 	return req, nil
 }
 
-// record stores a and moves its delivery, logs what needs logging, calls
-// the OnAttempt hook, and reports whether the delivery moved.
-func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string, next, now time.Time, outcome string) bool {
+// record stores a and moves its delivery (with the retry policy applied,
+// if any), logs what needs logging, calls the OnAttempt hook, and reports
+// whether the delivery moved.
+func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string, next, now time.Time, outcome string, applied *store.RetryApplied) bool {
 	err := d.store.AttemptRecord(ctx, &store.AttemptRecordParams{
 		Attempt:       a,
 		Status:        status,
 		NextAttemptAt: next,
+		Retry:         applied,
 		Now:           now,
 	})
 	switch {
@@ -173,7 +183,7 @@ func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string
 		d.log.Error("record attempt", "delivery", a.DeliveryID, "attempt", a.Number, "err", err)
 	}
 	if !a.Success && outcome != OutcomeCanceled {
-		d.logFailed(ctx, a, outcome, next)
+		d.logFailed(ctx, a, outcome, next, applied)
 	}
 	if d.opts.OnAttempt != nil {
 		d.opts.OnAttempt(*a, outcome)
@@ -186,7 +196,7 @@ func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string
 // text is safe to show: the HTTP client strips passwords from URLs, and
 // the request's headers (which carry the signing secret's output) are not
 // logged.
-func (d *Dispatcher) logFailed(ctx context.Context, a *store.Attempt, outcome string, next time.Time) {
+func (d *Dispatcher) logFailed(ctx context.Context, a *store.Attempt, outcome string, next time.Time, applied *store.RetryApplied) {
 	level := slog.LevelWarn
 	if outcome == OutcomeDead {
 		level = slog.LevelError
@@ -202,31 +212,13 @@ func (d *Dispatcher) logFailed(ctx context.Context, a *store.Attempt, outcome st
 	if outcome == OutcomeRetry && !next.IsZero() {
 		attrs = append(attrs, "next_retry", next)
 	}
-	d.log.Log(ctx, level, "delivery attempt failed", attrs...)
-}
-
-// decide maps an attempt to its delivery's next status, next due time and
-// outcome.
-func (d *Dispatcher) decide(cfg *destConfig, a *store.Attempt, retryAfter time.Duration, canceled bool, now time.Time) (status string, next time.Time, outcome string) {
-	switch {
-	case a.Success:
-		return store.DeliverySucceeded, time.Time{}, OutcomeSucceeded
-	case canceled:
-		// Our stop, not the receiver's failure: due again at once.
-		return store.DeliveryPending, now, OutcomeCanceled
-	case a.StatusCode == http.StatusGone:
-		// The receiver says it is gone for good: stop sending to it
-		// until an operator resumes it, then deliver at once.
-		return store.DeliveryPending, now, OutcomePaused
-	case a.StatusCode != 0 && len(cfg.dest.Retry.RetryOn) > 0 && !slices.Contains(cfg.dest.Retry.RetryOn, a.StatusCode):
-		// A status the destination does not retry. Transport errors
-		// and timeouts carry no status and are always retried.
-		return store.DeliveryDead, time.Time{}, OutcomeDead
-	case a.Number >= cfg.maxAttempts:
-		return store.DeliveryDead, time.Time{}, OutcomeDead
+	if applied != nil {
+		attrs = append(attrs, "retry_policy", applied.Policy)
+		if applied.Reason != "" {
+			attrs = append(attrs, "reason", applied.Reason)
+		}
 	}
-	delay := Backoff(a.Number, cfg.initial, cfg.max, retryAfter, d.rnd())
-	return store.DeliveryPending, now.Add(delay), OutcomeRetry
+	d.log.Log(ctx, level, "delivery attempt failed", attrs...)
 }
 
 // tracerName names the instrumentation scope of attempt spans.

@@ -162,6 +162,13 @@ type Options struct {
 	// budget, fails the attempt with the reason, retried like any failure.
 	// It runs on the attempt's goroutine. If nil, nothing is transformed.
 	Transforms func(connectionID string) (*transform.Program, error)
+	// Connection, if non-nil, returns a connection by id (nil when it is
+	// unknown): the retry rules of a delivery's connection
+	// ([store.Connection.Retry]) replace its destination's retry policy
+	// for the event types they match. If nil, or for a connection it does
+	// not know, the destination's policy applies. It runs on the
+	// attempt's goroutine.
+	Connection func(id string) *store.Connection
 }
 
 // Dispatcher delivers due deliveries. Create it with [New] and start it

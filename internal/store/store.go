@@ -459,6 +459,9 @@ type AttemptRecordParams struct {
 	Status string
 	// NextAttemptAt is when a pending delivery is next due.
 	NextAttemptAt time.Time
+	// Retry, if non-nil, is the retry policy that decided Status and
+	// NextAttemptAt, recorded on the delivery ([Delivery.Retry]).
+	Retry *RetryApplied
 	// Now stamps the update.
 	Now time.Time
 }

@@ -243,6 +243,11 @@ type Connection struct {
 	// handler(request, event) and returns the request to send (see
 	// package transform). Empty means none.
 	Transform string `yaml:"transform,omitempty" json:"transform,omitempty"`
+	// Retry are retry policies by event type: the first rule whose types
+	// match an event's type replaces the destination's retry policy for
+	// the deliveries of that event through this connection. Empty: the
+	// destination's policy for every event. See [RetryRule].
+	Retry []RetryRule `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// ManagedBy says who owns the entry: [ManagedByConfig] or
 	// [ManagedByAPI].
 	ManagedBy string    `yaml:"-" json:"managed_by"`
@@ -383,6 +388,10 @@ type Delivery struct {
 	UpdatedAt     time.Time `json:"updated_at"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastStatus    int       `json:"last_status,omitempty"`
+	// Retry is the retry policy that decided what became of the delivery
+	// after its last attempt, and what it decided; nil before the first
+	// attempt is recorded.
+	Retry *RetryApplied `json:"retry,omitempty"`
 }
 
 // Attempt is one HTTP try of a delivery.

@@ -217,8 +217,9 @@ func (d *Destination) Validate() error {
 }
 
 // Validate checks a connection's own fields: both ends named, an explicit
-// id well formed. Whether the ends exist and the filter compiles is for
-// the caller, who knows the catalog and the compiler.
+// id well formed, its retry rules (see [RetryRule]). Whether the ends
+// exist and the filter compiles is for the caller, who knows the catalog
+// and the compiler.
 func (c *Connection) Validate() error {
 	var p problems
 	if c.Source == "" {
@@ -240,6 +241,7 @@ func (c *Connection) Validate() error {
 	if c.ID != "" && ProjectOf(c.ID) != project {
 		p.add("id", "%q is not in the source's project %q", c.ID, project)
 	}
+	c.validateRetry(&p)
 	return p.err()
 }
 

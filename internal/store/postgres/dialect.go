@@ -29,7 +29,7 @@ func dialect() sqlstore.Dialect {
 			UPDATE deliveries d SET attempts = d.attempts + 1, next_attempt_at = lease.until, updated_at = lease.now
 			FROM due, lease WHERE d.id = due.id
 			RETURNING d.id, d.event_id, d.request_id, d.source, d.destination, d.connection_id, d.status, d.attempts,
-				d.next_attempt_at, d.created_at, d.updated_at, d.last_error, d.last_status, d.project`,
+				d.next_attempt_at, d.created_at, d.updated_at, d.last_error, d.last_status, d.project, d.retry`,
 		// No SKIP LOCKED: a concurrent claim of the head is waited for, after
 		// which the head is seen leased (not due) instead of skipped.
 		OrderedHead: `SELECT id, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY id LIMIT 1 FOR UPDATE`,

@@ -219,8 +219,12 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 		return fmt.Errorf("upsert connection %s: source %q, destination %q and id are not in one project", c.ID, c.Source, c.Destination)
 	}
 	c.Project = store.ProjectOf(c.Source)
+	retry, err := encodeJSON(c.Retry, len(c.Retry) == 0)
+	if err != nil {
+		return fmt.Errorf("upsert connection %s: encode retry rules: %w", c.ID, err)
+	}
 	now := micros(s.now())
-	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM (SELECT 1 FROM sources WHERE name = ?`+s.d.ForShare+`) a) +
 			(SELECT count(*) FROM (SELECT 1 FROM destinations WHERE name = ?`+s.d.ForShare+`) b)`, c.Source, c.Destination).Scan(&n); err != nil {
@@ -229,10 +233,10 @@ func (s *Store) ConnectionUpsert(ctx context.Context, c *store.Connection) error
 		if n != 2 {
 			return fmt.Errorf("source %q or destination %q: %w", c.Source, c.Destination, store.ErrNotFound)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		if _, err := tx.Exec(ctx, `INSERT INTO connections (`+connectionCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			transform = excluded.transform, managed_by = excluded.managed_by, updated_at = excluded.updated_at, project = excluded.project`,
-			c.ID, c.Source, c.Destination, c.Filter, c.Transform, store.ManagedByOrAPI(c.ManagedBy), now, now, store.ProjectOf(c.Source)); err != nil {
+			transform = excluded.transform, retry = excluded.retry, managed_by = excluded.managed_by, updated_at = excluded.updated_at, project = excluded.project`,
+			c.ID, c.Source, c.Destination, c.Filter, c.Transform, store.ManagedByOrAPI(c.ManagedBy), now, now, store.ProjectOf(c.Source), retry); err != nil {
 			return err
 		}
 		tx.Notify(catalogChanged)

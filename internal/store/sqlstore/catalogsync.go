@@ -55,7 +55,7 @@ func destinationSpec(d *store.Destination) ([]byte, error) {
 
 // entry is a stored catalog entry as the sync compares it.
 type entry struct {
-	spec  string // the spec, or source|destination|filter|transform of a connection
+	spec  string // the spec, or source|destination|filter|transform|retry of a connection
 	owner string
 	// ends are a connection's source and destination.
 	src, dst string
@@ -73,7 +73,7 @@ func catalogSync(ctx context.Context, tx Tx, p *store.CatalogSyncParams, now int
 	if err != nil {
 		return nil, fmt.Errorf("read destinations: %w", err)
 	}
-	conns, err := load(ctx, tx, `SELECT id, source || '|' || destination || '|' || filter || '|' || transform, managed_by, source, destination FROM connections`)
+	conns, err := load(ctx, tx, `SELECT id, source || '|' || destination || '|' || filter || '|' || transform || '|' || retry, managed_by, source, destination FROM connections`)
 	if err != nil {
 		return nil, fmt.Errorf("read connections: %w", err)
 	}
@@ -139,11 +139,15 @@ func catalogSync(ctx context.Context, tx Tx, p *store.CatalogSyncParams, now int
 		if !exists(sources, keepSources, c.Source) || !exists(dests, keepDests, c.Destination) {
 			return nil, fmt.Errorf("connection %s: source %q or destination %q: %w", id, c.Source, c.Destination, store.ErrNotFound)
 		}
-		if err := write(ctx, tx, conns, id, c.Source+"|"+c.Destination+"|"+c.Filter+"|"+c.Transform, &res.Written.Connections, &res.Adopted.Connections,
-			`INSERT INTO connections (id, source, destination, filter, transform, managed_by, created_at, updated_at, project) VALUES (?, ?, ?, ?, ?, 'config', ?, ?, ?)
+		retry, err := encodeJSON(c.Retry, len(c.Retry) == 0)
+		if err != nil {
+			return nil, fmt.Errorf("encode retry rules of connection %s: %w", id, err)
+		}
+		if err := write(ctx, tx, conns, id, c.Source+"|"+c.Destination+"|"+c.Filter+"|"+c.Transform+"|"+retry, &res.Written.Connections, &res.Adopted.Connections,
+			`INSERT INTO connections (id, source, destination, filter, transform, managed_by, created_at, updated_at, project, retry) VALUES (?, ?, ?, ?, ?, 'config', ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET source = excluded.source, destination = excluded.destination, filter = excluded.filter,
-			transform = excluded.transform, managed_by = 'config', updated_at = excluded.updated_at, project = excluded.project`,
-			id, c.Source, c.Destination, c.Filter, c.Transform, now, now, store.ProjectOf(c.Source)); err != nil {
+			transform = excluded.transform, retry = excluded.retry, managed_by = 'config', updated_at = excluded.updated_at, project = excluded.project`,
+			id, c.Source, c.Destination, c.Filter, c.Transform, now, now, store.ProjectOf(c.Source), retry); err != nil {
 			return nil, fmt.Errorf("write connection %s: %w", id, err)
 		}
 	}

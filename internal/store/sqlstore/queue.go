@@ -17,7 +17,7 @@ const (
 	sqlInsertAttempt = `INSERT INTO attempts (` + attemptCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Fenced: only the claim whose token is still current moves the
 	// delivery.
-	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, updated_at = ?
+	sqlFinishDelivery = `UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, retry = ?, updated_at = ?
 		WHERE id = ? AND attempts = ? AND status = 'pending'`
 	sqlInsertFinishedDelivery = `INSERT INTO deliveries (id, event_id, request_id, source, destination, connection_id, status, attempts,
 		next_attempt_at, created_at, updated_at, last_error, last_status, project) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)`
@@ -221,6 +221,10 @@ func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams)
 	if err != nil {
 		return fmt.Errorf("record attempt: encode headers: %w", err)
 	}
+	retry, err := encodeJSON(p.Retry, p.Retry == nil)
+	if err != nil {
+		return fmt.Errorf("record attempt: encode retry: %w", err)
+	}
 	now := s.orNow(p.Now)
 	lost := false
 	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
@@ -228,7 +232,7 @@ func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams)
 		n, err := tx.ExecBatch(ctx,
 			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
 				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)}},
-			Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, micros(now), a.DeliveryID, a.Number}})
+			Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, retry, micros(now), a.DeliveryID, a.Number}})
 		if err != nil {
 			return fmt.Errorf("insert attempt and update delivery: %w", err)
 		}

@@ -34,6 +34,15 @@ func nullable(b []byte) any {
 	return b
 }
 
+// encodeJSON stores v as JSON text; nil (or an empty list) is "".
+func encodeJSON[T any](v T, empty bool) (string, error) {
+	if empty {
+		return "", nil
+	}
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
 // encodeHeaders stores headers as JSON; none is NULL.
 func encodeHeaders(h map[string][]string) ([]byte, error) {
 	if len(h) == 0 {
@@ -49,11 +58,11 @@ const (
 	requestBodyCols = requestCols + `, body`
 	eventCols       = `id, source, request_id, received_at, type, dedup_key, dedup_error, status, deliveries, project`
 	// DeliveryCols are the columns a claim returns, in order.
-	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status, project`
+	DeliveryCols   = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, last_error, last_status, project, retry`
 	attemptCols    = `id, delivery_id, event_id, destination, number, started_at, duration_ms, status_code, response_headers, response_body, error, success, project`
 	sourceCols     = `spec, managed_by, created_at, updated_at`
 	destCols       = `spec, paused, paused_at, pause_reason, managed_by, created_at, updated_at, circuit`
-	connectionCols = `id, source, destination, filter, transform, managed_by, created_at, updated_at, project`
+	connectionCols = `id, source, destination, filter, transform, managed_by, created_at, updated_at, project, retry`
 	taskCols       = `id, owner, session_id, protocol, tool, arguments, status, status_message, created_at, updated_at,
 	ttl, expires_at, poll_interval, result, error, wait_source, wait_type, wait_filter, wait_since, wait_deadline, event_id, project`
 )
@@ -97,11 +106,18 @@ func scanEvent(sc Row) (*store.Event, error) {
 func scanDelivery(sc Row) (*store.Delivery, error) {
 	var d store.Delivery
 	var next, created, updated int64
+	var retry string
 	if err := sc.Scan(&d.ID, &d.EventID, &d.RequestID, &d.Source, &d.Destination, &d.ConnectionID, &d.Status, &d.Attempts,
-		&next, &created, &updated, &d.LastError, &d.LastStatus, &d.Project); err != nil {
+		&next, &created, &updated, &d.LastError, &d.LastStatus, &d.Project, &retry); err != nil {
 		return nil, err
 	}
 	d.NextAttemptAt, d.CreatedAt, d.UpdatedAt = fromMicros(next), fromMicros(created), fromMicros(updated)
+	if retry != "" {
+		d.Retry = new(store.RetryApplied)
+		if err := json.Unmarshal([]byte(retry), d.Retry); err != nil {
+			return nil, fmt.Errorf("decode retry of delivery %s: %w", d.ID, err)
+		}
+	}
 	return &d, nil
 }
 
@@ -166,8 +182,14 @@ func scanDestination(sc Row) (*store.Destination, error) {
 func scanConnection(sc Row) (*store.Connection, error) {
 	var c store.Connection
 	var created, updated int64
-	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.Transform, &c.ManagedBy, &created, &updated, &c.Project); err != nil {
+	var retry string
+	if err := sc.Scan(&c.ID, &c.Source, &c.Destination, &c.Filter, &c.Transform, &c.ManagedBy, &created, &updated, &c.Project, &retry); err != nil {
 		return nil, err
+	}
+	if retry != "" {
+		if err := json.Unmarshal([]byte(retry), &c.Retry); err != nil {
+			return nil, fmt.Errorf("decode retry rules of connection %s: %w", c.ID, err)
+		}
 	}
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &c, nil

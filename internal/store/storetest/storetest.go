@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("DeliveryRetry", func(t *testing.T) { testDeliveryRetry(t, newStore) })
 	t.Run("Catalog", func(t *testing.T) { testCatalog(t, newStore) })
 	t.Run("ConnectionTransform", func(t *testing.T) { testConnectionTransform(t, newStore) })
+	t.Run("RetryRules", func(t *testing.T) { testRetryRules(t, newStore) })
 	t.Run("DestinationSetCircuit", func(t *testing.T) { testDestinationSetCircuit(t, newStore) })
 	t.Run("CatalogSync", func(t *testing.T) { testCatalogSync(t, newStore) })
 	t.Run("Subscribe", func(t *testing.T) { testSubscribe(t, newStore) })
