@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -134,4 +135,24 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+string(b))
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestMCPOAuthNodeClient runs test/mcp-oauth.mjs: the official MCP
+// TypeScript SDK's client auth (the code Claude Code builds on) goes from
+// the real binary's 401 through the metadata and the local authorization
+// server's code grant to a tool call.
+func TestMCPOAuthNodeClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	node := needNode(t)
+	as := mcpauthtest.New(t, map[string]mcpauthtest.Client{"node-client": {Secret: "node-secret", Subject: "nora"}})
+	inst, resource := startOAuthServer(t, as)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, node, "../../test/mcp-oauth.mjs", resource, "node-client", "node-secret").CombinedOutput()
+	t.Logf("node:\n%s", out)
+	if err != nil {
+		t.Fatalf("node OAuth client: %v\nserver log:\n%s", err, inst.logs)
+	}
 }
