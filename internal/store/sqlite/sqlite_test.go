@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"os"
+	"net/http"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite"
@@ -149,5 +152,50 @@ func TestBackup(t *testing.T) {
 	}
 	if len(events) != 1 {
 		t.Errorf("the backup has %d events, want the 1 written before it", len(events))
+	}
+}
+
+// TestRecentRequestIsTheRow reads a request right after ingesting it with
+// a delivery (from the store's copy of recent requests) and again from the
+// database after a reopen: the two are the same, field by field.
+func TestRecentRequestIsTheRow(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "mailroom.db")
+	s, err := sqlite.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &store.Request{Source: "s", ReceivedAt: time.Now(), Method: "POST", Path: "/x", Query: "a=1",
+		Headers: http.Header{"Content-Type": {"application/json"}, "X-Many": {"1", "2"}}, RemoteAddr: "127.0.0.1:9",
+		Body: []byte(`{"id":"e1"}`), BodySize: 11}
+	res, err := s.RequestIngest(ctx, &store.RequestIngestParams{Request: req, Event: &store.Event{DedupKey: "e1"},
+		Deliveries: []*store.Delivery{{Destination: "d"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Headers.Set("X-Many", "changed by the caller afterwards")
+	fresh, err := s.RequestGetByID(ctx, res.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.Headers.Set("Content-Type", "changed by a reader")
+	again, err := s.RequestGetByID(ctx, res.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	stored, err := s.RequestGetByID(ctx, res.RequestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(again, stored) {
+		t.Fatalf("right after ingest:\n%+v\nfrom the database:\n%+v", again, stored)
 	}
 }

@@ -20,6 +20,9 @@ func HotReads() []string { return []string{sqlGetRequest, sqlGetEvent, sqlGetDel
 
 // RequestGetByID implements [store.History].
 func (s *Store) RequestGetByID(ctx context.Context, id string) (*store.Request, error) {
+	if r, ok := s.recent.get(id); ok {
+		return r, nil
+	}
 	r, err := scanRequestBody(s.read.QueryRow(ctx, sqlGetRequest, id))
 	if err != nil {
 		return nil, fmt.Errorf("get request %s: %w", id, err)

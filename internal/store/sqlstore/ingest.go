@@ -95,6 +95,9 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 	if err != nil {
 		return nil, fmt.Errorf("ingest request: %w", err)
 	}
+	if !res.Duplicate && len(res.DeliveryIDs) > 0 {
+		s.recent.add(recentCopy(req, res.RequestID, res.EventID))
+	}
 	return &res, nil
 }
 

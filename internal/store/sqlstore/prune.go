@@ -82,6 +82,9 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 	if err != nil {
 		return nil, fmt.Errorf("prune before %s: %w", p.Before.Format(time.RFC3339), err)
 	}
+	if res.Requests > 0 {
+		s.recent.clear() // a pruned request is gone for its deliveries too
+	}
 	res.Done = res.Attempts < limit && res.Deliveries < limit && res.Events < limit && res.Requests < limit && res.Dedup < limit && res.Audit < limit
 	return &res, nil
 }

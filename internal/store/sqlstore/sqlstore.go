@@ -136,6 +136,8 @@ type Store struct {
 	now    func() time.Time
 	closed <-chan struct{}
 	ids    *store.IDGenerator
+	// recent holds the requests just ingested, for their deliveries.
+	recent *recentRequests
 
 	// probe is this store's row in ready_probe.
 	probe   string
@@ -146,7 +148,8 @@ type Store struct {
 
 // New returns the core over e.
 func New(e Engine) *Store {
-	s := &Store{d: e.Dialect, read: e.Read, write: e.Write, aside: e.WriteAside, now: e.Now, closed: e.Closed, ids: store.NewIDGenerator()}
+	s := &Store{d: e.Dialect, read: e.Read, write: e.Write, aside: e.WriteAside, now: e.Now, closed: e.Closed, ids: store.NewIDGenerator(),
+		recent: newRecentRequests()}
 	if s.aside == nil {
 		s.aside = s.write
 	}
