@@ -152,6 +152,10 @@ type deliveryReport struct {
 	// Received reached Expected; zero if it never did.
 	DrainTime time.Duration     `json:"drain_time"`
 	Lag       bench.Percentiles `json:"lag"`
+	// Claims is the time of each claim of due deliveries by the embedded
+	// dispatchers, from the start of the load to the end of the drain;
+	// Claims.N over Received is claims per delivery.
+	Claims bench.Percentiles `json:"claims"`
 }
 
 // processReport is this process's CPU and memory over the measured load.
@@ -244,9 +248,10 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 	defer stopSink()
 
 	var st store.Store
+	claims := &bench.Timer{}
 	target := f.server
 	if target == "" {
-		e, err := startEmbedded(ctx, f, prov, sinkURL, nil)
+		e, err := startEmbedded(ctx, f, prov, sinkURL, func(st store.Store) store.Store { return &claimTimer{Store: st, t: claims} })
 		if err != nil {
 			return err
 		}
@@ -291,6 +296,7 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 
 	logf("mailroom (%s), provider %s, %d connections, %s, %d B bodies, %d destinations%s:\n",
 		rep.Target, f.provider, opts.Connections, f.duration, size, f.destinations, map[bool]string{true: " (paused)"}[f.paused])
+	claims.Take()
 	stopProfile, err := startCPUProfile(f.cpuProfile)
 	if err != nil {
 		return err
@@ -383,7 +389,7 @@ func runBench(ctx context.Context, out io.Writer, f benchFlags) error {
 			time.Sleep(10 * time.Millisecond)
 		}
 		ss := sink.Stats()
-		dr.Received, dr.Lag = ss.Received, ss.Lag
+		dr.Received, dr.Lag, dr.Claims = ss.Received, ss.Lag, claims.Take()
 		if ss.Received >= dr.Expected {
 			dr.DrainTime = max(0, ss.Last.Sub(from))
 			if f.paused && dr.DrainTime > 0 {
@@ -608,6 +614,9 @@ func printReport(out io.Writer, rep *benchReport, asJSON bool) error {
 		}
 		fmt.Fprintf(out, "\n  delivered/s   %.0f %s\n", d.PerSecond, map[bool]string{true: "(backlog drain after resume)", false: "(during the load)"}[rep.Paused])
 		fmt.Fprintf(out, "  lag           %s (send to sink)\n", d.Lag)
+		if d.Claims.N > 0 && d.Received > 0 {
+			fmt.Fprintf(out, "  claims        %d (%.2f per delivery), %s\n", d.Claims.N, float64(d.Claims.N)/float64(d.Received), d.Claims)
+		}
 	}
 	if w := rep.Waits; w != nil {
 		fmt.Fprintf(out, "waits: %d open; %d of %d probes completed\n  completion    %s (webhook sent to task completed)\n",
