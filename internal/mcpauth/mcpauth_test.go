@@ -395,3 +395,26 @@ func TestOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralAuthorizationServers: with two trusted issuers, each one's
+// keys are discovered from its own metadata, both are listed in the
+// metadata, and the same subject at each is a different principal.
+func TestSeveralAuthorizationServers(t *testing.T) {
+	as1, as2 := mcpauthtest.New(t, nil), mcpauthtest.New(t, nil)
+	r := newRS(t, as1, mcpauth.Options{AuthorizationServers: []string{as1.Issuer(), as2.Issuer()}}, nil)
+	got1 := r.call(t, as1.Issue(mcpauthtest.Valid("alice", r.resource, "mailroom:mcp")))
+	got2 := r.call(t, as2.Issue(mcpauthtest.Valid("alice", r.resource, "mailroom:mcp")))
+	if got1.status != 200 || got2.status != 200 {
+		t.Fatalf("statuses %d %d: %s %s", got1.status, got2.status, got1.body, got2.body)
+	}
+	if got1.principal.TokenID == got2.principal.TokenID || got1.owner == got2.owner {
+		t.Errorf("alice of two issuers is one principal: %+v", got1.principal)
+	}
+	if as1.JWKSFetches() != 1 || as2.JWKSFetches() != 1 {
+		t.Errorf("JWKS fetches %d and %d, want 1 each", as1.JWKSFetches(), as2.JWKSFetches())
+	}
+	prm, err := oauthex.GetProtectedResourceMetadata(context.Background(), r.auth.MetadataURL(), r.resource, http.DefaultClient)
+	if err != nil || len(prm.AuthorizationServers) != 2 {
+		t.Errorf("metadata: %+v %v", prm, err)
+	}
+}
