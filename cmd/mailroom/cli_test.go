@@ -173,6 +173,22 @@ func TestCLI(t *testing.T) {
 			t.Errorf("row = %q", row)
 		}
 	})
+	t.Run("EventsSearch", func(t *testing.T) {
+		out := ok(t, "events", "list", "--where", "id=evt_pay_X", "--where", `type="payment_intent.succeeded"`, "--search", "PAYMENT_INTENT")
+		if row := findRow(t, out, b.eventID); row[2] != "stripe" {
+			t.Errorf("row = %q", row)
+		}
+		for _, args := range [][]string{{"--where", "id=evt_pay_Y"}, {"--search", "refund"}, {"--where", "id=evt_pay_X", "--search", "refund"}} {
+			out := ok(t, append([]string{"events", "list"}, args...)...)
+			if strings.Contains(out, b.eventID) {
+				t.Errorf("%v lists %s:\n%s", args, b.eventID, out)
+			}
+		}
+		_, errOut, code := b.run(t, "events", "list", "--where", "id..x=1")
+		if code != exitUsage || !strings.Contains(errOut, "where") || !strings.Contains(errOut, "empty key") {
+			t.Errorf("bad --where: exit %d, stderr %q; want %d and the path's error", code, errOut, exitUsage)
+		}
+	})
 	t.Run("EventsListJSON", func(t *testing.T) {
 		var page struct {
 			Data []store.Event `json:"data"`

@@ -22,14 +22,33 @@ func newEventsCommand() *cobra.Command {
 
 func newEventsListCommand(cf *clientFlags) *cobra.Command {
 	var lf listFlags
+	var where []string
+	var text string
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List events, newest first",
-		Args:  exactArgs(0, "no arguments"),
+		Short: "List events, newest first, or search their bodies (--where, --search)",
+		Long: `List events, newest first, or search their request bodies:
+
+  --where PATH=VALUE  the body holds VALUE at PATH (repeat for conditions that
+                      must all hold): data.object.customer=cus_123,
+                      items[0].sku="A-1", data.object.amount=9007199254740993.
+                      VALUE is JSON (numbers compared exactly, true, false,
+                      null, "quoted strings"); text that is not JSON is a string.
+  --search TEXT       the body contains TEXT (ASCII letters in any case).
+
+A search examines at most 5,000 events per call, so a page may be short or
+empty while a --cursor to go on is printed.`,
+		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q, err := lf.values(time.Now())
 			if err != nil {
 				return err
+			}
+			for _, w := range where {
+				q.Add("where", w)
+			}
+			if text != "" {
+				q.Set("q", text)
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -49,11 +68,16 @@ func newEventsListCommand(cf *clientFlags) *cobra.Command {
 			if err := t.flush(); err != nil {
 				return err
 			}
+			if len(page.Data) == 0 && page.NextCursor != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no match among the events this call examined; older events remain")
+			}
 			moreHint(cmd, page.NextCursor)
 			return nil
 		},
 	}
 	lf.register(cmd, "routed, ignored", true, "source", "type", "since", "until")
+	cmd.Flags().StringArrayVar(&where, "where", nil, "only events whose body holds VALUE at PATH, as PATH=VALUE (repeatable)")
+	cmd.Flags().StringVar(&text, "search", "", "only events whose body contains this text")
 	return cmd
 }
 

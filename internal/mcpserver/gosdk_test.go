@@ -208,3 +208,70 @@ func TestTaskResultKeepsNumbers(t *testing.T) {
 		t.Errorf("tasks/result does not carry the body's number as sent:\n%s", raw)
 	}
 }
+
+// TestListEventsSearch searches event bodies with list_events over the
+// go-sdk client: a where condition on 2^53+1 finds that event and not the
+// one with 2^53, query finds text, and a malformed where is a tool error.
+func TestListEventsSearch(t *testing.T) {
+	e := newEnv(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ids []string
+	for _, n := range []string{"9007199254740992", "9007199254740993"} {
+		ids = append(ids, e.sendStripeBody(`{"id":"evt_s`+n+`","type":"big","data":{"object":{"n":`+n+`,"note":"Refund `+n+`"}}}`))
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-test", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	list := func(args map[string]any) []string {
+		t.Helper()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: args})
+		if err != nil || res.IsError {
+			t.Fatalf("list_events %v: %v %+v", args, err, res)
+		}
+		b, _ := json.Marshal(res.StructuredContent)
+		var out struct {
+			Events []struct {
+				ID string `json:"id"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range out.Events {
+			got = append(got, ev.ID)
+		}
+		return got
+	}
+	if got := list(map[string]any{"where": []string{"data.object.n=9007199254740993"}}); len(got) != 1 || got[0] != ids[1] {
+		t.Errorf("where n=2^53+1: %v, want [%s]", got, ids[1])
+	}
+	if got := list(map[string]any{"where": []string{"data.object.n=9007199254740992"}, "query": "refund"}); len(got) != 1 || got[0] != ids[0] {
+		t.Errorf("where n=2^53 and query refund: %v, want [%s]", got, ids[0])
+	}
+	if got := list(map[string]any{"query": "REFUND 9007199254740993"}); len(got) != 1 || got[0] != ids[1] {
+		t.Errorf("query: %v, want [%s]", got, ids[1])
+	}
+	if got := list(map[string]any{"query": "chargeback"}); len(got) != 0 {
+		t.Errorf("query chargeback: %v, want none", got)
+	}
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: map[string]any{"where": []string{"data..n=1"}}})
+	if err == nil && (res == nil || !res.IsError || !strings.Contains(resultText(res), "empty key")) {
+		t.Errorf("malformed where accepted: %+v", res)
+	}
+}
+
+// resultText joins a tool result's text contents.
+func resultText(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if tc, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(tc.Text)
+		}
+	}
+	return b.String()
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/search"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
@@ -128,12 +129,14 @@ func (s *Server) waitForEvent(ctx context.Context, req *mcp.CallToolRequest, a w
 
 // listEventsArgs is the input of list_events.
 type listEventsArgs struct {
-	Source string `json:"source,omitempty" jsonschema:"only events of this source"`
-	Type   string `json:"type,omitempty" jsonschema:"only events of this type"`
-	Status string `json:"status,omitempty" jsonschema:"routed or ignored"`
-	Since  string `json:"since,omitempty" jsonschema:"only events received in this past duration (e.g. 1h) or after this RFC 3339 time"`
-	Limit  int    `json:"limit,omitempty" jsonschema:"at most this many (default 20, max 200)"`
-	Cursor string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+	Source string   `json:"source,omitempty" jsonschema:"only events of this source"`
+	Type   string   `json:"type,omitempty" jsonschema:"only events of this type"`
+	Status string   `json:"status,omitempty" jsonschema:"routed or ignored"`
+	Since  string   `json:"since,omitempty" jsonschema:"only events received in this past duration (e.g. 1h) or after this RFC 3339 time"`
+	Limit  int      `json:"limit,omitempty" jsonschema:"at most this many (default 20, max 200)"`
+	Cursor string   `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+	Where  []string `json:"where,omitempty" jsonschema:"only events whose body holds VALUE at PATH, each as PATH=VALUE (all must hold): data.object.customer=cus_123, items[0].sku=\"A-1\", amount=9007199254740993; VALUE is JSON (numbers compared exactly), text that is not JSON is a string"`
+	Query  string   `json:"query,omitempty" jsonschema:"only events whose body contains this text (ASCII letters in any case)"`
 }
 
 type eventList struct {
@@ -154,6 +157,9 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 		}
 		p.Since = since
 	}
+	if len(a.Where) > 0 || a.Query != "" {
+		return s.searchEvents(ctx, p, a)
+	}
 	evs, err := s.store.EventList(ctx, p)
 	if err != nil {
 		return nil, eventList{}, fmt.Errorf("list events: %w", err)
@@ -166,6 +172,26 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 		out.NextCursor = evs[len(evs)-1].ID
 	}
 	return nil, out, nil
+}
+
+// searchEvents is list_events with where or query: one bounded store
+// search (see [store.History.EventSearch]), whose page may be short, even
+// empty, while next_cursor is set.
+func (s *Server) searchEvents(ctx context.Context, p *store.EventListParams, a listEventsArgs) (*mcp.CallToolResult, eventList, error) {
+	sp := &store.EventSearchParams{EventListParams: *p}
+	sp.Query = a.Query
+	if len(a.Where) > 0 {
+		f, err := search.ParseFilter(a.Where)
+		if err != nil {
+			return nil, eventList{}, fmt.Errorf("where: %w", err)
+		}
+		sp.Body = f
+	}
+	page, err := s.store.EventSearch(ctx, sp)
+	if err != nil {
+		return nil, eventList{}, fmt.Errorf("search events: %w", err)
+	}
+	return nil, eventList{Events: page.Events, NextCursor: page.Next}, nil
 }
 
 type eventIDArgs struct {
@@ -299,7 +325,7 @@ func (s *Server) addTools() {
 			"With MCP Tasks the call returns a task at once that completes with the event; without, it waits up to a bounded time.",
 		Annotations: readOnly,
 	}, s.waitForEvent)
-	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_events", Title: "List webhook events", Description: "List received events, newest first, with filters and cursor paging.", Annotations: readOnly}, s.listEvents)
+	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_events", Title: "List webhook events", Description: "List received events, newest first, with filters and cursor paging; where (PATH=VALUE conditions) and query (text) search their bodies, examining at most 5,000 events per call, so a page may be short or empty while next_cursor is set.", Annotations: readOnly}, s.listEvents)
 	mcp.AddTool(s.mcp, &mcp.Tool{Name: "get_event", Title: "Show one event", Description: "An event with its headers, body, and each delivery with its attempts.", Annotations: readOnly}, s.getEvent)
 	mcp.AddTool(s.mcp, &mcp.Tool{Name: "list_sources", Title: "List sources", Description: "The webhook sources mailroom receives on, with their ingest paths.", Annotations: readOnly}, s.listSources)
 	mcp.AddTool(s.mcp, &mcp.Tool{Name: "retry_delivery", Title: "Retry a delivery", Description: "Make a delivery (dead or pending) due again at once."}, s.retryDelivery)
