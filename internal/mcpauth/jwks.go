@@ -52,7 +52,7 @@ func (s *keySet) candidates(ctx context.Context, kid, alg string) ([]jose.JSONWe
 	defer s.mu.Unlock()
 	now := s.now()
 	if s.keys == nil || now.Sub(s.fetchedAt) >= s.maxAge {
-		if err := s.fetchLocked(ctx, now, s.keys == nil); err != nil && s.keys == nil {
+		if err := s.fetchLocked(ctx, now); err != nil && s.keys == nil {
 			return nil, err
 		}
 	}
@@ -60,7 +60,7 @@ func (s *keySet) candidates(ctx context.Context, kid, alg string) ([]jose.JSONWe
 		return ks, nil
 	}
 	// A key id we do not know: the issuer may have rotated its keys.
-	if err := s.fetchLocked(ctx, now, false); err != nil {
+	if err := s.fetchLocked(ctx, now); err != nil {
 		return nil, err
 	}
 	if ks := match(s.keys, kid, alg); len(ks) > 0 {
@@ -69,10 +69,11 @@ func (s *keySet) candidates(ctx context.Context, kid, alg string) ([]jose.JSONWe
 	return nil, errUnknownKey
 }
 
-// fetchLocked fetches the keys unless the last try was less than
-// minRefresh ago (and force is false). On failure the keys held are kept.
-func (s *keySet) fetchLocked(ctx context.Context, now time.Time, force bool) error {
-	if !force && !s.triedAt.IsZero() && now.Sub(s.triedAt) < s.minRefresh {
+// fetchLocked fetches the keys unless the last try, successful or not,
+// was less than minRefresh ago: an authorization server that is down is
+// not asked again by every request. On failure the keys held are kept.
+func (s *keySet) fetchLocked(ctx context.Context, now time.Time) error {
+	if !s.triedAt.IsZero() && now.Sub(s.triedAt) < s.minRefresh {
 		if s.keys == nil {
 			return fmt.Errorf("the keys of %s could not be fetched; next try in %s", s.issuer, s.minRefresh-now.Sub(s.triedAt))
 		}

@@ -380,8 +380,10 @@ func (a *Authenticator) principal(c *Claims) (access.Principal, *auth.TokenInfo,
 	}
 	name := cmpOr(c.Username, c.ClientID, sub)
 	p := access.Principal{TokenID: "oauth:" + c.Issuer + "#" + sub, Name: name, Role: access.RoleMCP, Project: project}
-	ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: Owner(p), Expiration: c.Expiry,
-		Extra: map[string]any{principalKey: p}}
+	// Expiration stays zero: the expiry rule (exp with the leeway) is
+	// checkTimes's alone; the go-sdk middleware would apply its own,
+	// without the leeway.
+	ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: Owner(p), Extra: map[string]any{principalKey: p}}
 	return p, ti, nil
 }
 

@@ -418,3 +418,54 @@ func TestSeveralAuthorizationServers(t *testing.T) {
 		t.Errorf("metadata: %+v %v", prm, err)
 	}
 }
+
+// TestJWKSUnavailable: while the keys cannot be fetched, requests get
+// 503 (not a 401 that would send the client to log in again), and the
+// authorization server is asked at most once per minimum interval; once
+// it answers again, tokens are accepted. A token that expired less than
+// the leeway ago is still accepted.
+func TestJWKSUnavailable(t *testing.T) {
+	as := mcpauthtest.New(t, nil)
+	var mu sync.Mutex
+	down, tries := true, 0
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		tries++
+		d := down
+		mu.Unlock()
+		if d {
+			http.Error(w, "down", http.StatusBadGateway)
+			return
+		}
+		resp, err := http.Get(as.URL + "/jwks")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(jwks.Close)
+	r := newRS(t, as, mcpauth.Options{JWKSURL: jwks.URL, JWKSMinRefresh: 10 * time.Second}, nil)
+	tok := as.Issue(mcpauthtest.Valid("alice", r.resource, "mailroom:mcp"))
+	for range 3 {
+		if got := r.call(t, tok); got.status != http.StatusServiceUnavailable {
+			t.Fatalf("keys unavailable: %d %s, want 503", got.status, got.body)
+		}
+	}
+	mu.Lock()
+	if tries != 1 {
+		t.Errorf("JWKS asked %d times within the interval, want 1", tries)
+	}
+	down = false
+	mu.Unlock()
+	r.clock.advance(11 * time.Second)
+	if got := r.call(t, tok); got.status != http.StatusOK {
+		t.Fatalf("keys back: %d %s", got.status, got.body)
+	}
+	c := mcpauthtest.Valid("alice", r.resource, "mailroom:mcp")
+	c.Expiry = time.Now().Add(-10 * time.Second)
+	if got := r.call(t, as.Issue(c)); got.status != http.StatusOK {
+		t.Errorf("expired 10s ago, leeway 30s: %d %s", got.status, got.body)
+	}
+}
