@@ -27,6 +27,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/logx"
 	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/metrics"
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/retention"
 	"github.com/mailroomhq/mailroom/internal/route"
@@ -236,6 +237,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 			log.Error("close storage", "err", err)
 		}
 	}()
+	projects := project.New(cfg.Projects)
 	met := metrics.New(st, &metrics.Options{Logger: log})
 	cat := catalog.New(st, compiler, &catalog.Options{Logger: log, Transform: transformOptions(cfg.Transformations)})
 	reloader := reload.New(st, cat, func() (*config.Config, error) { return loadConfig(f, compiler) }, cfg,
@@ -252,7 +254,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	}
 	alerts := newAlertMonitor(st, cfg, log)
 	mux := http.NewServeMux()
-	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, OnDedupError: met.ObserveDedupError, TracerProvider: tp, RejectedBodyBytes: cfg.Ingest.RejectedBodyBytes}).Register(mux)
+	ingest.New(st, cat, &ingest.Options{Logger: log, OnRequest: met.ObserveIngest, OnDedupError: met.ObserveDedupError, TracerProvider: tp, RejectedBodyBytes: cfg.Ingest.RejectedBodyBytes, Projects: projects}).Register(mux)
 	authn := newAuthenticator(st, cfg, log)
 	opGuard := auth.NewGuard(authn, &auth.GuardOptions{Audit: st, Logger: log})
 	mux.Handle("GET /metrics", metricsHandler(met.Handler(), opGuard, cfg.API.Token, cfg.Listen))
@@ -271,7 +273,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		if cfg.API.Token == "" {
 			log.Warn("no api.token set: the admin API is open to anyone who can reach " + cfg.Listen + " (loopback only)")
 		}
-		api.New(st, cat, &api.Options{Guard: opGuard, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, Tasks: tasks}).Register(mux)
+		api.New(st, cat, &api.Options{Guard: opGuard, Logger: log, Alerts: alerts, Streams: streamsCtx, Reload: reloader.Reload, Tasks: tasks, Projects: projects}).Register(mux)
 		dash := web.New(st, cat, &web.Options{Guard: opGuard, Logger: log})
 		dash.Register(mux)
 		closeDashboard = dash.Close
@@ -328,7 +330,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 	g.Go(func() error { return tasks.Run(gctx) })
 	g.Go(func() error { return alerts.Run(gctx) })
 	g.Go(func() error {
-		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), AuditRetention: cfg.API.AuditRetention.D(), Logger: log}).Run(gctx)
+		return retention.New(st, &retention.Options{Retention: cfg.Retention.D(), AuditRetention: cfg.API.AuditRetention.D(), Projects: projects.Retentions(), Logger: log}).Run(gctx)
 	})
 	if mcpSrv != nil {
 		g.Go(func() error { return mcpSrv.Run(gctx) })

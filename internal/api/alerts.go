@@ -22,10 +22,17 @@ func (a *Server) alertList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
 	openOnly := false
 	for key, vals := range q {
+		if key == "project" {
+			continue // read by the request's scope
+		}
 		if key != "open" {
-			a.fail(w, r, badf("unknown parameter %q for alerts (accepted: open)", key), "")
+			a.fail(w, r, badf("unknown parameter %q for alerts (accepted: open, project)", key), "")
 			return
 		}
 		if len(vals) > 1 {
@@ -42,8 +49,10 @@ func (a *Server) alertList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := list[alert.Alert]{Data: []alert.Alert{}}
 	if a.alerts != nil {
-		if as := a.alerts.List(openOnly); len(as) > 0 {
-			out.Data = as
+		for _, al := range a.alerts.List(openOnly) {
+			if sc.has(al.Destination) {
+				out.Data = append(out.Data, al)
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

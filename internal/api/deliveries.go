@@ -136,6 +136,9 @@ func (a *Server) deliveryList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
+	if !a.scopeList(w, r, &p) {
+		return
+	}
 	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Delivery, error) {
 		return a.store.DeliveryList(ctx, p.deliveries())
 	}, func(d *store.Delivery) string { return d.ID })
@@ -154,6 +157,9 @@ func (a *Server) deliveryGet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
 		return
 	}
+	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
+		return
+	}
 	as, err := a.store.AttemptList(ctx, d.ID)
 	if err != nil {
 		a.fail(w, r, err, "")
@@ -165,8 +171,12 @@ func (a *Server) deliveryGet(w http.ResponseWriter, r *http.Request) {
 func (a *Server) attemptList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := a.store.DeliveryGetByID(ctx, id); err != nil {
+	d, err := a.store.DeliveryGetByID(ctx, id)
+	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
+		return
+	}
+	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
 		return
 	}
 	as, err := a.store.AttemptList(ctx, id)
@@ -185,10 +195,16 @@ func (a *Server) deliveryRetry(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	if old, err := a.store.DeliveryGetByID(r.Context(), id); err == nil {
-		audit.Before(r.Context(), old)
+	d, err := a.store.DeliveryGetByID(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
+		return
 	}
-	d, err := a.store.DeliveryRetry(r.Context(), id, a.now())
+	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
+		return
+	}
+	audit.Before(r.Context(), d)
+	d, err = a.store.DeliveryRetry(r.Context(), id, a.now())
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
 		return
@@ -221,7 +237,21 @@ func (a *Server) deliveryRetryMany(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	n, err := a.store.DeliveryRetryMany(r.Context(), &store.DeliveryRetryManyParams{Source: p.Source, Destination: p.Destination,
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
+	p.Project = sc.project
+	for _, f := range []*string{&p.Source, &p.Destination} {
+		if *f == "" {
+			continue
+		}
+		if *f, ok = sc.qualify(*f); !ok {
+			writeJSON(w, http.StatusOK, retryManyResult{})
+			return
+		}
+	}
+	n, err := a.store.DeliveryRetryMany(r.Context(), &store.DeliveryRetryManyParams{Project: p.Project, Source: p.Source, Destination: p.Destination,
 		Status: p.Status, EventID: p.EventID, Since: p.Since, Until: p.Until, Now: a.now()})
 	if err != nil {
 		a.fail(w, r, err, "")
@@ -234,6 +264,10 @@ func (a *Server) deliveryRetryMany(w http.ResponseWriter, r *http.Request) {
 // idle, and deleted ones that still hold deliveries.
 func (a *Server) stats(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
 	st, err := a.store.DeliveryStats(ctx)
 	if err != nil {
 		a.fail(w, r, err, "")
@@ -247,10 +281,16 @@ func (a *Server) stats(w http.ResponseWriter, r *http.Request) {
 	now := a.now()
 	byName := map[string]*destinationStats{}
 	for _, d := range dests {
+		if !sc.has(d.Name) {
+			continue
+		}
 		byName[d.Name] = &destinationStats{Destination: d.Name, Paused: d.Paused}
 	}
 	out := statsBody{At: now.UTC()}
 	for _, s := range st {
+		if !sc.has(s.Destination) {
+			continue
+		}
 		ds, ok := byName[s.Destination]
 		if !ok {
 			ds = &destinationStats{Destination: s.Destination, Deleted: true}

@@ -95,6 +95,9 @@ func (a *Server) requestList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
+	if !a.scopeList(w, r, &p) {
+		return
+	}
 	rows, next, err := page(r.Context(), p, func(ctx context.Context, p listParams) ([]*store.Request, error) {
 		return a.store.RequestList(ctx, p.requests())
 	}, func(r *store.Request) string { return r.ID })
@@ -117,6 +120,9 @@ func (a *Server) requestGet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, fmt.Sprintf("request %q not found", id))
 		return
 	}
+	if !a.visible(w, r, req.Project, fmt.Sprintf("request %q not found", id)) {
+		return
+	}
 	writeJSON(w, http.StatusOK, viewRequest(req, true))
 }
 
@@ -129,6 +135,9 @@ func (a *Server) eventList(w http.ResponseWriter, r *http.Request) {
 	p, err := parseListParams(q, eventsKind)
 	if err != nil {
 		a.fail(w, r, err, "")
+		return
+	}
+	if !a.scopeList(w, r, &p) {
 		return
 	}
 	if p.searching() {
@@ -169,6 +178,9 @@ func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
 		return
 	}
+	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", id)) {
+		return
+	}
 	out := &eventDetail{Event: ev, DeliveryCount: ev.Deliveries}
 	ds, err := a.store.DeliveryList(ctx, &store.DeliveryListParams{EventID: ev.ID, Limit: MaxLimit})
 	if err != nil {
@@ -195,6 +207,14 @@ func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := decode(w, r, &struct{}{}, true); err != nil {
 		a.fail(w, r, err, "")
+		return
+	}
+	ev, err := a.store.EventGetByID(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
+		return
+	}
+	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", id)) {
 		return
 	}
 	ds, err := ingest.Replay(r.Context(), a.store, a.catalog, id)

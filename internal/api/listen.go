@@ -53,14 +53,25 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for key := range q {
-		if key != "source" && key != "after" && key != "since" {
-			a.fail(w, r, badf("unknown parameter %q for the event stream (accepted: source, after, since)", key), "")
+		if key != "source" && key != "after" && key != "since" && key != "project" {
+			a.fail(w, r, badf("unknown parameter %q for the event stream (accepted: source, after, since, project)", key), "")
 			return
 		}
+	}
+	// The stream holds the events of the request's project only.
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
 	}
 	source := q.Get("source")
 	if source == "*" {
 		source = ""
+	}
+	if source != "" {
+		if source, ok = sc.qualify(source); !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("source %q not found", q.Get("source")))
+			return
+		}
 	}
 	after := q.Get("after")
 	if le := r.Header.Get("Last-Event-ID"); le != "" {
@@ -75,6 +86,10 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		ev, err := a.store.EventGetByID(ctx, after)
 		if err != nil {
 			a.fail(w, r, err, fmt.Sprintf("event %q (after) not found", after))
+			return
+		}
+		if !sc.hasProject(ev.Project) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("event %q (after) not found", after))
 			return
 		}
 		from, floor = ev.ReceivedAt, time.Time{}
@@ -103,7 +118,7 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		sent[after] = from
 	}
 	catchUp := func() error {
-		evs, err := eventsSince(ctx, a.store, source, from.Add(-streamOverlap))
+		evs, err := eventsSince(ctx, a.store, sc.project, source, from.Add(-streamOverlap))
 		if err != nil {
 			return err
 		}
@@ -155,7 +170,7 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if n.Kind == store.NotifyEventCreated && (source == "" || n.Source == source) {
+			if n.Kind == store.NotifyEventCreated && (source == "" || n.Source == source) && sc.has(n.Source) {
 				err = catchUp()
 			}
 		case <-poll.C:
@@ -172,10 +187,10 @@ func (a *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// eventsSince lists the events of source (all when empty) received at or
-// after since, oldest first.
-func eventsSince(ctx context.Context, s store.History, source string, since time.Time) ([]*store.Event, error) {
-	p := &store.EventListParams{Source: source, Since: since, Limit: 1000}
+// eventsSince lists the events of project (every one when empty) and
+// source (all when empty) received at or after since, oldest first.
+func eventsSince(ctx context.Context, s store.History, project, source string, since time.Time) ([]*store.Event, error) {
+	p := &store.EventListParams{Project: project, Source: source, Since: since, Limit: 1000}
 	var all []*store.Event
 	for {
 		page, err := s.EventList(ctx, p)
@@ -227,7 +242,11 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, fmt.Sprintf("event %q not found", r.PathValue("id")))
 		return
 	}
-	dest := "listen:" + body.Session
+	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", r.PathValue("id"))) {
+		return
+	}
+	// In the event's project, as its other deliveries are.
+	dest := store.FullName(ev.Project, "listen:"+body.Session)
 	now := a.now()
 	status := store.DeliveryDead
 	success := body.StatusCode >= 200 && body.StatusCode < 300 && body.Error == ""

@@ -606,6 +606,9 @@ func runOpenAPIScenario(t *testing.T, st store.Store) {
 	}
 	s.do(call{method: "GET", path: "/alerts?open=maybe", want: 400, invalid: true})
 	s.do(call{method: "GET", path: "/stats", want: 200})
+	s.do(call{method: "GET", path: "/projects", want: 200})
+	s.do(call{method: "GET", path: "/projects?project=default", want: 200})
+	s.do(call{method: "GET", path: "/projects?project=a/b", want: 400, invalid: true})
 
 	// A forward of `mailroom listen`.
 	s.do(call{method: "POST", path: "/events/" + ev.ID + "/listen-attempts", want: 201,

@@ -44,6 +44,9 @@ var (
 // filters of every list (each [listKind] accepts only its own) and the
 // page. Its methods give each store list its own parameters.
 type listParams struct {
+	// Project is set from the request's scope ([Server.scopeList]), not
+	// from the parameter, which a principal of one project may not widen.
+	Project                                    string
 	Source, Destination, Status, Type, EventID string
 	// Query is the text the body must contain (q), and Where the body
 	// conditions (where, which may repeat): the event search.
@@ -55,12 +58,12 @@ type listParams struct {
 }
 
 func (p listParams) requests() *store.RequestListParams {
-	return &store.RequestListParams{Source: p.Source, Status: p.Status, Type: p.Type, EventID: p.EventID,
+	return &store.RequestListParams{Project: p.Project, Source: p.Source, Status: p.Status, Type: p.Type, EventID: p.EventID,
 		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
 }
 
 func (p listParams) events() *store.EventListParams {
-	return &store.EventListParams{Source: p.Source, Status: p.Status, Type: p.Type,
+	return &store.EventListParams{Project: p.Project, Source: p.Source, Status: p.Status, Type: p.Type,
 		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
 }
 
@@ -78,7 +81,7 @@ func (p listParams) search() *store.EventSearchParams {
 }
 
 func (p listParams) deliveries() *store.DeliveryListParams {
-	return &store.DeliveryListParams{Source: p.Source, Destination: p.Destination, Status: p.Status, Type: p.Type, EventID: p.EventID,
+	return &store.DeliveryListParams{Project: p.Project, Source: p.Source, Destination: p.Destination, Status: p.Status, Type: p.Type, EventID: p.EventID,
 		Since: p.Since, Until: p.Until, Cursor: p.Cursor, Limit: p.Limit}
 }
 
@@ -125,6 +128,8 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 			case "q":
 				p.Query = v
 			}
+		case key == "project":
+			// Read by the request's scope (scopeOf), which checks it.
 		case key == "since" || key == "until":
 			if v == "" {
 				continue
@@ -163,7 +168,7 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 }
 
 func (k listKind) accepted() []string {
-	out := append(slices.Clone(k.filters), "since", "until")
+	out := append(slices.Clone(k.filters), "project", "since", "until")
 	if k.paged {
 		out = append(out, "cursor", "limit")
 	}

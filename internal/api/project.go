@@ -1,9 +1,14 @@
 package api
 
 import (
+	"context"
+	"errors"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/mailroomhq/mailroom/internal/access"
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -107,4 +112,163 @@ func (a *Server) scopeOrFail(w http.ResponseWriter, r *http.Request, notFound st
 		return sc, false
 	}
 	return sc, true
+}
+
+// scopeList narrows a list's parameters to r's scope: its project, and
+// source and destination filters read as names in it. When a filter
+// names what cannot be in the scope it answers the empty list itself; on
+// a bad or foreign project parameter it answers 400 or 404. It returns
+// false when it answered.
+func (a *Server) scopeList(w http.ResponseWriter, r *http.Request, p *listParams) bool {
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return false
+	}
+	p.Project = sc.project
+	for _, f := range []*string{&p.Source, &p.Destination} {
+		if *f == "" {
+			continue
+		}
+		full, ok := sc.qualify(*f)
+		if !ok {
+			writeJSON(w, http.StatusOK, list[struct{}]{Data: []struct{}{}})
+			return false
+		}
+		*f = full
+	}
+	return true
+}
+
+// visible reports whether a row of project is in r's scope; when it is
+// not (or the project parameter is bad) it answers 404 with notFound, as
+// for a missing row, and returns false.
+func (a *Server) visible(w http.ResponseWriter, r *http.Request, project, notFound string) bool {
+	sc, ok := a.scopeOrFail(w, r, notFound)
+	if !ok {
+		return false
+	}
+	if !sc.hasProject(project) {
+		writeError(w, http.StatusNotFound, notFound)
+		return false
+	}
+	return true
+}
+
+// checkIngestPath refuses a new source whose ingest path another
+// source's could take: /e/{a}/{b} is project a's source b, so a
+// default-project source may not be called like a project, nor a project
+// hold sources while a default-project source has its name.
+func (a *Server) checkIngestPath(ctx context.Context, full string) error {
+	proj, name := store.SplitName(full)
+	if proj == store.DefaultProject {
+		if _, declared := a.projects.Get(name); declared || a.catalog.Current().Projects[name] {
+			return badf("name: %q is the name of a project, whose sources are at /e/%s/{source}; choose another name", name, name)
+		}
+		return nil
+	}
+	_, err := a.store.SourceGet(ctx, proj)
+	switch {
+	case err == nil:
+		return badf("project: the default project has a source called %q, whose ingest path /e/%s/… this project's sources would take; rename that source first", proj, proj)
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	}
+	return err
+}
+
+// checkDestinationLimit refuses a new destination in a project that has
+// reached its max_destinations.
+func (a *Server) checkDestinationLimit(ctx context.Context, proj string) error {
+	c, _ := a.projects.Get(proj)
+	if c.MaxDestinations == 0 {
+		return nil
+	}
+	ds, err := a.store.DestinationList(ctx)
+	if err != nil {
+		return err
+	}
+	have := 0
+	for _, d := range ds {
+		if store.ProjectOf(d.Name) == c.Name {
+			have++
+		}
+	}
+	return a.projects.CheckNewDestination(c.Name, have)
+}
+
+// projectView is a project as GET /projects shows it: its limits (zero:
+// none) and what it holds.
+type projectView struct {
+	project.Config
+	// Declared reports whether the config file declares the project.
+	Declared     bool `json:"declared"`
+	Sources      int  `json:"sources"`
+	Destinations int  `json:"destinations"`
+	Connections  int  `json:"connections"`
+}
+
+// projectList answers GET /projects: the projects in the request's scope
+// (the default one, the declared ones and those that hold entries for an
+// admin of all; its own for a principal of one), with their limits and
+// counts.
+func (a *Server) projectList(w http.ResponseWriter, r *http.Request) {
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
+	for key := range r.URL.Query() {
+		if key != "project" {
+			a.fail(w, r, badf("unknown parameter %q for projects (accepted: project)", key), "")
+			return
+		}
+	}
+	ctx := r.Context()
+	views := map[string]*projectView{}
+	view := func(name string) *projectView {
+		if v := views[name]; v != nil {
+			return v
+		}
+		c, declared := a.projects.Get(name)
+		v := &projectView{Config: c, Declared: declared}
+		views[name] = v
+		return v
+	}
+	view(store.DefaultProject)
+	for _, c := range a.projects.Declared() {
+		view(c.Name)
+	}
+	srcs, err := a.store.SourceList(ctx)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	for _, s := range srcs {
+		view(store.ProjectOf(s.Name)).Sources++
+	}
+	dsts, err := a.store.DestinationList(ctx)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	for _, d := range dsts {
+		view(store.ProjectOf(d.Name)).Destinations++
+	}
+	conns, err := a.store.ConnectionList(ctx)
+	if err != nil {
+		a.fail(w, r, err, "")
+		return
+	}
+	for _, c := range conns {
+		view(store.ProjectOf(c.ID)).Connections++
+	}
+	out := list[*projectView]{Data: []*projectView{}}
+	for _, name := range slices.Sorted(maps.Keys(views)) {
+		if sc.hasProject(name) {
+			out.Data = append(out.Data, views[name])
+		}
+	}
+	if !sc.all() && len(out.Data) == 0 {
+		out.Data = append(out.Data, view(sc.project))
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -276,9 +276,14 @@ func (a *Server) sourcesResource() *resource[store.Source] {
 			}
 			return s.Scope()
 		},
-		prepare: func(_ context.Context, in, old *store.Source) error {
+		prepare: func(ctx context.Context, in, old *store.Source) error {
 			if err := restoreSourceSecrets(in, old); err != nil {
 				return err
+			}
+			if old == nil {
+				if err := a.checkIngestPath(ctx, in.Name); err != nil {
+					return err
+				}
 			}
 			if err := a.validateSource(in); err != nil {
 				return err
@@ -302,9 +307,14 @@ func (a *Server) destinationsResource() *resource[store.Destination] {
 			}
 			return d.Scope()
 		},
-		prepare: func(_ context.Context, in, old *store.Destination) error {
+		prepare: func(ctx context.Context, in, old *store.Destination) error {
 			if err := restoreDestinationSecrets(in, old); err != nil {
 				return err
+			}
+			if old == nil {
+				if err := a.checkDestinationLimit(ctx, in.Project); err != nil {
+					return err
+				}
 			}
 			if err := validateDestination(in); err != nil {
 				return err

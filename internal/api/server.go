@@ -43,6 +43,7 @@ import (
 
 	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
@@ -86,6 +87,10 @@ type Options struct {
 	// was refused (lines naming file:line: field), or 503 when storage
 	// failed. If nil, /reload answers 404.
 	Reload func(ctx context.Context) (*reload.Result, error)
+	// Projects are the declared projects and their limits: GET /projects
+	// shows them, and a destination over its project's max_destinations
+	// is refused. If nil, no project is declared.
+	Projects *project.Projects
 }
 
 // Server is the admin API. Build it with [New] and mount it with
@@ -98,6 +103,7 @@ type Server struct {
 	alerts       AlertLister
 	reloadConfig func(ctx context.Context) (*reload.Result, error)
 	tasks        *task.Tasks
+	projects     *project.Projects
 	streams      context.Context
 	log          *slog.Logger
 	now          func() time.Time
@@ -140,7 +146,7 @@ func New(s store.Store, cat *catalog.Catalog, opts *Options) *Server {
 			Static: []auth.Static{auth.AdminToken(o.Token)}}),
 			&auth.GuardOptions{Audit: s, Logger: o.Logger, Now: o.Now})
 	}
-	a := &Server{openapi: doc, store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
+	a := &Server{openapi: doc, store: s, catalog: cat, alerts: o.Alerts, reloadConfig: o.Reload, tasks: o.Tasks, projects: o.Projects, streams: cmp.Or[context.Context](o.Streams, context.Background()), log: o.Logger, now: o.Now, mux: http.NewServeMux(),
 		guard: o.Guard}
 	a.routes()
 	a.handler = a.guard.Wrap(http.HandlerFunc(a.dispatch), func(r *http.Request) string {
@@ -216,6 +222,8 @@ func (a *Server) routes() {
 		{"GET /api/v1/alerts", a.alertList},
 
 		{"POST /api/v1/reload", a.configReload},
+
+		{"GET /api/v1/projects", a.projectList},
 
 		{"GET /api/v1/openapi.json", openAPIHandler(a.openapi)},
 
@@ -340,6 +348,8 @@ func (a *Server) fail(w http.ResponseWriter, r *http.Request, err error, notFoun
 		writeError(w, http.StatusNotFound, notFound)
 	case errors.Is(err, store.ErrDuplicate):
 		writeError(w, http.StatusConflict, "the resource already exists")
+	case errors.Is(err, project.ErrTooManyDestinations):
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		writeError(w, http.StatusServiceUnavailable, "request canceled")

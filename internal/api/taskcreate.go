@@ -49,14 +49,19 @@ func (a *Server) taskCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotImplemented, "this server does not create tasks")
 		return
 	}
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
 	var b taskCreateBody
 	if err := decode(w, r, &b, false); err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
 	p := &task.CreateParams{
-		Wait: task.Wait{Source: b.Source, Type: b.Type, Match: b.Match, Filter: b.Filter, Since: b.Since, Timeout: b.Timeout.D()},
-		TTL:  b.TTL.D(), Owner: cmp.Or(b.Owner, "api"), Tool: cmp.Or(b.Tool, "wait_for_event"), StatusMessage: b.StatusMessage,
+		Wait:    task.Wait{Source: b.Source, Type: b.Type, Match: b.Match, Filter: b.Filter, Since: b.Since, Timeout: b.Timeout.D()},
+		Project: sc.project,
+		TTL:     b.TTL.D(), Owner: cmp.Or(b.Owner, "api"), Tool: cmp.Or(b.Tool, "wait_for_event"), StatusMessage: b.StatusMessage,
 	}
 	if err := checkText("owner", p.Owner); err != nil {
 		a.fail(w, r, err, "")
@@ -78,6 +83,14 @@ func (a *Server) taskCreate(w http.ResponseWriter, r *http.Request) {
 // becomes cancelled; a terminal one is a 409 with its status.
 func (a *Server) taskCancel(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	cur, err := a.store.TaskGet(r.Context(), id, a.now())
+	if err != nil {
+		a.fail(w, r, err, fmt.Sprintf("task %q not found", id))
+		return
+	}
+	if !a.visible(w, r, cur.Project, fmt.Sprintf("task %q not found", id)) {
+		return
+	}
 	t, err := a.store.TaskUpdate(r.Context(), &store.TaskUpdateParams{ID: id, Status: store.TaskCancelled,
 		StatusMessage: "cancelled through the API", Now: a.now()})
 	if errors.Is(err, store.ErrTaskTerminal) {

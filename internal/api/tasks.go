@@ -16,7 +16,7 @@ import (
 var taskStatuses = []string{store.TaskWorking, store.TaskInputRequired, store.TaskCompleted, store.TaskFailed, store.TaskCancelled}
 
 // taskListParams are the query parameters GET /tasks takes.
-var taskListParams = []string{"owner", "status", "open", "cursor", "limit"}
+var taskListParams = []string{"owner", "status", "open", "project", "cursor", "limit"}
 
 // parseTaskListParams reads the query of GET /tasks: owner, status, open,
 // cursor and limit. Like the other lists, an unknown, repeated or malformed
@@ -52,6 +52,8 @@ func parseTaskListParams(raw string) (store.TaskListParams, error) {
 				return p, badf("parameter open: %q is not true or false", v)
 			}
 			p.Open = b
+		case "project":
+			// Read by the request's scope (scopeOf), which checks it.
 		case "cursor":
 			if err := checkTaskCursor(v); err != nil {
 				return p, err
@@ -92,6 +94,11 @@ func (a *Server) taskList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
+	sc, ok := a.scopeOrFail(w, r, "project not found")
+	if !ok {
+		return
+	}
+	p.Project = sc.project
 	p.Now = a.now()
 	want := p.Limit
 	if want < MaxLimit {
@@ -130,6 +137,9 @@ func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var wait time.Duration
 	for key, vals := range r.URL.Query() {
+		if key == "project" {
+			continue // read by the request's scope
+		}
 		d, err := time.ParseDuration(vals[0])
 		if key != "wait" || len(vals) > 1 || err != nil || d < 0 || d > maxTaskWait {
 			a.fail(w, r, badf("parameter %s: the only parameter is wait, a duration of at most %s", key, maxTaskWait), "")
@@ -146,6 +156,9 @@ func (a *Server) taskGet(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("task %q not found", id))
+		return
+	}
+	if !a.visible(w, r, t.Project, fmt.Sprintf("task %q not found", id)) {
 		return
 	}
 	if a.tasks != nil && !store.TaskTerminal(t.Status) {

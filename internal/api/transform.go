@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -26,7 +27,10 @@ type transformTestBody struct {
 // a connection without one, is a 400; a missing connection, event or
 // destination a 404; an event whose request retention removed a 409.
 func (a *Server) transformTest(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, _, ok := a.connectionsResource().pathKey(a, w, r)
+	if !ok {
+		return
+	}
 	var in transformTestBody
 	if err := decode(w, r, &in, false); err != nil {
 		a.fail(w, r, err, "")
@@ -34,6 +38,9 @@ func (a *Server) transformTest(w http.ResponseWriter, r *http.Request) {
 	}
 	if in.EventID == "" {
 		a.fail(w, r, badf("event_id: required, the id of a stored event (evt_…)"), "")
+		return
+	}
+	if ev, err := a.store.EventGetByID(r.Context(), in.EventID); err == nil && !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", in.EventID)) {
 		return
 	}
 	res, err := preview.Run(r.Context(), a.store, a.catalog.CompileTransform, id, in.EventID, in.Transform)

@@ -42,7 +42,11 @@ type Source struct {
 
 // Snapshot is one immutable version of the catalog.
 type Snapshot struct {
-	Sources      map[string]*Source
+	// Sources, Destinations: by full name ([store.FullName]).
+	Sources map[string]*Source
+	// Projects are the projects other than the default one that have
+	// sources: the first segments of /e/{project}/{source}.
+	Projects     map[string]bool
 	Destinations map[string]*store.Destination
 	Connections  []*store.Connection
 	Router       *route.Router
@@ -146,7 +150,7 @@ func (c *Catalog) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
-	snap := &Snapshot{Sources: map[string]*Source{}, Destinations: map[string]*store.Destination{}, LoadedAt: time.Now()}
+	snap := &Snapshot{Sources: map[string]*Source{}, Projects: map[string]bool{}, Destinations: map[string]*store.Destination{}, LoadedAt: time.Now()}
 	var errs []error
 	for _, s := range srcs {
 		cs, err := CompileSource(c.compiler, s, c.verify)
@@ -155,6 +159,9 @@ func (c *Catalog) Load(ctx context.Context) error {
 			continue
 		}
 		snap.Sources[s.Name] = cs
+		if p := store.ProjectOf(s.Name); p != store.DefaultProject {
+			snap.Projects[p] = true
+		}
 	}
 	for _, d := range dsts {
 		snap.Destinations[d.Name] = d

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
@@ -93,6 +94,11 @@ type Config struct {
 	// deliveries are never pruned. Zero means [DefaultRetention]; at least
 	// [MinRetention].
 	Retention store.Duration `yaml:"retention"`
+	// Projects declares projects and their limits. Entries (sources,
+	// destinations, connections) name their project with project:, or
+	// belong to the default one; a project an entry names must be
+	// declared here, except "default".
+	Projects []project.Config `yaml:"projects"`
 	// Sources are the ingest endpoints declared in the file.
 	Sources []store.Source `yaml:"sources"`
 	// Destinations are the delivery targets declared in the file.

@@ -45,18 +45,21 @@ func topValues(c *Config) map[string]string {
 	}
 }
 
-// itemKeys identifies each source, destination and connection by its
-// list position.
+// itemKeys identifies each project, source, destination and connection
+// by its list position.
 func itemKeys(c *Config) map[string]string {
-	m := make(map[string]string, len(c.Sources)+len(c.Destinations)+len(c.Connections))
+	m := make(map[string]string, len(c.Projects)+len(c.Sources)+len(c.Destinations)+len(c.Connections))
+	for i, x := range c.Projects {
+		m["projects["+strconv.Itoa(i)+"]"] = x.Name
+	}
 	for i, x := range c.Sources {
-		m["sources["+strconv.Itoa(i)+"]"] = x.Name
+		m["sources["+strconv.Itoa(i)+"]"] = x.Project + "|" + x.Name
 	}
 	for i, x := range c.Destinations {
-		m["destinations["+strconv.Itoa(i)+"]"] = x.Name
+		m["destinations["+strconv.Itoa(i)+"]"] = x.Project + "|" + x.Name
 	}
 	for i, x := range c.Connections {
-		m["connections["+strconv.Itoa(i)+"]"] = x.ID + "|" + x.Source + "|" + x.Destination
+		m["connections["+strconv.Itoa(i)+"]"] = x.Project + "|" + x.ID + "|" + x.Source + "|" + x.Destination
 	}
 	return m
 }

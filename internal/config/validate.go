@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -61,9 +62,88 @@ func (v *validator) lineOf(field string) string {
 
 func (v *validator) run() {
 	v.top()
+	v.projects()
 	sources := v.sources()
 	dests := v.destinations()
 	v.connections(sources, dests)
+}
+
+// projects checks the declared projects: each valid, each once.
+func (v *validator) projects() {
+	first := make(map[string]string)
+	for i, p := range v.c.Projects {
+		f := "projects[" + strconv.Itoa(i) + "]"
+		v.entry(f, p.Validate(MinRetention))
+		if p.Name == "" {
+			continue
+		}
+		if at, dup := first[p.Name]; dup {
+			v.errf(f+".name", "duplicate project %q (first at %s)", p.Name, v.lineOf(at))
+		} else {
+			first[p.Name] = f + ".name"
+		}
+	}
+}
+
+// fullName checks an entry's name (field) and project (field's sibling
+// project, p), and returns the name it has in its project
+// ([store.FullName]), or "" when either is wrong. In the file a name is
+// always short: the project is said with project:.
+func (v *validator) fullName(p, field, name, proj string) string {
+	ok := true
+	if proj != "" && !v.declaredProject(p+".project", proj) {
+		ok = false
+	}
+	if strings.Contains(name, "/") {
+		v.errf(p+"."+field, "invalid name %q: a name holds no '/'; put the entry in a project with project:", name)
+		return ""
+	}
+	if !ok || name == "" {
+		return ""
+	}
+	return store.FullName(proj, name)
+}
+
+// checkedFullName is [validator.fullName] of a source or destination
+// name, which must also pass [store.CheckName].
+func (v *validator) checkedFullName(p, name, proj string) string {
+	if strings.Contains(name, "/") {
+		return v.fullName(p, "name", name, proj)
+	}
+	ok := v.checkName(p+".name", name)
+	full := v.fullName(p, "name", name, proj)
+	if !ok {
+		return ""
+	}
+	return full
+}
+
+// isProject reports whether name is a declared project.
+func (v *validator) isProject(name string) bool {
+	for _, p := range v.c.Projects {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// declaredProject checks that project is "default" or declared under
+// projects:.
+func (v *validator) declaredProject(field, project string) bool {
+	if project == store.DefaultProject || v.isProject(project) {
+		return true
+	}
+	var names []string
+	for _, p := range v.c.Projects {
+		names = append(names, p.Name)
+	}
+	if len(names) == 0 {
+		v.errf(field, "unknown project %q: declare it under projects: (none are declared)", project)
+	} else {
+		v.errf(field, "unknown project %q: declare it under projects: (declared: %s)", project, strings.Join(names, ", "))
+	}
+	return false
 }
 
 // top checks the top-level settings.
@@ -281,15 +361,16 @@ func (v *validator) sources() map[string]bool {
 	first := make(map[string]string)
 	for i, s := range v.c.Sources {
 		p := "sources[" + strconv.Itoa(i) + "]"
-		if v.checkName(p+".name", s.Name) {
-			if f, dup := first[s.Name]; dup {
-				v.errf(p+".name", "duplicate source name %q (first at %s)", s.Name, v.lineOf(f))
+		if full := v.checkedFullName(p, s.Name, s.Project); full != "" {
+			if f, dup := first[full]; dup {
+				v.errf(p+".name", "duplicate source name %q%s (first at %s)", s.Name, inProject(s.Project), v.lineOf(f))
 			} else {
-				first[s.Name] = p + ".name"
+				first[full] = p + ".name"
 			}
-		}
-		if s.Name != "" {
-			names[s.Name] = true
+			names[full] = true
+			if store.ProjectOf(full) == store.DefaultProject && v.isProject(full) {
+				v.errf(p+".name", "%q is the name of a project: /e/%s/{source} is that project's, so a default-project source may not be called so", s.Name, s.Name)
+			}
 		}
 		if v.opts.CheckVerify != nil {
 			if err := v.opts.CheckVerify(s.Verify); err != nil {
@@ -333,17 +414,22 @@ func (v *validator) verifyError(block string, err error) {
 func (v *validator) destinations() map[string]bool {
 	names := make(map[string]bool)
 	first := make(map[string]string)
+	perProject := make(map[string]int)
+	limits := project.New(v.c.Projects)
 	for i, d := range v.c.Destinations {
 		p := "destinations[" + strconv.Itoa(i) + "]"
-		if v.checkName(p+".name", d.Name) {
-			if f, dup := first[d.Name]; dup {
-				v.errf(p+".name", "duplicate destination name %q (first at %s)", d.Name, v.lineOf(f))
+		if full := v.checkedFullName(p, d.Name, d.Project); full != "" {
+			if f, dup := first[full]; dup {
+				v.errf(p+".name", "duplicate destination name %q%s (first at %s)", d.Name, inProject(d.Project), v.lineOf(f))
 			} else {
-				first[d.Name] = p + ".name"
+				first[full] = p + ".name"
 			}
-		}
-		if d.Name != "" {
-			names[d.Name] = true
+			names[full] = true
+			proj := store.ProjectOf(full)
+			perProject[proj]++
+			if err := limits.CheckNewDestination(proj, perProject[proj]-1); err != nil {
+				v.add(p, err)
+			}
 		}
 		v.entry(p, d.Validate())
 	}
@@ -357,13 +443,21 @@ func (v *validator) connections(sources, dests map[string]bool) {
 	for i, c := range v.c.Connections {
 		p := "connections[" + strconv.Itoa(i) + "]"
 		v.entry(p, c.Validate())
-		if c.Source != "" && !sources[c.Source] {
-			v.errf(p+".source", "unknown source %q%s", c.Source, known("sources", sources))
+		src := v.fullName(p, "source", c.Source, c.Project)
+		dst := v.fullName(p, "destination", c.Destination, "")
+		if c.Project != "" && dst != "" {
+			dst = store.FullName(c.Project, dst)
 		}
-		if c.Destination != "" && !dests[c.Destination] {
-			v.errf(p+".destination", "unknown destination %q%s", c.Destination, known("destinations", dests))
+		if c.ID != "" {
+			v.fullName(p, "id", c.ID, "")
 		}
-		if id := cmp.Or(c.ID, store.ConnectionID(c.Source, c.Destination)); c.ID != "" || (c.Source != "" && c.Destination != "") {
+		if src != "" && !sources[src] {
+			v.errf(p+".source", "unknown source %q%s%s", c.Source, inProject(c.Project), known("sources", sources))
+		}
+		if dst != "" && !dests[dst] {
+			v.errf(p+".destination", "unknown destination %q%s%s", c.Destination, inProject(c.Project), known("destinations", dests))
+		}
+		if id := store.FullName(c.Project, cmp.Or(c.ID, store.ConnectionID(c.Source, c.Destination))); c.ID != "" || (c.Source != "" && c.Destination != "") {
 			if f, dup := first[id]; dup {
 				v.errf(p, "duplicate connection %q (first at %s); give one an id", id, v.lineOf(f))
 			} else {
@@ -373,6 +467,14 @@ func (v *validator) connections(sources, dests map[string]bool) {
 		v.filter(p+".filter", c.Filter)
 		v.transform(p+".transform", c.Transform)
 	}
+}
+
+// inProject says " in project p" for a project other than the default.
+func inProject(p string) string {
+	if p == "" || p == store.DefaultProject {
+		return ""
+	}
+	return " in project " + strconv.Quote(p)
 }
 
 // known lists the declared names for an "unknown name" error.

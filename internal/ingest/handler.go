@@ -1,4 +1,7 @@
-// Package ingest receives webhooks: POST /e/{source}[/any/suffix]. It
+// Package ingest receives webhooks: POST /e/{source}[/any/suffix] for a
+// source of the default project, /e/{project}/{source}[/any/suffix] for a
+// source of another project (the path after /e/ is the source's full
+// name, [store.FullName]). It
 // enforces the source's body limit, verifies the signature on the raw bytes,
 // computes the dedup key and the matching connections, and hands the request,
 // its event and its deliveries to the store in one write. It answers 200 only
@@ -15,7 +18,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mailroomhq/mailroom/internal/catalog"
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/redact"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -59,6 +65,10 @@ type Options struct {
 	// and this prefix allow. If zero, [DefaultRejectedBodyBytes]; if
 	// negative, no body is kept.
 	RejectedBodyBytes int
+	// Projects, if non-nil, holds the projects' ingest rates: a request
+	// to a source of a project over its rate is answered 429 with
+	// Retry-After, and not stored. If nil, no project is limited.
+	Projects *project.Projects
 	// TracerProvider, if non-nil, traces each request with one server span
 	// (source, outcome, request and event ids), continuing the caller's
 	// trace when the request carries a W3C traceparent header. If nil,
@@ -92,6 +102,9 @@ const (
 	OutcomeHandshake = "handshake"
 	// OutcomeMethodNotAllowed: a GET that is no handshake (405).
 	OutcomeMethodNotAllowed = "method_not_allowed"
+	// OutcomeRateLimited: the source's project is over its ingest rate
+	// (429); nothing was stored.
+	OutcomeRateLimited = "rate_limited"
 )
 
 // DefaultDedupWarnEvery is how often, at most, one source's dedup key
@@ -108,6 +121,7 @@ type Handler struct {
 	onDedup   func(string)
 	dedupWarn *warnLimiter
 	tracer    trace.Tracer // nil: no tracing
+	projects  *project.Projects
 	// rejectedBody is Options.RejectedBodyBytes with its default; 0 keeps
 	// nothing.
 	rejectedBody int
@@ -135,7 +149,7 @@ func New(s store.Ingester, cat *catalog.Catalog, opts *Options) *Handler {
 		o.RejectedBodyBytes = 0
 	}
 	h := &Handler{store: s, catalog: cat, log: o.Logger, now: o.Now, onReq: o.OnRequest, onDedup: o.OnDedupError,
-		dedupWarn: newWarnLimiter(o.DedupWarnEvery), rejectedBody: o.RejectedBodyBytes}
+		dedupWarn: newWarnLimiter(o.DedupWarnEvery), rejectedBody: o.RejectedBodyBytes, projects: o.Projects}
 	if o.TracerProvider != nil {
 		h.tracer = o.TracerProvider.Tracer(tracerName)
 	}
@@ -183,7 +197,10 @@ const (
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
-	name := r.PathValue("source")
+	// One snapshot for the whole request: the source, its expressions and
+	// the fan-out all come from the same version of the catalog.
+	snap := h.catalog.Current()
+	name, path := sourcePath(snap, r)
 	if h.tracer != nil {
 		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := h.tracer.Start(ctx, "POST /e/{source}", trace.WithSpanKind(trace.SpanKindServer),
@@ -195,11 +212,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Source:     name,
 		ReceivedAt: start,
 		Method:     r.Method,
-		Path:       suffix(r),
+		Path:       path,
 		Query:      r.URL.RawQuery,
 		RemoteAddr: r.RemoteAddr,
 	}
-	outcome := h.serve(w, r, rec)
+	outcome := h.serve(w, r, rec, snap)
 	if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
 		span.SetAttributes(attrOutcome.String(outcome))
 		if outcome == OutcomeStorageError {
@@ -211,16 +228,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Request) string {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Request, snap *catalog.Snapshot) string {
 	ctx := r.Context()
-	// One snapshot for the whole request: the source, its expressions and
-	// the fan-out all come from the same version of the catalog.
-	snap := h.catalog.Current()
 	src, ok := snap.Sources[rec.Source]
 	if !ok {
 		rec.Headers = redact.Credentials(r.Header)
 		h.reject(w, r, rec, http.StatusNotFound, fmt.Sprintf("unknown source %q", rec.Source))
 		return OutcomeUnknownSource
+	}
+	if ok, wait := h.projects.AllowIngest(src.Project, rec.ReceivedAt); !ok {
+		// Not stored: a flood over the rate must not cost a write each.
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, math.Ceil(wait.Seconds())))))
+		trace.SpanFromContext(ctx).SetAttributes(attrStatus.Int(http.StatusTooManyRequests))
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: fmt.Sprintf("project %q is over its ingest rate; retry later", src.Project)})
+		return OutcomeRateLimited
 	}
 	rec.Headers = redact.Credentials(r.Header, src.Provider.Credentials(src.Verify)...)
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, src.MaxBodyBytes))
@@ -358,6 +379,33 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, rec *store.Requ
 		w.Header().Set("Connection", "close")
 	}
 	writeJSON(w, status, errorBody{Error: reason, RequestID: id})
+}
+
+// sourcePath returns the full name of the source r's path names and the
+// path after it. /e/{a}/{b}[/rest] names the source b of project a when
+// the catalog has it, or when a is a project (with sources) and no
+// default-project source is called a; otherwise it names the
+// default-project source a, with /{b}[/rest] as its suffix. The config
+// file and the API keep a default-project source from taking the name
+// of a project, so the two readings never compete.
+func sourcePath(snap *catalog.Snapshot, r *http.Request) (name, path string) {
+	name, path = r.PathValue("source"), suffix(r)
+	rest := r.PathValue("rest")
+	if rest == "" {
+		return name, path
+	}
+	seg, after, more := strings.Cut(rest, "/")
+	full := name + "/" + seg
+	if _, ok := snap.Sources[full]; !ok {
+		if _, dflt := snap.Sources[name]; dflt || !snap.Projects[name] {
+			return name, path
+		}
+	}
+	path = ""
+	if more {
+		path = "/" + after
+	}
+	return full, path
 }
 
 // suffix returns the path after /e/{source}, or "".

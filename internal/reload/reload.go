@@ -234,14 +234,29 @@ func (r *Reloader) sync(ctx context.Context, cfg *config.Config) (*Result, error
 	if r.opts.File != "" {
 		p.RemovedReason += " " + r.opts.File
 	}
+	// The file names entries by short name and project; the store by
+	// full name (store.FullName). The file was validated, so scoping
+	// cannot fail here.
 	for i := range cfg.Sources {
-		p.Sources = append(p.Sources, &cfg.Sources[i])
+		s := cfg.Sources[i]
+		if err := s.Scope(); err != nil {
+			return nil, fmt.Errorf("sources[%d]: %w", i, err)
+		}
+		p.Sources = append(p.Sources, &s)
 	}
 	for i := range cfg.Destinations {
-		p.Destinations = append(p.Destinations, &cfg.Destinations[i])
+		d := cfg.Destinations[i]
+		if err := d.Scope(); err != nil {
+			return nil, fmt.Errorf("destinations[%d]: %w", i, err)
+		}
+		p.Destinations = append(p.Destinations, &d)
 	}
 	for i := range cfg.Connections {
-		p.Connections = append(p.Connections, &cfg.Connections[i])
+		c := cfg.Connections[i]
+		if err := c.Scope(); err != nil {
+			return nil, fmt.Errorf("connections[%d]: %w", i, err)
+		}
+		p.Connections = append(p.Connections, &c)
 	}
 	sr, err := r.store.CatalogSync(ctx, p)
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -42,6 +44,9 @@ type Options struct {
 	// AuditRetention is how long audit log entries are kept. If zero,
 	// they are kept.
 	AuditRetention time.Duration
+	// Projects are the projects that keep their history for their own
+	// time instead of Retention, by name.
+	Projects map[string]time.Duration
 	// Interval is the time between passes. If zero, [DefaultInterval].
 	Interval time.Duration
 	// Batch caps the rows per table one Prune call deletes. If zero,
@@ -136,23 +141,42 @@ func (c *Cleaner) Run(ctx context.Context) error {
 
 // RunOnce runs one pass: Prune calls with a pause between them until the
 // store reports nothing more to delete, the pass timeout, or ctx ends.
+// The projects with a retention of their own are pruned each to its own
+// horizon, the others together to Retention's.
 func (c *Cleaner) RunOnce(ctx context.Context) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.PassTimeout)
 	defer cancel()
 	now := c.now()
-	p := &store.PruneParams{Before: now.Add(-c.opts.Retention), Now: now, Limit: c.opts.Batch}
+	except := slices.Sorted(maps.Keys(c.opts.Projects))
+	passes := []*store.PruneParams{{Before: now.Add(-c.opts.Retention), Now: now, Limit: c.opts.Batch, Except: except}}
+	for _, name := range except {
+		passes = append(passes, &store.PruneParams{Before: now.Add(-c.opts.Projects[name]), Now: now, Limit: c.opts.Batch, Project: name})
+	}
 	if c.opts.AuditRetention > 0 {
-		p.AuditBefore = now.Add(-c.opts.AuditRetention)
+		passes[0].AuditBefore = now.Add(-c.opts.AuditRetention)
 	}
 	var total Result
+	for _, p := range passes {
+		done, err := c.prune(ctx, p, &total)
+		if err != nil || !done {
+			return &total, err
+		}
+	}
+	total.Done = true
+	return &total, nil
+}
+
+// prune calls Prune with p until it is done, adding what it deleted to
+// total. It reports whether it got done (not stopped by the pass timeout).
+func (c *Cleaner) prune(ctx context.Context, p *store.PruneParams, total *Result) (bool, error) {
 	for {
 		res, err := c.store.Prune(ctx, p)
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && total.Total() > 0 {
 				// Time is up for this pass; the next one goes on.
-				return &total, nil
+				return false, nil
 			}
-			return &total, err
+			return false, err
 		}
 		total.Calls++
 		total.Requests += res.Requests
@@ -161,17 +185,16 @@ func (c *Cleaner) RunOnce(ctx context.Context) (*Result, error) {
 		total.Attempts += res.Attempts
 		total.Dedup += res.Dedup
 		if res.Done {
-			total.Done = true
-			return &total, nil
+			return true, nil
 		}
 		t := time.NewTimer(c.opts.Pause)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return &total, nil
+				return false, nil
 			}
-			return &total, ctx.Err()
+			return false, ctx.Err()
 		case <-t.C:
 		}
 	}

@@ -74,3 +74,40 @@ func TestRunStopsWithContextAndOnClose(t *testing.T) {
 		t.Errorf("Run on a closed store: %v, want ErrClosed", err)
 	}
 }
+
+// TestProjectRetention checks that a project with a retention of its own
+// keeps its history for that long, shorter or longer than the others'.
+func TestProjectRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sqlitetest.Open(t, nil)
+	day := 24 * time.Hour
+	ingest := func(source string, age time.Duration) string {
+		t.Helper()
+		res, err := s.RequestIngest(ctx, &store.RequestIngestParams{
+			Request: &store.Request{Source: source, ReceivedAt: time.Now().Add(-age), Method: "POST", Path: "/e/" + source},
+			Event:   &store.Event{},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.EventID
+	}
+	// 10 days old: gone in the default project (retention 7 days) and in
+	// short (2 days), kept in long (30 days). 3 days old: gone in short only.
+	ids := map[string]string{
+		"default 10d": ingest("s", 10*day), "default 3d": ingest("s", 3*day),
+		"short 10d": ingest("short/s", 10*day), "short 3d": ingest("short/s", 3*day),
+		"long 10d": ingest("long/s", 10*day), "long 3d": ingest("long/s", 3*day),
+	}
+	c := retention.New(s, &retention.Options{Retention: 7 * day, Projects: map[string]time.Duration{"short": 2 * day, "long": 30 * day}})
+	if _, err := c.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, kept := range map[string]bool{"default 10d": false, "default 3d": true, "short 10d": false, "short 3d": false, "long 10d": true, "long 3d": true} {
+		_, err := s.EventGetByID(ctx, ids[name])
+		if got := err == nil; got != kept {
+			t.Errorf("%s: kept = %v, want %v (%v)", name, got, kept, err)
+		}
+	}
+}

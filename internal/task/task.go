@@ -157,6 +157,10 @@ type CreateParams struct {
 	TTL time.Duration
 	// Owner is the identity the task belongs to; required.
 	Owner string
+	// Project is the project the task is created in (empty: the default
+	// one): the wait's and the fail rule's sources are names in it (short,
+	// or full in it), and the task is listed in it only.
+	Project string
 	// SessionID and Protocol are the MCP session and revision of the call
 	// that created the task, if any.
 	SessionID, Protocol string
@@ -200,7 +204,25 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 	if p.Owner == "" {
 		return nil, errors.New("create task: no owner")
 	}
-	spec, err := t.Resolve(ctx, &p.Wait)
+	project := store.ProjectOrDefault(p.Project)
+	wait := p.Wait
+	if wait.Source != "" {
+		full, err := store.Qualify(project, wait.Source)
+		if err != nil {
+			return nil, inputf("source: %q does not exist (see list_sources or GET /api/v1/sources)", wait.Source)
+		}
+		wait.Source = full
+	}
+	if f := p.Fail; f != nil && f.Source != "" {
+		full, err := store.Qualify(project, f.Source)
+		if err != nil {
+			return nil, inputf("fail.source: %q does not exist", f.Source)
+		}
+		fail := *f
+		fail.Source = full
+		p.Fail = &fail
+	}
+	spec, err := t.Resolve(ctx, &wait)
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +247,7 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 		return nil, inputf("match: %v", err)
 	}
 	tk := &store.Task{
-		ID: NewID(), Owner: p.Owner, SessionID: p.SessionID, Protocol: p.Protocol, Tool: p.Tool,
+		ID: NewID(), Owner: p.Owner, Project: project, SessionID: p.SessionID, Protocol: p.Protocol, Tool: p.Tool,
 		Arguments: args, TTL: ttl, PollInterval: cmp.Or(p.PollInterval, t.opts.PollInterval),
 		StatusMessage: cmp.Or(p.StatusMessage, fmt.Sprintf("waiting for a %s event", spec.Describe())),
 		Wait: &store.TaskWait{Source: spec.Source, Type: spec.Type, Filter: spec.Filter, Since: spec.Since,
