@@ -101,6 +101,7 @@ var routes = map[string]Permission{
 	"POST /api/v1/tasks":                       PermOperate,
 	"POST /api/v1/tasks/{id}/cancel":           PermOperate,
 	"GET /api/v1/alerts":                       PermRead,
+	"GET /api/v1/projects":                     PermRead,
 	// Admin API: what spans projects.
 	"GET /api/v1/openapi.json":   PermRead,
 	"POST /api/v1/reload":        PermAdmin,

@@ -55,6 +55,8 @@ func TestOpenAPIListParams(t *testing.T) {
 		if c.kind.name != "tasks" {
 			accepted = c.kind.accepted()
 		}
+		// project, on every route, is the path item's (skipped above).
+		accepted = slices.DeleteFunc(slices.Clone(accepted), func(s string) bool { return s == "project" })
 		slices.Sort(documented)
 		accepted = slices.Sorted(slices.Values(accepted))
 		if !slices.Equal(documented, accepted) {

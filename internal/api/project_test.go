@@ -156,7 +156,12 @@ func TestProjectIsolation(t *testing.T) {
 		"GET /api/v1/alerts":                   {{"GET", "/alerts", nil, 200}},
 		"GET /api/v1/projects":                 {{"GET", "/projects", nil, 200}, {"GET", "/projects?project=a", nil, 404}},
 		"POST /api/v1/reload":                  nil, // not a project's: who may reload is a role's question
-		"GET /api/v1/openapi.json":             nil, // the document, the same for everyone
+		// Tokens and the audit log span projects: an admin's alone.
+		"GET /api/v1/tokens":         {{"GET", "/tokens", nil, 403}},
+		"POST /api/v1/tokens":        {{"POST", "/tokens", map[string]any{"name": "x", "role": "admin"}, 403}},
+		"DELETE /api/v1/tokens/{id}": {{"DELETE", "/tokens/tok_x", nil, 403}},
+		"GET /api/v1/audit":          {{"GET", "/audit", nil, 403}},
+		"GET /api/v1/openapi.json":   nil, // the document, the same for everyone
 	}
 	// What of a must never show in b's answers.
 	secrets := []string{a.event, a.request, a.delivery, a.task, "a/stripe", "a/billing", "a/onlya", `"project": "a"`}
