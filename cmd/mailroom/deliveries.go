@@ -90,6 +90,7 @@ func newDeliveriesShowCommand(cf *clientFlags) *cobra.Command {
 				"Created", when(d.CreatedAt),
 				"Next attempt", next,
 				"Last error", d.LastError,
+				"Retry", retryLine(d.Retry),
 			); err != nil {
 				return err
 			}
@@ -169,4 +170,13 @@ forgotten flag does not resend everything.`,
 	lf.register(cmd, deliveryStatuses+" (default dead)", false, "source", "destination", "event", "since", "until")
 	cmd.Flags().BoolVar(&all, "all", false, "with no filter, retry every dead delivery")
 	return cmd
+}
+
+// retryLine is the retry policy that decided a delivery's last attempt,
+// and what it decided, in one line; "" before the first attempt.
+func retryLine(r *store.RetryApplied) string {
+	if r == nil {
+		return ""
+	}
+	return r.String()
 }

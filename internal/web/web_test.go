@@ -117,6 +117,8 @@ func (b *testBundle) seed(t testing.TB) *fixture {
 		Attempt: &store.Attempt{DeliveryID: claimed[0].ID, EventID: claimed[0].EventID, Destination: "billing", Number: claimed[0].Attempts,
 			StartedAt: now, DurationMS: 12.5, StatusCode: 500, ResponseBody: []byte(`{"error":"upstream exploded"}`), Error: "HTTP 500"},
 		Status: store.DeliveryDead, Now: now,
+		Retry: &store.RetryApplied{Policy: "connection stripe->billing retry[0]", EventType: "checkout.session.completed",
+			Types: []string{"checkout.*"}, MaxAttempts: 1, Decision: "dead", Reason: "1 of 1 attempts made"},
 	}))
 	rej, err := s.RequestInsert(ctx, &store.Request{Source: "stripe", ReceivedAt: time.Now(), Method: "POST", Path: "/e/stripe",
 		Body: []byte(`{"forged":true}`), BodySize: 10 << 20, BodySHA256: "5e1f0c", Status: store.RequestRejected, Reason: "signature mismatch", HTTPStatus: 401})
@@ -353,6 +355,7 @@ func TestPages(t *testing.T) {
 			"Replay event", "Retry delivery", f.deliveryID, "HTTP 500", "upstream exploded", "12.5 ms",
 			"verified", "stripe signature matched", "key <code>evt_1</code>", "1 later duplicate dropped", f.dupID,
 			"Stripe-Signature", "&#34;id&#34;: &#34;" + bodyMarker, "203.0.113.7",
+			"Retry policy: connection stripe-&gt;billing retry[0] (types checkout.*, event type checkout.session.completed): max_attempts 1; dead: 1 of 1 attempts made",
 		}},
 		{"/ui/destinations", []string{`id="dest-billing"`, "failing", "5/s", "Pause", "standard-webhooks", "1 dead", "Managed by</dt><dd>the API"}},
 		{"/ui/sources", []string{"/e/stripe", "data-copy=", "Copy", "stripe", "billing"}},
