@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/access"
+	"github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/mcpauth"
@@ -21,11 +22,17 @@ import (
 // listener, like the admin API. With mcp.oauth it also serves the
 // protected resource metadata. Streams end when streamsCtx does, so that
 // shutdown does not wait on idle SSE connections.
-func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *task.Tasks, cfg *config.Config, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
+func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *task.Tasks, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger, streamsCtx context.Context) (*mcpserver.Server, error) {
 	if cfg.MCP.Disabled {
 		return nil, nil
 	}
-	guard, err := mcpGuard(mux, cfg, log)
+	if !isLoopback(cfg.Listen) && cfg.API.Token == "" && len(cfg.MCP.Tokens) == 0 && !cfg.MCP.OAuth.Enabled() {
+		// Without a static token or OAuth /mcp would be open off
+		// loopback until a token is stored: it is off there, as the
+		// admin API is without api.token.
+		authn = nil
+	}
+	guard, err := mcpGuard(mux, cfg, authn, log)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +65,7 @@ func mountMCP(mux *http.ServeMux, st store.Store, cat *catalog.Catalog, tasks *t
 // "api"), each of mcp.tokens (the MCP role, named by its name) and, with
 // mcp.oauth, OAuth access tokens, whose protected resource metadata it
 // registers on mux.
-func mcpGuard(mux *http.ServeMux, cfg *config.Config, log *slog.Logger) (*mcpauth.Guard, error) {
+func mcpGuard(mux *http.ServeMux, cfg *config.Config, authn *auth.Authenticator, log *slog.Logger) (*mcpauth.Guard, error) {
 	static := map[string]access.Principal{}
 	if cfg.API.Token != "" {
 		static[cfg.API.Token] = access.Principal{TokenID: "api", Name: "api", Role: access.RoleAdmin}
@@ -66,7 +73,7 @@ func mcpGuard(mux *http.ServeMux, cfg *config.Config, log *slog.Logger) (*mcpaut
 	for _, t := range cfg.MCP.Tokens {
 		static[t.Token] = access.Principal{TokenID: t.Name, Name: t.Name, Role: access.RoleMCP}
 	}
-	opts := mcpauth.GuardOptions{Static: static, Logger: log}
+	opts := mcpauth.GuardOptions{Static: static, Logger: log, Tokens: authn}
 	if o := cfg.MCP.OAuth; o.Enabled() {
 		a, err := mcpauth.New(oauthOptions(o, log))
 		if err != nil {

@@ -28,9 +28,8 @@ type guardedRoute struct {
 }
 
 // guardedRoutes reads every route of the admin API and the dashboard from
-// their routers, plus /metrics, leaving out the dashboard's public login
-// and logout: the routes the permission table guards. /mcp is left out:
-// its tokens are the MCP server's (mcp.tokens, OAuth).
+// their routers, plus /metrics and /mcp, leaving out the dashboard's
+// public login and logout: the routes the permission table guards.
 func guardedRoutes(t *testing.T) []guardedRoute {
 	t.Helper()
 	s := sqlitetest.Open(t, nil)
@@ -42,14 +41,17 @@ func guardedRoutes(t *testing.T) []guardedRoute {
 	dash := web.New(s, cat, nil)
 	t.Cleanup(dash.Close)
 	patterns := append(api.New(s, cat, nil).Patterns(), dash.Patterns()...)
-	patterns = append(patterns, "GET /metrics")
+	patterns = append(patterns, "GET /metrics", "/mcp")
 	wild := regexp.MustCompile(`\{[^}]*\}`)
 	var out []guardedRoute
 	for _, p := range patterns {
 		if slices.Contains(access.Public, p) {
 			continue
 		}
-		method, path, _ := strings.Cut(p, " ")
+		method, path, ok := strings.Cut(p, " ")
+		if !ok { // every method: /mcp
+			method, path = "POST", p
+		}
 		path = strings.ReplaceAll(wild.ReplaceAllStringFunc(path, func(w string) string {
 			if w == "{$}" {
 				return ""
@@ -66,11 +68,12 @@ func guardedRoutes(t *testing.T) []guardedRoute {
 
 // TestRolesOnEveryRoute runs the binary with an api.token, creates a
 // token of every role through the API, and calls every guarded route of
-// the API and the dashboard (read from the routers) with each: a role the
-// permission table does not allow is refused with 403 by the guard, a
-// role it allows gets past it (whatever the handler then answers to a
-// made-up id). Then every mutating route it let through has its audit
-// entry, naming the token that called it.
+// the API and the dashboard (read from the routers), /metrics and /mcp
+// with each: a role the permission table does not allow is refused with
+// 403 naming the route, a role it allows gets past the guard (whatever
+// the handler then answers to a made-up id). Then every mutating route
+// has an audit entry for each role let through, naming its token, and
+// none for the roles refused.
 func TestRolesOnEveryRoute(t *testing.T) {
 	t.Parallel()
 	routes := guardedRoutes(t)
@@ -194,10 +197,11 @@ func TestRolesOnEveryRoute(t *testing.T) {
 		}
 	}
 
-	// Every mutating route has an audit entry of a role allowed to call it.
+	// Every mutating route has an audit entry of a role allowed to call it
+	// (/mcp, whose tool calls are not audited, aside).
 	var mutating int
 	for _, r := range routes {
-		if !access.Mutating(r.pattern) {
+		if !access.Mutating(r.pattern) || r.pattern == "/mcp" {
 			continue
 		}
 		mutating++

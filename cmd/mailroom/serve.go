@@ -278,7 +278,7 @@ func runServe(ctx context.Context, f serveFlags) error {
 		dash.Register(mux)
 		closeDashboard = dash.Close
 	}
-	mcpSrv, err := mountMCP(mux, st, cat, tasks, cfg, log, streamsCtx)
+	mcpSrv, err := mountMCP(mux, st, cat, tasks, cfg, authn, log, streamsCtx)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
 	"github.com/mailroomhq/mailroom/internal/access"
+	mrauth "github.com/mailroomhq/mailroom/internal/auth"
 	"github.com/mailroomhq/mailroom/internal/httpguard"
 )
 
@@ -70,6 +71,10 @@ type GuardOptions struct {
 	Static map[string]access.Principal
 	// OAuth, if set, validates the other tokens as OAuth access tokens.
 	OAuth *Authenticator
+	// Tokens, if set, authenticates tokens created through the admin API
+	// (mr_…): one whose role may use /mcp (admin, mcp) gets in as its
+	// principal; another role is refused with 403.
+	Tokens *mrauth.Authenticator
 	// Logger logs refused tokens at debug level. Nil discards.
 	Logger *slog.Logger
 }
@@ -84,12 +89,13 @@ type Guard struct {
 	static     *httpguard.Tokens
 	principals []access.Principal // by the index the static tokens map to
 	oauth      *Authenticator
+	tokens     *mrauth.Authenticator
 	log        *slog.Logger
 }
 
 // NewGuard returns a guard for opts.
 func NewGuard(opts GuardOptions) *Guard {
-	g := &Guard{oauth: opts.OAuth, log: opts.Logger}
+	g := &Guard{oauth: opts.OAuth, tokens: opts.Tokens, log: opts.Logger}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,8 +109,10 @@ func NewGuard(opts GuardOptions) *Guard {
 }
 
 // Empty reports whether g accepts no token at all, which means /mcp is
-// not authenticated (loopback listeners only).
-func (g *Guard) Empty() bool { return g.static.Empty() && g.oauth == nil }
+// not authenticated (loopback listeners only). A guard with only stored
+// tokens is not empty: it lets requests through unauthenticated only
+// while no stored token is active (open mode, see internal/auth).
+func (g *Guard) Empty() bool { return g.static.Empty() && g.oauth == nil && g.tokens == nil }
 
 type tokenInfoKey struct{}
 
@@ -119,6 +127,17 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		return nil, auth.ErrInvalidToken
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.static.Empty() && g.oauth == nil && g.tokens != nil {
+			open, err := g.tokens.Open(r.Context())
+			if err != nil {
+				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the tokens could not be checked; try again")
+				return
+			}
+			if open { // no token exists yet: as unauthenticated as before
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
 		token, ok := httpguard.BearerToken(r)
 		if !ok {
 			g.challenge(w, http.StatusUnauthorized, "", "a bearer token is required")
@@ -144,11 +163,25 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	})
 }
 
-// verify checks token: the static tokens first, then OAuth.
+// verify checks token: the static tokens first, then stored tokens
+// (mr_…), then OAuth.
 func (g *Guard) verify(ctx context.Context, token string) (access.Principal, *auth.TokenInfo, error) {
 	if idx, ok := g.static.Match(token); ok {
 		i, _ := strconv.Atoi(idx)
 		p := g.principals[i]
+		return p, &auth.TokenInfo{UserID: Owner(p), Extra: map[string]any{principalKey: p}}, nil
+	}
+	if g.tokens != nil && strings.HasPrefix(token, mrauth.TokenPrefix) {
+		p, err := g.tokens.Token(ctx, token)
+		switch {
+		case errors.Is(err, mrauth.ErrUnauthenticated):
+			return access.Principal{}, nil, invalid("unknown, revoked or expired token")
+		case err != nil:
+			return access.Principal{}, nil, err
+		}
+		if err := p.Authorize("/mcp"); err != nil {
+			return access.Principal{}, nil, &Error{Code: codeInsufficientScope, Description: err.Error()}
+		}
 		return p, &auth.TokenInfo{UserID: Owner(p), Extra: map[string]any{principalKey: p}}, nil
 	}
 	if g.oauth == nil {

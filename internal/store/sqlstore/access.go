@@ -80,7 +80,7 @@ func (s *Store) TokenList(ctx context.Context, p *store.TokenListParams) ([]*sto
 	if !p.All {
 		w.add(`revoked_at = 0 AND (expires_at = 0 OR expires_at > ?)`, micros(s.orNow(p.Now)))
 	}
-	rows, err := s.read.Query(ctx, `SELECT `+tokenCols+` FROM tokens`+w.sql()+` ORDER BY id DESC`, w.args...)
+	rows, err := s.read.Query(ctx, `SELECT `+tokenCols+` FROM tokens`+w.sql()+` ORDER BY created_at DESC, id DESC`, w.args...)
 	out, err := collect(rows, err, scanToken)
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)

@@ -109,6 +109,13 @@ func testTokens(t *testing.T, newStore NewStore) {
 	if got, err := s.TokenByHash(ctx, sum("secret-tok_2")); err != nil || !got.LastUsedAt.Equal(now.Add(2*time.Minute)) {
 		t.Errorf("after touches, last_used_at = %v, %v", got.LastUsedAt, err)
 	}
+	// Ids are random: the newest is first by creation time, not by id.
+	if err := s.TokenCreate(ctx, &store.Token{ID: "tok_0", Name: "newest", Role: "viewer", Hash: sum("secret-tok_0"), CreatedAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustJSON(t, ids(&store.TokenListParams{Now: now, All: true})); got != `["tok_0","tok_3","tok_2","tok_1"]` {
+		t.Errorf("TokenList newest first = %s", got)
+	}
 }
 
 func testAudit(t *testing.T, newStore NewStore) {
