@@ -13,6 +13,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/ingest"
 	"github.com/mailroomhq/mailroom/internal/redact"
+	"github.com/mailroomhq/mailroom/internal/search"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -21,6 +22,8 @@ import (
 // listFilter is a list page's filter form as submitted.
 type listFilter struct {
 	Source, Status, Type, Query string
+	// Where is a body condition PATH=VALUE (events only).
+	Where string
 	// Range is a preset look-back ("15m", "1h", "24h", "7d"); Since and
 	// Until are explicit bounds, as a datetime-local input ("2006-01-02T15:04",
 	// UTC) or RFC 3339.
@@ -34,7 +37,7 @@ func ranges() []string { return []string{"15m", "1h", "24h", "7d"} }
 // values returns f as query parameters, without the cursor and empty fields.
 func (f listFilter) values() url.Values {
 	v := url.Values{}
-	for k, s := range map[string]string{"source": f.Source, "status": f.Status, "type": f.Type, "q": f.Query,
+	for k, s := range map[string]string{"source": f.Source, "status": f.Status, "type": f.Type, "q": f.Query, "where": f.Where,
 		"range": f.Range, "since": f.Since, "until": f.Until} {
 		if s != "" {
 			v.Set(k, s)
@@ -59,9 +62,11 @@ func (f listFilter) pageURL(path, cursor string) string {
 // store list its own parameters.
 type listParams struct {
 	Source, Status, Type, Query string
-	Since, Until                time.Time
-	Cursor                      string
-	Limit                       int
+	// Where is the events' body condition, if any.
+	Where        search.Filter
+	Since, Until time.Time
+	Cursor       string
+	Limit        int
 }
 
 func (p listParams) requests() *store.RequestListParams {
@@ -84,11 +89,18 @@ func (p listParams) deliveries() *store.DeliveryListParams {
 func parseFilter(q url.Values, now time.Time) (listFilter, listParams, error) {
 	f := listFilter{
 		Source: strings.TrimSpace(q.Get("source")), Status: strings.TrimSpace(q.Get("status")),
-		Type: strings.TrimSpace(q.Get("type")), Query: q.Get("q"),
+		Type: strings.TrimSpace(q.Get("type")), Query: q.Get("q"), Where: strings.TrimSpace(q.Get("where")),
 		Range: q.Get("range"), Since: strings.TrimSpace(q.Get("since")), Until: strings.TrimSpace(q.Get("until")),
 		Cursor: q.Get("cursor"),
 	}
 	p := listParams{Source: f.Source, Status: f.Status, Type: f.Type, Query: f.Query, Cursor: f.Cursor, Limit: PageSize}
+	if f.Where != "" {
+		c, err := search.ParseCond(f.Where)
+		if err != nil {
+			return f, p, fmt.Errorf("body field: %v", err)
+		}
+		p.Where = search.Filter{c}
+	}
 	if f.Range != "" {
 		d, err := time.ParseDuration(strings.Replace(f.Range, "d", "h", 1))
 		if strings.HasSuffix(f.Range, "d") && err == nil {
@@ -147,6 +159,24 @@ func (w *Server) listRequests(ctx context.Context, p listParams) ([]*store.Reque
 
 func (w *Server) listEvents(ctx context.Context, p listParams) ([]*store.Event, error) {
 	return w.store.EventList(ctx, p.events())
+}
+
+// fetchEvents fetches one page of the events list, or with a text or a
+// body condition one bounded search (see [store.History.EventSearch]),
+// whose page may be short, even empty, while a next page is offered.
+func (w *Server) fetchEvents(ctx context.Context, p listParams) ([]*store.Event, string, error) {
+	if p.Query == "" && len(p.Where) == 0 {
+		return fetchPage(ctx, p, w.listEvents, func(e *store.Event) string { return e.ID })
+	}
+	sp := &store.EventSearchParams{EventListParams: *p.events()}
+	if len(p.Where) > 0 {
+		sp.Body = p.Where
+	}
+	page, err := w.store.EventSearch(ctx, sp)
+	if err != nil {
+		return nil, "", err
+	}
+	return page.Events, page.Next, nil
 }
 
 func (w *Server) listDeliveries(ctx context.Context, p listParams) ([]*store.Delivery, error) {
@@ -272,7 +302,7 @@ func (w *Server) eventList(rw http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		d.Error, status = err.Error(), http.StatusBadRequest
 	} else {
-		evs, next, err := fetchPage(ctx, p, w.listEvents, func(e *store.Event) string { return e.ID })
+		evs, next, err := w.fetchEvents(ctx, p)
 		if err != nil {
 			w.storageError(rw, r, err)
 			return

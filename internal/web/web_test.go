@@ -421,6 +421,10 @@ func TestListFilters(t *testing.T) {
 	}{
 		{"/ui/events?q=" + bodyMarker, true, false},
 		{"/ui/events?q=no-such-text", false, false},
+		{"/ui/events?where=" + url.QueryEscape("data.object.id="+bodyMarker), true, false},
+		{"/ui/events?where=" + url.QueryEscape(`data.object.id="`+bodyMarker+`"`) + "&q=checkout", true, false},
+		{"/ui/events?where=" + url.QueryEscape("data.object.id=cs_other"), false, false},
+		{"/ui/events?where=" + url.QueryEscape("type=checkout.session.completed") + "&source=github", false, false},
 		{"/ui/events?type=checkout.session.completed&source=stripe", true, false},
 		{"/ui/events?type=other", false, false},
 		{"/ui/events?status=ignored", false, false},
@@ -449,6 +453,10 @@ func TestListFilters(t *testing.T) {
 	resp, body := b.get(t, "/ui/events?since=yesterday")
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "since") {
 		t.Errorf("bad since: %d", resp.StatusCode)
+	}
+	resp, body = b.get(t, "/ui/events?where="+url.QueryEscape("data..id=1"))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "empty key") {
+		t.Errorf("bad where: %d", resp.StatusCode)
 	}
 	// The live tail asks for the rows alone.
 	resp, body = b.get(t, "/ui/events?partial=rows&q="+bodyMarker)
