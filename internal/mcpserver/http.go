@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -141,17 +142,67 @@ func (h *httpShim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		stream := mcpwire.NewSSEStream(w, false)
-		if id := r.Header.Get("Mcp-Session-Id"); id != "" {
-			defer h.srv.streams.addSession(id, stream)()
+		id := r.Header.Get("Mcp-Session-Id")
+		if id == "" {
+			defer stream.Close()
+			h.legacy.ServeHTTP(stream, r)
+			return
 		}
+		// The stream becomes the session's only once the SDK accepts it:
+		// a GET it refuses (an unknown session, another token's session)
+		// must neither receive the session's notifications nor displace
+		// its stream.
+		as := &acceptedStream{SSEStream: stream, accept: func() func() { return h.srv.streams.addSession(id, stream) }}
+		defer as.unregister()
 		defer stream.Close()
-		h.legacy.ServeHTTP(stream, r)
+		h.legacy.ServeHTTP(as, r)
 	default:
 		if stateless(version) {
 			h.modern.ServeHTTP(w, r)
 			return
 		}
 		h.legacy.ServeHTTP(w, r)
+	}
+}
+
+// acceptedStream calls accept when the SDK starts a 200 response on the
+// stream (explicitly, or implicitly by writing), and never for another
+// status.
+type acceptedStream struct {
+	*mcpwire.SSEStream
+	accept func() (unregister func())
+	once   sync.Once
+	mu     sync.Mutex
+	undo   func()
+}
+
+func (a *acceptedStream) WriteHeader(code int) {
+	a.once.Do(func() {
+		if code == http.StatusOK {
+			a.accepted()
+		}
+	})
+	a.SSEStream.WriteHeader(code)
+}
+
+func (a *acceptedStream) Write(p []byte) (int, error) {
+	a.once.Do(a.accepted) // a write without WriteHeader is a 200
+	return a.SSEStream.Write(p)
+}
+
+func (a *acceptedStream) accepted() {
+	undo := a.accept()
+	a.mu.Lock()
+	a.undo = undo
+	a.mu.Unlock()
+}
+
+// unregister undoes accept, if it ran.
+func (a *acceptedStream) unregister() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.undo != nil {
+		a.undo()
 	}
 }
 

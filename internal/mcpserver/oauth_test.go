@@ -133,3 +133,42 @@ func TestOAuthTokensAtMCP(t *testing.T) {
 		t.Errorf("task owner %q, want %q", task.Owner, want)
 	}
 }
+
+// TestSessionStreamOfAnotherToken: a token of project b that presents the
+// session id of project a's session on a GET stream is refused by the
+// SDK (403), and that attempt neither receives nor displaces the
+// session's own stream: its task status notification still arrives.
+func TestSessionStreamOfAnotherToken(t *testing.T) {
+	as := mcpauthtest.New(t, nil)
+	e, a := newOAuthEnv(t, as)
+	alice := &rpcClient{t: t, url: e.url, token: as.Issue(mcpauthtest.Valid("alice", a.Resource(), "mailroom:mcp mailroom:project:a"))}
+	alice.initialize()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream := alice.openStream(ctx)
+
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/mcp", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", alice.session)
+	req.Header.Set("Mcp-Protocol-Version", mcpserver.ProtocolLegacy)
+	req.Header.Set("Authorization", "Bearer "+as.Issue(mcpauthtest.Valid("alice", a.Resource(), "mailroom:mcp mailroom:project:b")))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("project b's GET on project a's session: %d, want 403", resp.StatusCode)
+	}
+
+	created := alice.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_session"), "task": map[string]any{"ttl": 60000}})
+	task, _ := created.Result["task"].(map[string]any)
+	taskID, _ := task["taskId"].(string)
+	if taskID == "" {
+		t.Fatalf("no task: %+v", created)
+	}
+	e.sendStripe("evt_session", "checkout.session.completed", "plink_session")
+	waitFor(t, stream, "notifications/tasks/status completed on project a's stream", func(m rpcResponse) bool {
+		return m.Method == "notifications/tasks/status" && m.Params["taskId"] == taskID && m.Params["status"] == "completed"
+	})
+}
