@@ -100,9 +100,9 @@ connections:
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{
-		`mailroom_circuit_transitions_total{destination="flaky",transition="opened"} 1`,
-		`mailroom_circuit_transitions_total{destination="flaky",transition="closed"} 1`,
-		`mailroom_circuit_transitions_total{destination="flaky",transition="reopened"}`,
+		`mailroom_circuit_transitions_total{destination="flaky",project="default",transition="opened"} 1`,
+		`mailroom_circuit_transitions_total{destination="flaky",project="default",transition="closed"} 1`,
+		`mailroom_circuit_transitions_total{destination="flaky",project="default",transition="reopened"}`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -124,7 +124,7 @@ func TestDedupErrorVisible(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(metrics), `mailroom_dedup_errors_total{source="twilio"} 2`) {
+	if !strings.Contains(string(metrics), `mailroom_dedup_errors_total{project="default",source="twilio"} 2`) {
 		t.Errorf("/metrics lacks mailroom_dedup_errors_total{source=\"twilio\"} 2:\n%s", metrics)
 	}
 	waitUntil(t, "the dedup warning in the log", func() bool {

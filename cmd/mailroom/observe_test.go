@@ -93,9 +93,9 @@ connections:
 	metrics, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
 	for _, want := range []string{
-		`mailroom_ingest_requests_total{outcome="accepted",source="open"} 1`,
-		`mailroom_deliveries_total{destination="billing",outcome="retry"}`,
-		`mailroom_queue_depth{destination="billing"} 1`,
+		`mailroom_ingest_requests_total{outcome="accepted",project="default",source="open"} 1`,
+		`mailroom_deliveries_total{destination="billing",outcome="retry",project="default"}`,
+		`mailroom_queue_depth{destination="billing",project="default"} 1`,
 		"go_goroutines",
 	} {
 		if !strings.Contains(string(metrics), want) {

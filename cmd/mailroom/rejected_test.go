@@ -89,7 +89,7 @@ func TestRejectedBodiesBounded(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if want := `mailroom_ingest_requests_total{outcome="unauthorized",source="custom"} 16`; !strings.Contains(string(metrics), want) {
+	if want := `mailroom_ingest_requests_total{outcome="unauthorized",project="default",source="custom"} 16`; !strings.Contains(string(metrics), want) {
 		t.Errorf("/metrics lacks %q", want)
 	}
 }

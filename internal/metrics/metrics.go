@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -94,8 +96,8 @@ func New(s store.Store, opts *Options) *Metrics {
 		log: o.Logger,
 		ingestRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_ingest_requests_total",
-			Help: "Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed). Unknown sources are counted with an empty source label.",
-		}, []string{"source", "outcome"}),
+			Help: "Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed, rate_limited). Unknown sources are counted with an empty source label. project is the source's project; source its full name (project/name outside the default project).",
+		}, []string{"project", "source", "outcome"}),
 		ingestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mailroom_ingest_duration_seconds",
 			Help:    "Time from receiving a webhook request to answering it, including the durable write.",
@@ -103,21 +105,21 @@ func New(s store.Store, opts *Options) *Metrics {
 		}),
 		dedupHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_dedup_hits_total",
-			Help: "Verified requests dropped as duplicates of an earlier event, by source.",
-		}, []string{"source"}),
+			Help: "Verified requests dropped as duplicates of an earlier event, by project and source.",
+		}, []string{"project", "source"}),
 		dedupErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_dedup_errors_total",
-			Help: "Accepted requests whose source has a dedup key that could not be computed on them (so they were not deduplicated), by source; each event says why in dedup_error.",
-		}, []string{"source"}),
+			Help: "Accepted requests whose source has a dedup key that could not be computed on them (so they were not deduplicated), by project and source; each event says why in dedup_error.",
+		}, []string{"project", "source"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_deliveries_total",
-			Help: "Delivery attempts by destination and what each did to its delivery: succeeded, retry (scheduled again), dead (out of attempts), paused (410 Gone), canceled (shutdown).",
-		}, []string{"destination", "outcome"}),
+			Help: "Delivery attempts by destination and what each did to its delivery: succeeded, retry (scheduled again), dead (out of attempts), paused (410 Gone), canceled (shutdown); project is the destination's.",
+		}, []string{"project", "destination", "outcome"}),
 		attemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mailroom_attempt_duration_seconds",
-			Help:    "Duration of one HTTP delivery attempt, by destination.",
+			Help:    "Duration of one HTTP delivery attempt, by project and destination.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
-		}, []string{"destination"}),
+		}, []string{"project", "destination"}),
 		taskCompletion: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "mailroom_task_completion_seconds",
 			Help:    "Time from creating an MCP task to its completion by a correlated event.",
@@ -133,8 +135,8 @@ func New(s store.Store, opts *Options) *Metrics {
 		}),
 		circuit: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mailroom_circuit_transitions_total",
-			Help: "Circuit breaker transitions made by this instance, by destination and transition (opened, probing, reopened, closed).",
-		}, []string{"destination", "transition"}),
+			Help: "Circuit breaker transitions made by this instance, by project, destination and transition (opened, probing, reopened, closed).",
+		}, []string{"project", "destination", "transition"}),
 	}
 	m.reg.MustRegister(m.ingestRequests, m.ingestDuration, m.dedupHits, m.dedupErrors, m.deliveries, m.attemptDuration, m.taskCompletion,
 		m.configReloads, m.configApplied, m.circuit)
@@ -168,13 +170,57 @@ func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 // Handler returns the HTTP handler of /metrics. A collector that fails
 // (the store being unreachable) does not fail the scrape: the other
 // metrics are still served and the error is logged.
+//
+// A request whose principal ([access.From]) acts in one project gets only
+// the series labelled with that project: what is per source, destination
+// or task, and nothing process-wide. Without a principal, or for an
+// admin of every project, it gets everything.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+	opts := promhttp.HandlerOpts{
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 		ErrorHandling:     promhttp.ContinueOnError,
-		Registry:          m.reg,
 		EnableOpenMetrics: true,
+	}
+	scoped := opts
+	opts.Registry = m.reg
+	all := promhttp.HandlerFor(m.reg, opts)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := access.From(r.Context())
+		if !ok || p.AllProjects() {
+			all.ServeHTTP(w, r)
+			return
+		}
+		promhttp.HandlerFor(projectGatherer{m.reg, store.ProjectOrDefault(p.Project)}, scoped).ServeHTTP(w, r)
 	})
+}
+
+// projectGatherer gathers the series of one project: those whose project
+// label is it.
+type projectGatherer struct {
+	g       prometheus.Gatherer
+	project string
+}
+
+// Gather implements [prometheus.Gatherer].
+func (pg projectGatherer) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := pg.g.Gather()
+	out := mfs[:0]
+	for _, mf := range mfs {
+		kept := mf.Metric[:0]
+		for _, m := range mf.Metric {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "project" && l.GetValue() == pg.project {
+					kept = append(kept, m)
+					break
+				}
+			}
+		}
+		if len(kept) > 0 {
+			mf.Metric = kept
+			out = append(out, mf)
+		}
+	}
+	return out, err
 }
 
 // ObserveIngest counts one ingest request. Its signature matches
@@ -182,33 +228,35 @@ func (m *Metrics) Handler() http.Handler {
 // source label, so that requests to made-up names cannot grow the number
 // of series.
 func (m *Metrics) ObserveIngest(source, outcome string, elapsed time.Duration) {
+	project := store.ProjectOf(source)
 	if outcome == OutcomeUnknownSource {
 		source = ""
 	}
-	m.ingestRequests.WithLabelValues(source, outcome).Inc()
+	m.ingestRequests.WithLabelValues(project, source, outcome).Inc()
 	m.ingestDuration.Observe(elapsed.Seconds())
 	if outcome == OutcomeDuplicate {
-		m.dedupHits.WithLabelValues(source).Inc()
+		m.dedupHits.WithLabelValues(project, source).Inc()
 	}
 }
 
 // ObserveDedupError counts one accepted request whose dedup key could not
 // be computed. Its signature matches ingest.Options.OnDedupError.
 func (m *Metrics) ObserveDedupError(source string) {
-	m.dedupErrors.WithLabelValues(source).Inc()
+	m.dedupErrors.WithLabelValues(store.ProjectOf(source), source).Inc()
 }
 
 // ObserveAttempt counts one delivery attempt and its duration. Its
 // signature matches deliver.Options.OnAttempt.
 func (m *Metrics) ObserveAttempt(a store.Attempt, outcome string) {
-	m.deliveries.WithLabelValues(a.Destination, outcome).Inc()
-	m.attemptDuration.WithLabelValues(a.Destination).Observe(a.DurationMS / 1000)
+	project := store.ProjectOf(a.Destination)
+	m.deliveries.WithLabelValues(project, a.Destination, outcome).Inc()
+	m.attemptDuration.WithLabelValues(project, a.Destination).Observe(a.DurationMS / 1000)
 }
 
 // ObserveCircuit counts one circuit breaker transition of destination;
 // with a state argument it matches deliver.Options.OnCircuit.
 func (m *Metrics) ObserveCircuit(destination, transition string, _ store.CircuitState) {
-	m.circuit.WithLabelValues(destination, transition).Inc()
+	m.circuit.WithLabelValues(store.ProjectOf(destination), destination, transition).Inc()
 }
 
 // ObserveTaskCompletion records how long an MCP task took from creation
@@ -255,13 +303,13 @@ func newStoreCollector(s store.Store, timeout time.Duration, now func() time.Tim
 		now:     now,
 		log:     log,
 		queueDepth: prometheus.NewDesc("mailroom_queue_depth",
-			"Pending deliveries (waiting or in flight), by destination.", []string{"destination"}, nil),
+			"Pending deliveries (waiting or in flight), by project and destination.", []string{"project", "destination"}, nil),
 		oldestAge: prometheus.NewDesc("mailroom_queue_oldest_pending_age_seconds",
-			"Age of the oldest pending delivery, by destination; 0 when none is pending.", []string{"destination"}, nil),
+			"Age of the oldest pending delivery, by project and destination; 0 when none is pending.", []string{"project", "destination"}, nil),
 		dead: prometheus.NewDesc("mailroom_dead_deliveries",
-			"Dead deliveries (out of attempts, retryable by hand), by destination.", []string{"destination"}, nil),
+			"Dead deliveries (out of attempts, retryable by hand), by project and destination.", []string{"project", "destination"}, nil),
 		tasksOpen: prometheus.NewDesc("mailroom_tasks_open",
-			"MCP tasks that are not terminal and not expired.", nil, nil),
+			"MCP tasks that are not terminal and not expired, by project.", []string{"project"}, nil),
 	}
 }
 
@@ -293,9 +341,10 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 			if st.Pending > 0 && !st.OldestPending.IsZero() {
 				age = max(0, now.Sub(st.OldestPending).Seconds())
 			}
-			ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(st.Pending), st.Destination)
-			ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, st.Destination)
-			ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.Dead), st.Destination)
+			p := store.ProjectOf(st.Destination)
+			ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(st.Pending), p, st.Destination)
+			ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age, p, st.Destination)
+			ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, float64(st.Dead), p, st.Destination)
 		}
 		if dests, err := c.store.DestinationList(ctx); err != nil {
 			c.log.Warn("metrics: list destinations", "err", err)
@@ -304,9 +353,10 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 				if seen[d.Name] {
 					continue
 				}
-				ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, 0, d.Name)
-				ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, 0, d.Name)
-				ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, 0, d.Name)
+				p := store.ProjectOf(d.Name)
+				ch <- prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, 0, p, d.Name)
+				ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, 0, p, d.Name)
+				ch <- prometheus.MustNewConstMetric(c.dead, prometheus.GaugeValue, 0, p, d.Name)
 			}
 		}
 	}
@@ -317,7 +367,12 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.tasksOpen, err)
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.tasksOpen, prometheus.GaugeValue, float64(open))
+	if _, ok := open[store.DefaultProject]; !ok {
+		open[store.DefaultProject] = 0 // the series is there before the first task
+	}
+	for p, n := range open {
+		ch <- prometheus.MustNewConstMetric(c.tasksOpen, prometheus.GaugeValue, float64(n), p)
+	}
 }
 
 // taskPage is the page size used to count open tasks.
@@ -326,14 +381,16 @@ const taskPage = 1000
 // countOpenTasks pages through the open tasks. Open tasks are few (each
 // is an agent waiting), so paging is cheaper than widening the Store
 // interface with a count.
-func countOpenTasks(ctx context.Context, s store.Store, now time.Time) (int, error) {
-	n, cursor := 0, ""
+func countOpenTasks(ctx context.Context, s store.Store, now time.Time) (map[string]int, error) {
+	n, cursor := map[string]int{}, ""
 	for {
 		ts, err := s.TaskList(ctx, &store.TaskListParams{Open: true, Cursor: cursor, Limit: taskPage, Now: now})
 		if err != nil {
 			return n, fmt.Errorf("list open tasks: %w", err)
 		}
-		n += len(ts)
+		for _, t := range ts {
+			n[store.ProjectOrDefault(t.Project)]++
+		}
 		if len(ts) < taskPage {
 			return n, nil
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -190,40 +192,40 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	b.metrics.ObserveCircuit("bad", "closed", store.CircuitState{})
 
 	want := `
-# HELP mailroom_ingest_requests_total Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed). Unknown sources are counted with an empty source label.
+# HELP mailroom_ingest_requests_total Webhook requests received on /e/{source}, by source and outcome (accepted, duplicate, unauthorized, too_large, unknown_source, bad_request, storage_error, handshake, method_not_allowed, rate_limited). Unknown sources are counted with an empty source label. project is the source's project; source its full name (project/name outside the default project).
 # TYPE mailroom_ingest_requests_total counter
-mailroom_ingest_requests_total{outcome="accepted",source="open"} 2
-mailroom_ingest_requests_total{outcome="duplicate",source="open"} 1
-mailroom_ingest_requests_total{outcome="unauthorized",source="signed"} 1
-mailroom_ingest_requests_total{outcome="unknown_source",source=""} 1
-# HELP mailroom_dedup_hits_total Verified requests dropped as duplicates of an earlier event, by source.
+mailroom_ingest_requests_total{outcome="accepted",project="default",source="open"} 2
+mailroom_ingest_requests_total{outcome="duplicate",project="default",source="open"} 1
+mailroom_ingest_requests_total{outcome="unauthorized",project="default",source="signed"} 1
+mailroom_ingest_requests_total{outcome="unknown_source",project="default",source=""} 1
+# HELP mailroom_dedup_hits_total Verified requests dropped as duplicates of an earlier event, by project and source.
 # TYPE mailroom_dedup_hits_total counter
-mailroom_dedup_hits_total{source="open"} 1
-# HELP mailroom_deliveries_total Delivery attempts by destination and what each did to its delivery: succeeded, retry (scheduled again), dead (out of attempts), paused (410 Gone), canceled (shutdown).
+mailroom_dedup_hits_total{project="default",source="open"} 1
+# HELP mailroom_deliveries_total Delivery attempts by destination and what each did to its delivery: succeeded, retry (scheduled again), dead (out of attempts), paused (410 Gone), canceled (shutdown); project is the destination's.
 # TYPE mailroom_deliveries_total counter
-mailroom_deliveries_total{destination="bad",outcome="dead"} 2
-mailroom_deliveries_total{destination="bad",outcome="retry"} 2
-mailroom_deliveries_total{destination="ok",outcome="succeeded"} 2
-# HELP mailroom_queue_depth Pending deliveries (waiting or in flight), by destination.
+mailroom_deliveries_total{destination="bad",outcome="dead",project="default"} 2
+mailroom_deliveries_total{destination="bad",outcome="retry",project="default"} 2
+mailroom_deliveries_total{destination="ok",outcome="succeeded",project="default"} 2
+# HELP mailroom_queue_depth Pending deliveries (waiting or in flight), by project and destination.
 # TYPE mailroom_queue_depth gauge
-mailroom_queue_depth{destination="bad"} 0
-mailroom_queue_depth{destination="held"} 2
-mailroom_queue_depth{destination="idle"} 0
-mailroom_queue_depth{destination="ok"} 0
-# HELP mailroom_dead_deliveries Dead deliveries (out of attempts, retryable by hand), by destination.
+mailroom_queue_depth{destination="bad",project="default"} 0
+mailroom_queue_depth{destination="held",project="default"} 2
+mailroom_queue_depth{destination="idle",project="default"} 0
+mailroom_queue_depth{destination="ok",project="default"} 0
+# HELP mailroom_dead_deliveries Dead deliveries (out of attempts, retryable by hand), by project and destination.
 # TYPE mailroom_dead_deliveries gauge
-mailroom_dead_deliveries{destination="bad"} 2
-mailroom_dead_deliveries{destination="held"} 0
-mailroom_dead_deliveries{destination="idle"} 0
-mailroom_dead_deliveries{destination="ok"} 0
-# HELP mailroom_tasks_open MCP tasks that are not terminal and not expired.
+mailroom_dead_deliveries{destination="bad",project="default"} 2
+mailroom_dead_deliveries{destination="held",project="default"} 0
+mailroom_dead_deliveries{destination="idle",project="default"} 0
+mailroom_dead_deliveries{destination="ok",project="default"} 0
+# HELP mailroom_tasks_open MCP tasks that are not terminal and not expired, by project.
 # TYPE mailroom_tasks_open gauge
-mailroom_tasks_open 1
-# HELP mailroom_circuit_transitions_total Circuit breaker transitions made by this instance, by destination and transition (opened, probing, reopened, closed).
+mailroom_tasks_open{project="default"} 1
+# HELP mailroom_circuit_transitions_total Circuit breaker transitions made by this instance, by project, destination and transition (opened, probing, reopened, closed).
 # TYPE mailroom_circuit_transitions_total counter
-mailroom_circuit_transitions_total{destination="bad",transition="closed"} 1
-mailroom_circuit_transitions_total{destination="bad",transition="opened"} 1
-mailroom_circuit_transitions_total{destination="bad",transition="probing"} 1
+mailroom_circuit_transitions_total{destination="bad",project="default",transition="closed"} 1
+mailroom_circuit_transitions_total{destination="bad",project="default",transition="opened"} 1
+mailroom_circuit_transitions_total{destination="bad",project="default",transition="probing"} 1
 `
 	if err := testutil.ScrapeAndCompare(b.url+"/metrics", strings.NewReader(want),
 		"mailroom_ingest_requests_total", "mailroom_dedup_hits_total", "mailroom_deliveries_total",
@@ -291,7 +293,7 @@ func TestStoreDownStillServes(t *testing.T) {
 	defer resp.Body.Close()
 	var body bytes.Buffer
 	body.ReadFrom(resp.Body)
-	if !strings.Contains(body.String(), `mailroom_ingest_requests_total{outcome="accepted",source="open"} 1`) {
+	if !strings.Contains(body.String(), `mailroom_ingest_requests_total{outcome="accepted",project="default",source="open"} 1`) {
 		t.Errorf("counters missing when the store is down:\n%s", body.String())
 	}
 }
@@ -308,5 +310,72 @@ mailroom_build_info{commit=%q,goversion=%q,version=%q} 1
 `, b.Commit, b.GoVersion, b.Version)
 	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(want), "mailroom_build_info"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetricsByProject checks the project label and the scoping of
+// /metrics: a principal of one project scrapes only its project's series.
+func TestMetricsByProject(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sqlitetest.Open(t, nil)
+	for _, d := range []string{"billing", "acme/billing", "beta/billing"} {
+		if err := s.DestinationUpsert(ctx, &store.Destination{Name: d, URL: "http://127.0.0.1:1/"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tk := range []*store.Task{{ID: "t1", Owner: "o", Tool: "w", Project: "acme"}, {ID: "t2", Owner: "o", Tool: "w", Project: "beta"}} {
+		if err := s.TaskCreate(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := metrics.New(s, &metrics.Options{NoRuntimeCollectors: true})
+	m.ObserveIngest("acme/stripe", metrics.OutcomeAccepted, time.Millisecond)
+	m.ObserveIngest("beta/stripe", metrics.OutcomeAccepted, time.Millisecond)
+	m.ObserveAttempt(store.Attempt{Destination: "beta/billing", DurationMS: 5}, "succeeded")
+	var p *access.Principal
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p != nil {
+			r = r.WithContext(access.With(r.Context(), *p))
+		}
+		m.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	get := func() string {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	all := get()
+	for _, want := range []string{
+		`mailroom_ingest_requests_total{outcome="accepted",project="acme",source="acme/stripe"} 1`,
+		`mailroom_ingest_requests_total{outcome="accepted",project="beta",source="beta/stripe"} 1`,
+		`mailroom_queue_depth{destination="acme/billing",project="acme"} 0`,
+		`mailroom_queue_depth{destination="billing",project="default"} 0`,
+		`mailroom_tasks_open{project="acme"} 1`,
+		`mailroom_build_info`,
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("unscoped scrape lacks %s", want)
+		}
+	}
+	p = &access.Principal{TokenID: "t", Role: access.RoleViewer, Project: "acme"}
+	acme := get()
+	for _, want := range []string{`project="acme",source="acme/stripe"`, `mailroom_queue_depth{destination="acme/billing",project="acme"} 0`, `mailroom_tasks_open{project="acme"} 1`} {
+		if !strings.Contains(acme, want) {
+			t.Errorf("acme's scrape lacks %s:\n%s", want, acme)
+		}
+	}
+	for _, not := range []string{"beta", `project="default"`, "mailroom_build_info", "mailroom_ingest_duration_seconds"} {
+		if strings.Contains(acme, not) {
+			t.Errorf("acme's scrape shows %s:\n%s", not, acme)
+		}
 	}
 }
