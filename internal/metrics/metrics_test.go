@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/deliver"
 	"github.com/mailroomhq/mailroom/internal/ingest"
-	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/metrics"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
