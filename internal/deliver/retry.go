@@ -19,8 +19,7 @@ import (
 // the delivery shows it.
 type retryPlan struct {
 	applied store.RetryApplied
-	// maxAttempts bounds the automatic attempts; 0 means unbounded
-	// (maxAge bounds them).
+	// maxAttempts bounds the automatic attempts.
 	maxAttempts int
 	// maxAge ends retrying this long after the delivery was created; 0
 	// means no age limit.

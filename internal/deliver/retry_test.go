@@ -45,6 +45,8 @@ func TestDecideFollowsThePlan(t *testing.T) {
 			failed(70, 0), created.Add(72*time.Hour - 10*time.Second), 0, OutcomeRetry, 10 * time.Second, ""},
 		{"max_age reached", rule(store.RetryRule{MaxAge: store.Duration(72 * time.Hour)}),
 			failed(71, 503), created.Add(72 * time.Hour), 0, OutcomeDead, 0, "max_age 72h0m0s reached"},
+		{"max_age alone allows at most 1000 attempts", rule(store.RetryRule{MaxAge: store.Duration(720 * time.Hour), Schedule: []store.Duration{store.Duration(time.Second)}}),
+			failed(1000, 503), created.Add(time.Hour), 0, OutcomeDead, 0, "1000 of 1000 attempts made"},
 		{"schedule", rule(store.RetryRule{Schedule: []store.Duration{m, 5 * m, 30 * m}}), failed(2, 500), created, 0, OutcomeRetry, 5 * time.Minute, ""},
 		{"schedule bounds the attempts", rule(store.RetryRule{Schedule: []store.Duration{m, 5 * m, 30 * m}}), failed(4, 500), created, 0,
 			OutcomeDead, 0, "4 of 4 attempts made"},

@@ -35,8 +35,9 @@ type RetryRule struct {
 	// is matched only by a pattern that is all stars.
 	Types []string `yaml:"types" json:"types"`
 	// MaxAttempts is the total number of automatic attempts (1 means
-	// never retried). Zero means: unbounded when MaxAge or Schedule is
-	// set, else the destination's.
+	// never retried). Zero means: [MaxRetryAttempts] when MaxAge is set
+	// (the age bounds them), len(Schedule)+1 when Schedule is, else the
+	// destination's.
 	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
 	// MaxAge stops retrying once the delivery is this old (counted from
 	// when it was created, with the event): the last retry is scheduled
@@ -105,14 +106,16 @@ func (c *Connection) RetryRuleFor(typ string) (*RetryRule, int) {
 }
 
 // Attempts is the bound on automatic attempts that r sets, given the
-// destination's bound dest: MaxAttempts when set; else unbounded (0) when
-// MaxAge is set; else len(Schedule)+1 when a schedule is set; else dest.
+// destination's bound dest: MaxAttempts when set; else, when MaxAge is
+// set, [MaxRetryAttempts] (the age is the bound meant, the cap keeps a
+// short schedule over a long age from storing attempts without end); else
+// len(Schedule)+1 when a schedule is set; else dest.
 func (r *RetryRule) Attempts(dest int) int {
 	switch {
 	case r.MaxAttempts > 0:
 		return r.MaxAttempts
 	case r.MaxAge > 0:
-		return 0
+		return MaxRetryAttempts
 	case len(r.Schedule) > 0:
 		return len(r.Schedule) + 1
 	}
@@ -233,8 +236,7 @@ type RetryApplied struct {
 	EventType string `json:"event_type,omitempty"`
 	// Types are the matching rule's patterns.
 	Types []string `json:"types,omitempty"`
-	// MaxAttempts bounds the automatic attempts; 0 means unbounded (MaxAge
-	// bounds them).
+	// MaxAttempts bounds the automatic attempts.
 	MaxAttempts int        `json:"max_attempts,omitempty"`
 	MaxAge      Duration   `json:"max_age,omitempty"`
 	Schedule    []Duration `json:"schedule,omitempty"`

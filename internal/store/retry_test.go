@@ -91,8 +91,8 @@ func TestRetryRuleAttempts(t *testing.T) {
 	}{
 		{store.RetryRule{MaxAttempts: 1}, 1},
 		{store.RetryRule{MaxAttempts: 4, MaxAge: d}, 4},
-		{store.RetryRule{MaxAge: d}, 0},
-		{store.RetryRule{MaxAge: d, Schedule: []store.Duration{d}}, 0},
+		{store.RetryRule{MaxAge: d}, store.MaxRetryAttempts},
+		{store.RetryRule{MaxAge: d, Schedule: []store.Duration{d}}, store.MaxRetryAttempts},
 		{store.RetryRule{Schedule: []store.Duration{d, d, d}}, 4},
 		{store.RetryRule{Initial: d}, 8},
 	} {
