@@ -133,7 +133,7 @@ type History interface {
 	// EventSearch returns the events that match p's filters, its text
 	// query and its body filter, newest first, bounded in cost: one call
 	// examines at most p.ScanRows events (after the source, status,
-	// type and time filters) and [SearchScanBytes] of bodies, and runs at
+	// type and time filters) and p.ScanBytes of bodies, and runs at
 	// most [SearchTimeout]. So a page may hold fewer events than p.Limit,
 	// even none, while [EventPage.Next] says where to go on. Reads only,
 	// on the read path: a search never holds up the writer.
@@ -339,6 +339,10 @@ type EventSearchParams struct {
 	// ScanRows caps the events one call examines. Zero means
 	// [DefaultSearchScanRows]; at most [MaxSearchScanRows].
 	ScanRows int
+	// ScanBytes caps the bytes of bodies one call reads (it stops after
+	// the read that crosses it). Zero means [SearchScanBytes]; at most
+	// that.
+	ScanBytes int
 }
 
 // EventPage is one page of [History.EventSearch].
@@ -360,7 +364,7 @@ const (
 	// MaxSearchScanRows is the most events a search examines per call.
 	MaxSearchScanRows = 50000
 	// SearchScanBytes is how many bytes of request bodies a search reads
-	// per call at most; it stops after the body that crosses it.
+	// per call at most; it stops after the read that crosses it.
 	SearchScanBytes = 64 << 20
 	// SearchTimeout bounds one search call's statements.
 	SearchTimeout = 10 * time.Second

@@ -20,7 +20,7 @@ const searchChunk = 64
 // rule of every list's query, evaluated by the engine, which returns the
 // body only when it matched) and that the body filter accepts. It stops
 // at the first match past the page, at the end of the window, or once
-// [store.SearchScanBytes] of bodies were read, and says where the next
+// p.ScanBytes of bodies were read (checked after each chunk), and says where the next
 // call goes on. Every statement runs on the read path, under
 // [store.SearchTimeout].
 func (s *Store) EventSearch(ctx context.Context, p *store.EventSearchParams) (*store.EventPage, error) {
@@ -35,6 +35,10 @@ func (s *Store) EventSearch(ctx context.Context, p *store.EventSearchParams) (*s
 		scan = store.DefaultSearchScanRows
 	}
 	scan = min(scan, store.MaxSearchScanRows)
+	maxBytes := p.ScanBytes
+	if maxBytes <= 0 || maxBytes > store.SearchScanBytes {
+		maxBytes = store.SearchScanBytes
+	}
 
 	w := eventFilter(&p.EventListParams)
 	if p.Cursor != "" {
@@ -71,7 +75,7 @@ func (s *Store) EventSearch(ctx context.Context, p *store.EventSearchParams) (*s
 			}
 			read += len(b.body)
 		}
-		if read >= store.SearchScanBytes && start+len(part) < len(window) {
+		if read >= maxBytes && start+len(part) < len(window) {
 			page.Next = part[len(part)-1].ID
 			return page, nil
 		}

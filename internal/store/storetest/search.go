@@ -191,6 +191,17 @@ func testSearch(t *testing.T, newStore NewStore) {
 		if !slices.Equal(got, want) || calls < 5 {
 			t.Errorf("window 4: got %v in %d calls, want %v in at least 5", got, calls, want)
 		}
+		// A byte budget smaller than one chunk of bodies: each call reads
+		// one chunk and stops there, and the pages still cover everything.
+		var many []string
+		for range 70 {
+			many = append([]string{ingestBody(ctx, t, s, "bytes", "t", jsonCT, `{"k":"hit"}`)}, many...)
+		}
+		got, calls = searchAll(ctx, t, s, store.EventSearchParams{EventListParams: store.EventListParams{Source: "bytes", Limit: 1000},
+			Body: where(t, "k=hit"), ScanBytes: 1})
+		if !slices.Equal(got, many) || calls != 2 {
+			t.Errorf("byte budget: %d events in %d calls, want all %d in 2", len(got), calls, len(many))
+		}
 		page, err := s.EventSearch(ctx, &store.EventSearchParams{Body: where(t, "k=none"), ScanRows: 8})
 		if err != nil || len(page.Events) != 0 || page.Scanned != 8 || page.Next == "" {
 			t.Errorf("no match in a full window: %+v, %v; want no events, 8 scanned and a next cursor", page, err)
