@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/mailroomhq/mailroom/internal/access"
 	"github.com/mailroomhq/mailroom/internal/mcpwire"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
@@ -96,7 +97,11 @@ func (s *Server) eventsList(ctx context.Context, _ *mcp.ServerSession, _ *events
 		return nil, rpcError(jsonrpc.CodeInternalError, "list sources: %v", err)
 	}
 	evs := []map[string]any{}
+	c := callerFrom(ctx)
 	for _, src := range srcs {
+		if !c.sees(store.ProjectOf(src.Name)) {
+			continue
+		}
 		evs = append(evs, map[string]any{
 			"name":          src.Name,
 			"description":   "Webhooks received on mailroom source " + src.Name + " (verified, deduplicated, durable)",
@@ -123,8 +128,9 @@ type eventsSubscription struct {
 	m      *task.Matcher
 }
 
-func (s *Server) eventsSubscribe(name string, args eventsArgs) (*eventsSubscription, error) {
-	if _, ok := s.catalog.Current().Sources[name]; !ok {
+func (s *Server) eventsSubscribe(c caller, name string, args eventsArgs) (*eventsSubscription, error) {
+	name, ok := c.qualify(name)
+	if _, known := s.catalog.Current().Sources[name]; !ok || !known {
 		data, _ := json.Marshal(map[string]any{"kind": "event"})
 		return nil, &jsonrpc.Error{Code: codeEventsNotFound, Message: fmt.Sprintf("no event type %q (see events/list)", name), Data: data}
 	}
@@ -201,7 +207,7 @@ func (s *Server) startCursor(raw *string, maxAgeMs int64) (eventsCursor, bool, e
 }
 
 func (s *Server) eventsPoll(ctx context.Context, _ *mcp.ServerSession, p *eventsPollParams) (*rawResult, error) {
-	sub, err := s.eventsSubscribe(p.Name, p.Arguments)
+	sub, err := s.eventsSubscribe(callerFrom(ctx), p.Name, p.Arguments)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +253,11 @@ func (h *httpShim) streamEvents(w http.ResponseWriter, r *http.Request, body []b
 		return
 	}
 	p := msg.Params
-	sub, err := s.eventsSubscribe(p.Name, p.Arguments)
+	c := caller{}
+	if pr, ok := access.From(r.Context()); ok && !pr.AllProjects() {
+		c.project = store.ProjectOrDefault(pr.Project)
+	}
+	sub, err := s.eventsSubscribe(c, p.Name, p.Arguments)
 	if err != nil {
 		writeRPCError(w, id, http.StatusOK, err)
 		return

@@ -106,8 +106,9 @@ func TestOAuthTokensAtMCP(t *testing.T) {
 		}
 	}
 
-	// Project isolation of tasks: the same subject, two projects.
-	projA := client(as.Issue(mcpauthtest.Valid("alice", resource, "mailroom:mcp mailroom:project:a")))
+	// Project isolation of tasks: the same subject, two projects (the
+	// default one, whose source stripe the wait is on, and b).
+	projA := client(as.Issue(mcpauthtest.Valid("alice", resource, "mailroom:mcp mailroom:project:default")))
 	projB := client(as.Issue(mcpauthtest.Valid("alice", resource, "mailroom:mcp mailroom:project:b")))
 	r := projA.call("tools/call", map[string]any{"name": "wait_for_event", "arguments": waitArgs("plink_oauth")})
 	id, _ := r.Result["taskId"].(string)
@@ -121,7 +122,7 @@ func TestOAuthTokensAtMCP(t *testing.T) {
 		t.Errorf("project b's token cancelled project a's task: %+v", got.Result)
 	}
 	// A new token of project a (as after a refresh) still owns the task.
-	again := client(as.Issue(mcpauthtest.Valid("alice", resource, "mailroom:mcp mailroom:project:a")))
+	again := client(as.Issue(mcpauthtest.Valid("alice", resource, "mailroom:mcp mailroom:project:default")))
 	if got := again.call("tasks/get", map[string]any{"taskId": id}); got.Error != nil || got.Result["status"] != "working" {
 		t.Errorf("project a's next token: %+v %+v", got.Result, got.Error)
 	}
@@ -129,7 +130,7 @@ func TestOAuthTokensAtMCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "oauth:" + as.Issuer() + "#alice@a"; task.Owner != want {
+	if want := "oauth:" + as.Issuer() + "#alice@default"; task.Owner != want {
 		t.Errorf("task owner %q, want %q", task.Owner, want)
 	}
 }
@@ -141,7 +142,7 @@ func TestOAuthTokensAtMCP(t *testing.T) {
 func TestSessionStreamOfAnotherToken(t *testing.T) {
 	as := mcpauthtest.New(t, nil)
 	e, a := newOAuthEnv(t, as)
-	alice := &rpcClient{t: t, url: e.url, token: as.Issue(mcpauthtest.Valid("alice", a.Resource(), "mailroom:mcp mailroom:project:a"))}
+	alice := &rpcClient{t: t, url: e.url, token: as.Issue(mcpauthtest.Valid("alice", a.Resource(), "mailroom:mcp mailroom:project:default"))}
 	alice.initialize()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -44,11 +44,21 @@ func jsonResource(uri string, v any) (*mcp.ReadResourceResult, error) {
 	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "application/json", Text: string(b)}}}, nil
 }
 
+// sourceOfURI returns the source (full name) a source-events URI names.
+func sourceOfURI(uri string) (string, bool) {
+	name, ok := strings.CutSuffix(strings.TrimPrefix(uri, sourceURIPrefix), "/events")
+	if !ok || !strings.HasPrefix(uri, sourceURIPrefix) {
+		return "", false
+	}
+	name, err := url.PathUnescape(name)
+	return name, err == nil
+}
+
 func (s *Server) readEvent(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
 	id := strings.TrimPrefix(uri, eventURIPrefix)
 	ev, err := s.store.EventGetByID(ctx, id)
-	if err != nil {
+	if err != nil || !callerFrom(ctx).sees(ev.Project) {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
 	view, _, err := task.LoadEvent(ctx, s.store, ev)
@@ -63,12 +73,8 @@ func (s *Server) readEvent(ctx context.Context, req *mcp.ReadResourceRequest) (*
 
 func (s *Server) readSourceEvents(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 	uri := req.Params.URI
-	name, ok := strings.CutSuffix(strings.TrimPrefix(uri, sourceURIPrefix), "/events")
-	if !ok {
-		return nil, mcp.ResourceNotFoundError(uri)
-	}
-	name, err := url.PathUnescape(name)
-	if err != nil {
+	name, ok := sourceOfURI(uri)
+	if !ok || !callerFrom(ctx).sees(store.ProjectOf(name)) {
 		return nil, mcp.ResourceNotFoundError(uri)
 	}
 	if _, err := s.store.SourceGet(ctx, name); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/buildinfo"
 	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/logx"
+	"github.com/mailroomhq/mailroom/internal/mcpauth"
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/task"
 )
@@ -173,6 +174,24 @@ func (s *Server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 				return res, err
 			}
 			return c.wire.patchToolList(res, s.takesTasks), nil
+		case "resources/list":
+			res, err := next(ctx, method, req)
+			if lr, ok := res.(*mcp.ListResourcesResult); ok && err == nil && c.project != "" {
+				kept := lr.Resources[:0:0]
+				for _, r := range lr.Resources {
+					if src, ok := sourceOfURI(r.URI); !ok || c.sees(store.ProjectOf(src)) {
+						kept = append(kept, r)
+					}
+				}
+				lr.Resources = kept
+			}
+			return res, err
+		case "resources/subscribe":
+			if r, ok := req.(*mcp.SubscribeRequest); ok && r.Params != nil {
+				if src, ok := sourceOfURI(r.Params.URI); ok && !c.sees(store.ProjectOf(src)) {
+					return nil, mcp.ResourceNotFoundError(r.Params.URI)
+				}
+			}
 		case "tools/call":
 			if r, ok := req.(*mcp.CallToolRequest); ok && r.Params != nil {
 				if ttl, asTask := c.wire.taskRequested(c, r.Params); asTask {
@@ -228,6 +247,9 @@ func (s *Server) identify(req mcp.Request) caller {
 	c := caller{owner: s.opts.DefaultOwner}
 	if ex := req.GetExtra(); ex != nil && ex.TokenInfo != nil && ex.TokenInfo.UserID != "" {
 		c.owner = ex.TokenInfo.UserID
+		if p, ok := mcpauth.PrincipalOf(ex.TokenInfo); ok && !p.AllProjects() {
+			c.project = store.ProjectOrDefault(p.Project)
+		}
 	}
 	var meta map[string]any
 	if p := req.GetParams(); p != nil && !reflect.ValueOf(p).IsNil() { // typed nil when a client sends no params
@@ -294,7 +316,7 @@ func (s *Server) createWaitTask(ctx context.Context, r *mcp.CallToolRequest, ttl
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadArguments, err)
 	}
-	t, err := s.tasks.Create(ctx, &task.CreateParams{Wait: w, TTL: ttl, Owner: c.owner, SessionID: c.session,
+	t, err := s.tasks.Create(ctx, &task.CreateParams{Wait: w, TTL: ttl, Owner: c.owner, Project: c.project, SessionID: c.session,
 		Protocol: c.protocol, Tool: toolWaitForEvent, PollInterval: s.opts.PollInterval})
 	if ie := (*task.InputError)(nil); errors.As(err, &ie) {
 		return nil, fmt.Errorf("%w: %v", errBadArguments, err)

@@ -106,13 +106,33 @@ func rpcError(code int64, format string, args ...any) error {
 // caller is who sent a request and in which wire form: set by the
 // receiving middleware.
 type caller struct {
-	owner    string
+	owner string
+	// project is the one project the caller acts in; empty for a caller
+	// of every project (an admin token, or no token on loopback or stdio).
+	project  string
 	session  string
 	protocol string
 	// tasksExt: the request declared the Tasks extension (2026-07-28).
 	tasksExt bool
 	// wire is the Tasks wire form of protocol.
 	wire tasksWire
+}
+
+// sees reports whether a row or entry of project is the caller's.
+func (c caller) sees(project string) bool {
+	return c.project == "" || store.ProjectOrDefault(project) == c.project
+}
+
+// qualify returns the full name a name the caller gives means: a short
+// name is in the caller's project, a full one must be in it; a caller of
+// every project gives full names. ok is false when name cannot be the
+// caller's.
+func (c caller) qualify(name string) (string, bool) {
+	if c.project == "" || name == "" {
+		return name, true
+	}
+	full, err := store.Qualify(c.project, name)
+	return full, err == nil
 }
 
 type callerKey struct{}

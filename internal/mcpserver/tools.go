@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -66,6 +65,11 @@ func (s *Server) checkWait(ctx context.Context, a *waitArgs) (task.Spec, error) 
 	if err != nil {
 		return task.Spec{}, err
 	}
+	full, ok := callerFrom(ctx).qualify(w.Source)
+	if !ok {
+		return task.Spec{}, fmt.Errorf("source: %q does not exist (see list_sources)", w.Source)
+	}
+	w.Source = full
 	return s.tasks.Resolve(ctx, &w)
 }
 
@@ -145,7 +149,12 @@ type eventList struct {
 }
 
 func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listEventsArgs) (*mcp.CallToolResult, eventList, error) {
-	p := &store.EventListParams{Source: a.Source, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
+	c := callerFrom(ctx)
+	src, ok := c.qualify(a.Source)
+	if !ok {
+		return nil, eventList{Events: []*store.Event{}}, nil
+	}
+	p := &store.EventListParams{Project: c.project, Source: src, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
 	if p.Limit <= 0 {
 		p.Limit = 20
 	}
@@ -212,6 +221,9 @@ type eventDetail struct {
 
 func (s *Server) getEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, eventDetail, error) {
 	ev, err := s.store.EventGetByID(ctx, a.EventID)
+	if err == nil && !callerFrom(ctx).sees(ev.Project) {
+		err = store.ErrNotFound // another project's event is missing to this caller
+	}
 	if err != nil {
 		return nil, eventDetail{}, fmt.Errorf("event %q: %w", a.EventID, err)
 	}
@@ -254,8 +266,12 @@ func (s *Server) listSources(ctx context.Context, _ *mcp.CallToolRequest, _ stru
 		return nil, sourceList{}, fmt.Errorf("list sources: %w", err)
 	}
 	out := sourceList{Sources: []sourceView{}}
+	c := callerFrom(ctx)
 	for _, src := range srcs {
-		out.Sources = append(out.Sources, sourceView{Name: src.Name, Verify: src.Verify.Type, IngestPath: "/e/" + url.PathEscape(src.Name), Description: src.Description})
+		if !c.sees(store.ProjectOf(src.Name)) {
+			continue
+		}
+		out.Sources = append(out.Sources, sourceView{Name: src.Name, Verify: src.Verify.Type, IngestPath: store.IngestPath(src.Name), Description: src.Description})
 	}
 	return nil, out, nil
 }
@@ -265,7 +281,13 @@ type deliveryIDArgs struct {
 }
 
 func (s *Server) retryDelivery(ctx context.Context, _ *mcp.CallToolRequest, a deliveryIDArgs) (*mcp.CallToolResult, *store.Delivery, error) {
-	d, err := s.store.DeliveryRetry(ctx, a.DeliveryID, s.now())
+	d, err := s.store.DeliveryGetByID(ctx, a.DeliveryID)
+	if err == nil && !callerFrom(ctx).sees(d.Project) {
+		err = store.ErrNotFound // another project's delivery is missing to this caller
+	}
+	if err == nil {
+		d, err = s.store.DeliveryRetry(ctx, a.DeliveryID, s.now())
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("retry delivery %q: %w", a.DeliveryID, err)
 	}
@@ -277,6 +299,9 @@ type replayResult struct {
 }
 
 func (s *Server) replayEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
+	if ev, err := s.store.EventGetByID(ctx, a.EventID); err == nil && !callerFrom(ctx).sees(ev.Project) {
+		return nil, replayResult{}, fmt.Errorf("replay event %s: %w", a.EventID, store.ErrNotFound)
+	}
 	ds, err := ingest.Replay(ctx, s.store, s.catalog, a.EventID)
 	if err != nil {
 		return nil, replayResult{}, err
@@ -296,7 +321,12 @@ type deliveryList struct {
 }
 
 func (s *Server) listDeadDeliveries(ctx context.Context, _ *mcp.CallToolRequest, a deadArgs) (*mcp.CallToolResult, deliveryList, error) {
-	p := &store.DeliveryListParams{Destination: a.Destination, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
+	c := callerFrom(ctx)
+	dst, ok := c.qualify(a.Destination)
+	if !ok {
+		return nil, deliveryList{Deliveries: []*store.Delivery{}}, nil
+	}
+	p := &store.DeliveryListParams{Project: c.project, Destination: dst, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
 	if p.Limit <= 0 {
 		p.Limit = 20
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/mailroomhq/mailroom/internal/access"
@@ -50,6 +51,16 @@ func ProjectOf(full string) string {
 func ShortName(full string) string {
 	_, n := SplitName(full)
 	return n
+}
+
+// IngestPath returns the path a source of full name receives on:
+// /e/{name}, or /e/{project}/{name} outside the default project.
+func IngestPath(full string) string {
+	project, name := SplitName(full)
+	if project == DefaultProject {
+		return "/e/" + url.PathEscape(name)
+	}
+	return "/e/" + url.PathEscape(project) + "/" + url.PathEscape(name)
 }
 
 // ProjectOrDefault returns project, or [DefaultProject] when it is empty.

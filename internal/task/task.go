@@ -157,9 +157,10 @@ type CreateParams struct {
 	TTL time.Duration
 	// Owner is the identity the task belongs to; required.
 	Owner string
-	// Project is the project the task is created in (empty: the default
-	// one): the wait's and the fail rule's sources are names in it (short,
-	// or full in it), and the task is listed in it only.
+	// Project is the project the task is created in: the wait's and the
+	// fail rule's sources are names in it (short, or full in it), and the
+	// task is listed in it only. Empty is a caller of every project: the
+	// names are full, and the task is in its wait source's project.
 	Project string
 	// SessionID and Protocol are the MCP session and revision of the call
 	// that created the task, if any.
@@ -204,7 +205,12 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 	if p.Owner == "" {
 		return nil, errors.New("create task: no owner")
 	}
-	project := store.ProjectOrDefault(p.Project)
+	// Without a project the caller acts in every project: its names are
+	// full, and the task is in the project of the source it waits on.
+	project := p.Project
+	if project == "" {
+		project = store.ProjectOf(p.Wait.Source)
+	}
 	wait := p.Wait
 	if wait.Source != "" {
 		full, err := store.Qualify(project, wait.Source)

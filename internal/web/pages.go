@@ -608,7 +608,7 @@ func (w *Server) sourceList(rw http.ResponseWriter, r *http.Request) {
 	rows := make([]*sourceRow, 0, len(srcs))
 	for _, s := range srcs {
 		row := &sourceRow{
-			Name: s.Name, URL: base + "/e/" + url.PathEscape(s.Name), VerifyType: cmpOr(s.Verify.Type, "none"),
+			Name: s.Name, URL: base + store.IngestPath(s.Name), VerifyType: cmpOr(s.Verify.Type, "none"),
 			DedupKey: s.Dedup.Key, DedupOff: s.Dedup.Disabled, Description: s.Description,
 		}
 		for _, c := range conns {
