@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/mailroomhq/mailroom/internal/access"
+	"github.com/mailroomhq/mailroom/internal/audit"
 	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -151,6 +152,7 @@ func (a *Server) visible(w http.ResponseWriter, r *http.Request, project, notFou
 		writeError(w, http.StatusNotFound, notFound)
 		return false
 	}
+	audit.Project(r.Context(), store.ProjectOrDefault(project))
 	return true
 }
 

@@ -65,6 +65,8 @@ func (res *resource[T]) pathKey(a *Server, w http.ResponseWriter, r *http.Reques
 		writeError(w, http.StatusNotFound, res.notFound(given))
 		return "", sc, false
 	}
+	audit.Target(r.Context(), key)
+	audit.Project(r.Context(), store.ProjectOf(key))
 	return key, sc, true
 }
 
@@ -213,6 +215,7 @@ func (res *resource[T]) write(a *Server, w http.ResponseWriter, r *http.Request,
 		audit.Before(ctx, res.show(old))
 	}
 	audit.Target(ctx, key)
+	audit.Project(ctx, store.ProjectOf(key))
 	if err := res.upsert(ctx, in); err != nil {
 		a.fail(w, r, err, "")
 		return

@@ -108,3 +108,23 @@ func TestOpenModeFirstToken(t *testing.T) {
 		t.Errorf("audit entries: %+v", entries.Data)
 	}
 }
+
+// TestAuditProject: an entry carries the project of what was changed,
+// also when an admin of every project changed it, so that a project's
+// log can be read by filtering on it.
+func TestAuditProject(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	must[map[string]any](t, b.do(t, "POST", "/api/v1/destinations", map[string]any{"name": "ledger", "url": "https://example.com/h", "project": "shop"}), http.StatusCreated)
+	if r := b.do(t, "POST", "/api/v1/destinations/ledger/pause?project=shop", nil); r.status != http.StatusOK {
+		t.Fatalf("pause: %d %s", r.status, r.body)
+	}
+	entries := must[page[store.AuditEntry]](t, b.do(t, "GET", "/api/v1/audit?project=shop", nil), http.StatusOK)
+	var got []string
+	for _, e := range entries.Data {
+		got = append(got, e.Action+" "+e.Target)
+	}
+	if want := "POST /api/v1/destinations/{name}/pause shop/ledger|POST /api/v1/destinations shop/ledger"; strings.Join(got, "|") != want {
+		t.Errorf("audit of project shop: %q, want %q", strings.Join(got, "|"), want)
+	}
+}

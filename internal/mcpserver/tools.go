@@ -280,14 +280,18 @@ type deliveryIDArgs struct {
 	DeliveryID string `json:"delivery_id" jsonschema:"the delivery id (dlv_...)"`
 }
 
-func (s *Server) retryDelivery(ctx context.Context, _ *mcp.CallToolRequest, a deliveryIDArgs) (*mcp.CallToolResult, *store.Delivery, error) {
-	d, err := s.store.DeliveryGetByID(ctx, a.DeliveryID)
-	if err == nil && !callerFrom(ctx).sees(d.Project) {
+func (s *Server) retryDelivery(ctx context.Context, req *mcp.CallToolRequest, a deliveryIDArgs) (*mcp.CallToolResult, *store.Delivery, error) {
+	old, err := s.store.DeliveryGetByID(ctx, a.DeliveryID)
+	if err == nil && !callerFrom(ctx).sees(old.Project) {
 		err = store.ErrNotFound // another project's delivery is missing to this caller
 	}
+	var before, d *store.Delivery
+	project := ""
 	if err == nil {
+		before, project = old, old.Project
 		d, err = s.store.DeliveryRetry(ctx, a.DeliveryID, s.now())
 	}
+	s.auditTool(ctx, req, "retry_delivery", a.DeliveryID, project, before, d, err)
 	if err != nil {
 		return nil, nil, fmt.Errorf("retry delivery %q: %w", a.DeliveryID, err)
 	}
@@ -298,11 +302,14 @@ type replayResult struct {
 	Deliveries []*store.Delivery `json:"deliveries"`
 }
 
-func (s *Server) replayEvent(ctx context.Context, _ *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
+func (s *Server) replayEvent(ctx context.Context, req *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
 	if ev, err := s.store.EventGetByID(ctx, a.EventID); err == nil && !callerFrom(ctx).sees(ev.Project) {
-		return nil, replayResult{}, fmt.Errorf("replay event %s: %w", a.EventID, store.ErrNotFound)
+		err := fmt.Errorf("replay event %s: %w", a.EventID, store.ErrNotFound)
+		s.auditTool(ctx, req, "replay_event", a.EventID, "", nil, nil, err)
+		return nil, replayResult{}, err
 	}
 	ds, err := ingest.Replay(ctx, s.store, s.catalog, a.EventID)
+	s.auditTool(ctx, req, "replay_event", a.EventID, "", nil, replayResult{Deliveries: ds}, err)
 	if err != nil {
 		return nil, replayResult{}, err
 	}

@@ -439,6 +439,7 @@ func (w *Server) deliveryRetry(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if old, err := w.store.DeliveryGetByID(r.Context(), id); err == nil {
 		audit.Before(r.Context(), old)
+		audit.Project(r.Context(), old.Project)
 	}
 	d, err := w.store.DeliveryRetry(r.Context(), id, w.now())
 	if errors.Is(err, store.ErrNotFound) {
@@ -553,6 +554,7 @@ func (w *Server) setPaused(rw http.ResponseWriter, r *http.Request, paused bool)
 	}
 	if old, err := w.store.DestinationGet(r.Context(), name); err == nil {
 		audit.Before(r.Context(), old.Redacted())
+		audit.Project(r.Context(), store.ProjectOrDefault(old.Project))
 	}
 	err := w.store.DestinationSetPaused(r.Context(), name, paused, reason)
 	if errors.Is(err, store.ErrNotFound) {
