@@ -303,13 +303,17 @@ type replayResult struct {
 }
 
 func (s *Server) replayEvent(ctx context.Context, req *mcp.CallToolRequest, a eventIDArgs) (*mcp.CallToolResult, replayResult, error) {
-	if ev, err := s.store.EventGetByID(ctx, a.EventID); err == nil && !callerFrom(ctx).sees(ev.Project) {
-		err := fmt.Errorf("replay event %s: %w", a.EventID, store.ErrNotFound)
-		s.auditTool(ctx, req, "replay_event", a.EventID, "", nil, nil, err)
-		return nil, replayResult{}, err
+	project := ""
+	if ev, err := s.store.EventGetByID(ctx, a.EventID); err == nil {
+		if !callerFrom(ctx).sees(ev.Project) {
+			err := fmt.Errorf("replay event %s: %w", a.EventID, store.ErrNotFound)
+			s.auditTool(ctx, req, "replay_event", a.EventID, "", nil, nil, err)
+			return nil, replayResult{}, err
+		}
+		project = ev.Project
 	}
 	ds, err := ingest.Replay(ctx, s.store, s.catalog, a.EventID)
-	s.auditTool(ctx, req, "replay_event", a.EventID, "", nil, replayResult{Deliveries: ds}, err)
+	s.auditTool(ctx, req, "replay_event", a.EventID, project, nil, replayResult{Deliveries: ds}, err)
 	if err != nil {
 		return nil, replayResult{}, err
 	}
