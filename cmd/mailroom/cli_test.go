@@ -173,6 +173,15 @@ func TestCLI(t *testing.T) {
 			t.Errorf("row = %q", row)
 		}
 	})
+	t.Run("Projects", func(t *testing.T) {
+		out := ok(t, "projects")
+		if got := columns(strings.SplitN(out, "\n", 2)[0]); strings.Join(got, "|") != "PROJECT|DECLARED|INGEST RATE|MAX DESTINATIONS|RETENTION|SOURCES|DESTINATIONS|CONNECTIONS" {
+			t.Errorf("header = %q", got)
+		}
+		if row := findRow(t, out, "default"); row[1] != "false" || row[2] != "-" || row[5] == "0" {
+			t.Errorf("row = %q", row)
+		}
+	})
 	t.Run("EventsSearch", func(t *testing.T) {
 		out := ok(t, "events", "list", "--where", "id=evt_pay_X", "--where", `type="payment_intent.succeeded"`, "--search", "PAYMENT_INTENT")
 		if row := findRow(t, out, b.eventID); row[2] != "stripe" {

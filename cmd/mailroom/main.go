@@ -36,7 +36,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(flagUsageError)
 	root.AddCommand(newServeCommand(), newMCPCommand(), newBenchCommand())
 	root.AddCommand(newEventsCommand(), newDeliveriesCommand(), newDestinationsCommand(), newTasksCommand(), newAlertsCommand())
-	root.AddCommand(newTransformCommand(), newTokensCommand(), newAuditCommand())
+	root.AddCommand(newTransformCommand(), newTokensCommand(), newAuditCommand(), newProjectsCommand())
 	root.AddCommand(newTriggerCommand(), newListenCommand(), newVersionCommand())
 	root.AddCommand(newMigrateCommand(), newBackupCommand(), newHealthcheckCommand())
 	return root
