@@ -184,6 +184,7 @@ func (c *Cleaner) prune(ctx context.Context, p *store.PruneParams, total *Result
 		total.Deliveries += res.Deliveries
 		total.Attempts += res.Attempts
 		total.Dedup += res.Dedup
+		total.Audit += res.Audit
 		if res.Done {
 			return true, nil
 		}

@@ -111,3 +111,27 @@ func TestProjectRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditRetention: audit entries older than AuditRetention go, newer
+// ones stay, and without it none go.
+func TestAuditRetention(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sqlitetest.Open(t, nil)
+	for i, age := range []time.Duration{400 * 24 * time.Hour, 366 * 24 * time.Hour, 10 * 24 * time.Hour, 0} {
+		if err := s.AuditInsert(ctx, &store.AuditEntry{At: time.Now().Add(-age), Actor: "a", Action: fmt.Sprint("act", i), Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := retention.New(s, &retention.Options{Batch: 1, Pause: time.Millisecond}).RunOnce(ctx); err != nil || res.Audit != 0 {
+		t.Fatalf("without an audit retention: %+v, %v; want none pruned", res, err)
+	}
+	res, err := retention.New(s, &retention.Options{Batch: 1, Pause: time.Millisecond, AuditRetention: 365 * 24 * time.Hour}).RunOnce(ctx)
+	if err != nil || res.Audit != 2 || !res.Done {
+		t.Fatalf("with a year's audit retention: %+v, %v; want the 2 older entries pruned", res, err)
+	}
+	es, err := s.AuditList(ctx, nil)
+	if err != nil || len(es) != 2 || es[0].Action != "act3" || es[1].Action != "act2" {
+		t.Errorf("entries left: %+v, %v", es, err)
+	}
+}
