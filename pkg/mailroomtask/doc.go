@@ -46,6 +46,18 @@
 // params.task past the SDK (which drops it) and injects the status
 // notifications.
 //
+// A call that fails before a task exists (the start function returns an
+// error, the SDK refuses the arguments, or mailroom does not register the
+// Wait) creates no task. A 2025-11-25 task-augmented call then gets a
+// JSON-RPC error, not a CreateTaskResult: that revision returns a
+// CreateTaskResult only for a request it accepts, and a task begins in
+// status working. The start function's error is -32603 (Internal error)
+// with its message; refused arguments are -32602 (Invalid params). Every
+// other call, 2026-07-28 ones included (there the server decides whether
+// a call becomes a task), gets what a plain call returns: an error tool
+// result (isError). A start function that returns a *jsonrpc.Error gets
+// that error sent as is, in every form.
+//
 // A client without Tasks gets a synchronous call: the tool waits up to
 // [Options.SyncWait] for the webhook and then answers with the result, or
 // with the task id and "still waiting".

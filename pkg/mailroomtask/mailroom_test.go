@@ -326,6 +326,50 @@ func TestBothForms(t *testing.T) {
 	}
 }
 
+// TestStartFails: a call whose start function fails creates no task.
+// 2025-11-25 answers the task-augmented call with a JSON-RPC error (its
+// receiver returns a CreateTaskResult only for a request it accepts, and
+// the TypeScript SDK client parses the answer as one); arguments the SDK
+// refuses are -32602. 2026-07-28 answers what a plain call returns: an
+// isError tool result with resultType complete.
+func TestStartFails(t *testing.T) {
+	m := startMailroom(t)
+	url, _ := startToolServer(t, m)
+	for _, c := range forms(t, url) {
+		t.Run(fmt.Sprint("modern=", c.modern), func(t *testing.T) {
+			c.tb = t
+			call := func(args map[string]any) answer {
+				params := map[string]any{"name": "pay_link", "arguments": args}
+				if !c.modern {
+					params["task"] = map[string]any{"ttl": 60000}
+				}
+				return c.call("tools/call", params)
+			}
+			a := call(map[string]any{"link": ""}) // the start function refuses it
+			if c.modern {
+				content, _ := a.Result["content"].([]any)
+				if a.Error != nil || a.Result["resultType"] != "complete" || a.Result["isError"] != true || !strings.Contains(fmt.Sprint(content), "link is required") {
+					t.Errorf("2026-07-28 start failure: %+v", a)
+				}
+				return
+			}
+			if a.Error == nil || a.Error.Code != -32603 || !strings.Contains(a.Error.Message, "link is required") || a.Result != nil {
+				t.Errorf("2025-11-25 start failure: want JSON-RPC error -32603, got result %v error %+v", a.Result, a.Error)
+			}
+			a = call(map[string]any{}) // the SDK refuses the arguments
+			if a.Error == nil || a.Error.Code != -32602 || !strings.Contains(a.Error.Message, "link") || a.Result != nil {
+				t.Errorf("2025-11-25 bad arguments: want JSON-RPC error -32602, got result %v error %+v", a.Result, a.Error)
+			}
+			// The session still creates tasks.
+			id := c.createTask(map[string]any{"link": "plink_after_failure"})
+			evID := m.pay(t, "plink_after_failure")
+			if status, result := c.outcome(id); status != "completed" || eventOf(result) != evID {
+				t.Errorf("after a failure: status %s, result %v", status, result)
+			}
+		})
+	}
+}
+
 // TestTimeout: a wait that runs out of time ends with the timed-out tool
 // result (isError): a failed task whose tasks/result returns it on
 // 2025-11-25, a completed task holding it on 2026-07-28.

@@ -64,7 +64,9 @@ type Wait struct {
 }
 
 // StartFunc starts the work of one tool call and says which webhook will
-// finish it. An error fails the call before any task exists.
+// finish it. An error fails the call before any task exists: an error tool
+// result (isError), or for a 2025-11-25 task-augmented call a JSON-RPC
+// error (-32603). A *jsonrpc.Error is sent as is in every form.
 type StartFunc[In any] func(ctx context.Context, req *mcp.CallToolRequest, in In) (*Wait, error)
 
 // Tasks serves mailroom-backed Tasks on go-sdk servers. Build it with
@@ -135,22 +137,28 @@ func AddTool[In any](t *Tasks, s *mcp.Server, tool *mcp.Tool, start StartFunc[In
 	t.tools[tool.Name] = true
 	t.mu.Unlock()
 	mcp.AddTool(s, tool, func(ctx context.Context, req *mcp.CallToolRequest, in In) (*mcp.CallToolResult, any, error) {
-		w, err := start(ctx, req, in)
-		if err != nil {
+		h, asTask := ctx.Value(taskRequestKey{}).(*taskRequest)
+		fail := func(err error) (*mcp.CallToolResult, any, error) {
+			if asTask {
+				h.err = err // the middleware answers a legacy task request with a JSON-RPC error
+			}
 			return nil, nil, err
 		}
+		w, err := start(ctx, req, in)
+		if err != nil {
+			return fail(err)
+		}
 		if w == nil || w.Source == "" {
-			return nil, nil, errors.New("mailroomtask: the start function returned no Wait with a Source")
+			return fail(errors.New("mailroomtask: the start function returned no Wait with a Source"))
 		}
 		c := callerFrom(ctx)
-		h, asTask := ctx.Value(taskRequestKey{}).(*taskRequest)
 		var ttl time.Duration
 		if asTask {
 			ttl = h.ttl
 		}
 		created, err := t.api.create(ctx, w, c.owner, tool.Name, ttl)
 		if err != nil {
-			return nil, nil, err
+			return fail(err)
 		}
 		if asTask {
 			h.task = created // the middleware answers with CreateTaskResult
@@ -187,10 +195,12 @@ func (t *Tasks) syncResult(ctx context.Context, created *apiTask) (*mcp.CallTool
 }
 
 // taskRequest is a legacy params.task carried from the middleware to the
-// tool handler (which fills task) and back.
+// tool handler (which fills task, or err when the call failed before a
+// task existed) and back.
 type taskRequest struct {
 	ttl  time.Duration
 	task *apiTask
+	err  error
 }
 
 type taskRequestKey struct{}
@@ -332,7 +342,10 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			}
 			res, err := next(context.WithValue(ctx, taskRequestKey{}, tr), method, req)
 			if err != nil || tr.task == nil {
-				return res, err // failed before a task existed
+				if err == nil && !c.modern {
+					return nil, notAccepted(tr.err, res)
+				}
+				return res, err // 2026-07-28: the server may answer any call without a task
 			}
 			if c.modern {
 				m := tr.task.modern()
@@ -345,6 +358,33 @@ func (t *Tasks) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 		}
 		return next(ctx, method, req)
 	}
+}
+
+// notAccepted is the JSON-RPC error of a 2025-11-25 task-augmented call
+// that failed before a task existed. That revision's receiver answers a
+// request it accepts with a CreateTaskResult and creates tasks in status
+// working, so a call it did not accept is a protocol error: the start
+// function's (or mailroom's) error as -32603, or its own *jsonrpc.Error,
+// and arguments the SDK refused (the handler never ran, res is its error
+// result) as -32602.
+func notAccepted(startErr error, res mcp.Result) error {
+	var rpc *jsonrpc.Error
+	if errors.As(startErr, &rpc) {
+		return rpc
+	}
+	if startErr != nil {
+		return rpcError(jsonrpc.CodeInternalError, "task not created: %v", startErr)
+	}
+	msg := "the tool call failed before a task was created"
+	if r, ok := res.(*mcp.CallToolResult); ok && r != nil {
+		for _, ct := range r.Content {
+			if tc, ok := ct.(*mcp.TextContent); ok {
+				msg = tc.Text
+				break
+			}
+		}
+	}
+	return rpcError(jsonrpc.CodeInvalidParams, "task not created: %s", msg)
 }
 
 type callerKey struct{}
