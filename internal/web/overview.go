@@ -168,9 +168,15 @@ func (w *Server) overview(rw http.ResponseWriter, r *http.Request) {
 	}
 	rows := map[string]*queueRow{}
 	for _, dst := range dests {
+		if !sees(ctx, dst.Project) {
+			continue
+		}
 		rows[dst.Name] = &queueRow{Name: dst.Name, Paused: dst.Paused, Circuit: dst.Circuit.State}
 	}
 	for _, s := range stats {
+		if !sees(ctx, store.ProjectOf(s.Destination)) {
+			continue
+		}
 		q := rows[s.Destination]
 		if q == nil {
 			q = &queueRow{Name: s.Destination, Missing: true}
@@ -185,7 +191,7 @@ func (w *Server) overview(rw http.ResponseWriter, r *http.Request) {
 	}
 	sort.Slice(d.Queues, func(i, j int) bool { return d.Queues[i].Name < d.Queues[j].Name })
 
-	tasks, err := w.store.TaskList(ctx, &store.TaskListParams{Open: true, Limit: maxOpenTasks + 1, Now: now})
+	tasks, err := w.store.TaskList(ctx, &store.TaskListParams{Project: scopeOf(ctx), Open: true, Limit: maxOpenTasks + 1, Now: now})
 	if err != nil {
 		w.storageError(rw, r, err)
 		return

@@ -154,11 +154,15 @@ func fetchPage[T any](ctx context.Context, p listParams, fetch func(context.Cont
 }
 
 func (w *Server) listRequests(ctx context.Context, p listParams) ([]*store.Request, error) {
-	return w.store.RequestList(ctx, p.requests())
+	lp := p.requests()
+	lp.Project = scopeOf(ctx)
+	return w.store.RequestList(ctx, lp)
 }
 
 func (w *Server) listEvents(ctx context.Context, p listParams) ([]*store.Event, error) {
-	return w.store.EventList(ctx, p.events())
+	lp := p.events()
+	lp.Project = scopeOf(ctx)
+	return w.store.EventList(ctx, lp)
 }
 
 // fetchEvents fetches one page of the events list, or with a text or a
@@ -169,6 +173,7 @@ func (w *Server) fetchEvents(ctx context.Context, p listParams) ([]*store.Event,
 		return fetchPage(ctx, p, w.listEvents, func(e *store.Event) string { return e.ID })
 	}
 	sp := &store.EventSearchParams{EventListParams: *p.events()}
+	sp.Project = scopeOf(ctx)
 	if len(p.Where) > 0 {
 		sp.Body = p.Where
 	}
@@ -180,7 +185,9 @@ func (w *Server) fetchEvents(ctx context.Context, p listParams) ([]*store.Event,
 }
 
 func (w *Server) listDeliveries(ctx context.Context, p listParams) ([]*store.Delivery, error) {
-	return w.store.DeliveryList(ctx, p.deliveries())
+	lp := p.deliveries()
+	lp.Project = scopeOf(ctx)
+	return w.store.DeliveryList(ctx, lp)
 }
 
 // listData is what every list page's template gets.
@@ -201,7 +208,9 @@ func (w *Server) newListData(ctx context.Context, f listFilter, path string, sta
 	d := &listData{Filter: f, Newest: f.pageURL(path, ""), Live: f.Cursor == "", Statuses: statuses, Ranges: ranges()}
 	if srcs, err := w.store.SourceList(ctx); err == nil {
 		for _, s := range srcs {
-			d.Sources = append(d.Sources, s.Name)
+			if sees(ctx, s.Project) {
+				d.Sources = append(d.Sources, s.Name)
+			}
 		}
 	}
 	return d
@@ -275,6 +284,9 @@ func (w *Server) requestDetail(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	req, err := w.store.RequestGetByID(ctx, id)
+	if err == nil && !sees(ctx, req.Project) {
+		err = store.ErrNotFound // another project's request is missing here
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Request %s not found (it may have been removed by retention).", id))
 		return
@@ -363,6 +375,9 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
 	ev, err := w.store.EventGetByID(ctx, id)
+	if err == nil && !sees(ctx, ev.Project) {
+		err = store.ErrNotFound // another project's event is missing here
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Event %s not found.", id))
 		return
@@ -419,7 +434,12 @@ func (w *Server) eventDetail(rw http.ResponseWriter, r *http.Request) {
 
 func (w *Server) eventReplay(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	ds, err := ingest.Replay(r.Context(), w.store, w.catalog, id)
+	ds, err := []*store.Delivery(nil), error(nil)
+	if ev, gerr := w.store.EventGetByID(r.Context(), id); gerr == nil && !sees(r.Context(), ev.Project) {
+		err = store.ErrNotFound // another project's event is missing here
+	} else {
+		ds, err = ingest.Replay(r.Context(), w.store, w.catalog, id)
+	}
 	switch {
 	case errors.Is(err, ingest.ErrRequestGone):
 		w.renderError(rw, r, http.StatusConflict, "This event cannot be replayed: its request is no longer stored.")
@@ -437,11 +457,16 @@ func (w *Server) eventReplay(rw http.ResponseWriter, r *http.Request) {
 
 func (w *Server) deliveryRetry(rw http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if old, err := w.store.DeliveryGetByID(r.Context(), id); err == nil {
+	old, err := w.store.DeliveryGetByID(r.Context(), id)
+	if err == nil && !sees(r.Context(), old.Project) {
+		err = store.ErrNotFound // another project's delivery is missing here
+	}
+	var d *store.Delivery
+	if err == nil {
 		audit.Before(r.Context(), old)
 		audit.Project(r.Context(), old.Project)
+		d, err = w.store.DeliveryRetry(r.Context(), id, w.now())
 	}
-	d, err := w.store.DeliveryRetry(r.Context(), id, w.now())
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Delivery %s not found.", id))
 		return
@@ -487,6 +512,9 @@ func (w *Server) destinationRows(ctx context.Context) ([]*destinationRow, error)
 	}
 	rows := make([]*destinationRow, 0, len(dests))
 	for _, d := range dests {
+		if !sees(ctx, d.Project) {
+			continue
+		}
 		row := &destinationRow{Destination: d.Redacted(), Stats: byName[d.Name], Concurrency: d.MaxConcurrency}
 		if row.Concurrency == 0 {
 			row.Concurrency = 10
@@ -552,11 +580,15 @@ func (w *Server) setPaused(rw http.ResponseWriter, r *http.Request, paused bool)
 	if paused {
 		reason, flash = "paused from the dashboard", "paused"
 	}
-	if old, err := w.store.DestinationGet(r.Context(), name); err == nil {
+	old, err := w.store.DestinationGet(r.Context(), name)
+	if err == nil && !sees(r.Context(), old.Project) {
+		err = store.ErrNotFound // another project's destination is missing here
+	}
+	if err == nil {
 		audit.Before(r.Context(), old.Redacted())
 		audit.Project(r.Context(), store.ProjectOrDefault(old.Project))
+		err = w.store.DestinationSetPaused(r.Context(), name, paused, reason)
 	}
-	err := w.store.DestinationSetPaused(r.Context(), name, paused, reason)
 	if errors.Is(err, store.ErrNotFound) {
 		w.renderError(rw, r, http.StatusNotFound, fmt.Sprintf("Destination %q not found.", name))
 		return
@@ -609,6 +641,9 @@ func (w *Server) sourceList(rw http.ResponseWriter, r *http.Request) {
 	base := baseURL(r)
 	rows := make([]*sourceRow, 0, len(srcs))
 	for _, s := range srcs {
+		if !sees(ctx, s.Project) {
+			continue
+		}
 		row := &sourceRow{
 			Name: s.Name, URL: base + store.IngestPath(s.Name), VerifyType: cmpOr(s.Verify.Type, "none"),
 			DedupKey: s.Dedup.Key, DedupOff: s.Dedup.Disabled, Description: s.Description,
@@ -645,7 +680,7 @@ func (w *Server) taskList(rw http.ResponseWriter, r *http.Request) {
 		Statuses: []string{"open", store.TaskWorking, store.TaskInputRequired, store.TaskCompleted, store.TaskFailed, store.TaskCancelled},
 		Live:     q.Get("cursor") == "",
 	}
-	p := &store.TaskListParams{Cursor: q.Get("cursor"), Limit: PageSize + 1, Now: w.now()}
+	p := &store.TaskListParams{Project: scopeOf(r.Context()), Cursor: q.Get("cursor"), Limit: PageSize + 1, Now: w.now()}
 	if d.Status == "open" {
 		p.Open = true
 	} else {

@@ -68,6 +68,9 @@ func (w *Server) stream(rw http.ResponseWriter, r *http.Request) {
 			default:
 				continue
 			}
+			if (n.Source != "" && !sees(ctx, store.ProjectOf(n.Source))) || (n.Destination != "" && !sees(ctx, store.ProjectOf(n.Destination))) {
+				continue // another project's
+			}
 			b, _ := json.Marshal(streamEvent{ID: n.ID, Source: n.Source, Destination: n.Destination})
 			msg = "event: " + kind + "\ndata: " + string(b) + "\n\n"
 		}
