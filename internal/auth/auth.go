@@ -75,7 +75,17 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives failed lookups. If nil, discarded.
 	Logger *slog.Logger
+	// RecheckEvery is how often a request held with [Authenticator.Hold]
+	// (a stream) checks that its credential is still valid. If zero,
+	// [DefaultRecheckEvery].
+	RecheckEvery time.Duration
 }
+
+// DefaultRecheckEvery is how often a held request rechecks its credential
+// by default: a token revoked on another instance, or one that expires,
+// ends its streams within this time (one revoked on this instance ends
+// them at once).
+const DefaultRecheckEvery = 5 * time.Second
 
 // Authenticator turns a token into the principal it stands for. It is
 // safe for concurrent use.
@@ -86,8 +96,11 @@ type Authenticator struct {
 	now        func() time.Time
 	log        *slog.Logger
 
+	recheck time.Duration
+
 	mu      sync.Mutex
 	touched map[string]time.Time // token id → last touch written
+	held    map[string]map[*hold]struct{}
 }
 
 // New returns an Authenticator.
@@ -96,7 +109,11 @@ func New(opts *Options) *Authenticator {
 	if opts != nil {
 		o = *opts
 	}
-	a := &Authenticator{store: o.Store, now: o.Now, log: o.Logger, principals: map[string]access.Principal{}, touched: map[string]time.Time{}}
+	a := &Authenticator{store: o.Store, now: o.Now, log: o.Logger, principals: map[string]access.Principal{}, touched: map[string]time.Time{},
+		held: map[string]map[*hold]struct{}{}, recheck: o.RecheckEvery}
+	if a.recheck <= 0 {
+		a.recheck = DefaultRecheckEvery
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -282,6 +299,8 @@ func (a *Authenticator) Create(ctx context.Context, by access.Principal, p *Crea
 	if err := a.store.TokenCreate(ctx, t); err != nil {
 		return nil, "", err
 	}
+	// Open mode ends with the first token: so do its anonymous streams.
+	a.end(access.Anonymous.TokenID)
 	return t, secret, nil
 }
 
@@ -307,7 +326,11 @@ func (a *Authenticator) Revoke(ctx context.Context, id string) (*store.Token, er
 			return nil, fmt.Errorf("%w: %s is the last admin token and no api.token is set; create another admin token first (or revoke every other token, which opens mailroom again on loopback)", ErrLockout, id)
 		}
 	}
-	return a.store.TokenRevoke(ctx, id, a.now())
+	t, err := a.store.TokenRevoke(ctx, id, a.now())
+	if err == nil {
+		a.end(id)
+	}
+	return t, err
 }
 
 // newTokenID returns a random public token id ("tok_" and 16 base32

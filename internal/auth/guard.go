@@ -68,7 +68,9 @@ type Refuse func(w http.ResponseWriter, r *http.Request, status int, msg string)
 // route r goes to, or "" when there is none (next then answers 404 or
 // 405, touching nothing). A principal already in r's context (the
 // dashboard's session) is used as is; otherwise r's bearer token is
-// authenticated. refuse answers 401, 403 and 503.
+// authenticated. refuse answers 401, 403 and 503. The request's context
+// ends when the principal's token is revoked or expires
+// ([Authenticator.Hold]), which ends a stream.
 func (g *Guard) Wrap(next http.Handler, route func(*http.Request) string, refuse Refuse) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := access.From(r.Context())
@@ -87,7 +89,9 @@ func (g *Guard) Wrap(next http.Handler, route func(*http.Request) string, refuse
 				return
 			}
 		}
-		ctx := access.With(r.Context(), p)
+		// A stream lasts only as long as its credential.
+		ctx, stop := g.auth.Hold(access.With(r.Context(), p), p)
+		defer stop()
 		pattern := route(r)
 		if pattern == "" {
 			next.ServeHTTP(w, r.WithContext(ctx))

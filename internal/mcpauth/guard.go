@@ -134,7 +134,10 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 				return
 			}
 			if open { // no token exists yet: as unauthenticated as before
-				next.ServeHTTP(w, r)
+				// until the first token ends open mode, and its streams
+				ctx, stop := g.tokens.Hold(r.Context(), access.Anonymous)
+				defer stop()
+				next.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
 		}
@@ -158,6 +161,13 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			return
 		}
 		ctx := access.With(r.Context(), p)
+		if _, static := g.static.Match(token); !static && g.tokens != nil && strings.HasPrefix(token, mrauth.TokenPrefix) {
+			// A stored token's session stream ends when it is revoked
+			// or expires ([mrauth.Authenticator.Hold]).
+			var stop context.CancelFunc
+			ctx, stop = g.tokens.Hold(ctx, p)
+			defer stop()
+		}
 		ctx = context.WithValue(ctx, tokenInfoKey{}, ti)
 		sdk.ServeHTTP(w, r.WithContext(ctx))
 	})
