@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mailroomhq/mailroom/internal/rawjson"
 )
 
 // fieldExpr recognises the expressions that dedup keys and event types use
@@ -13,7 +15,7 @@ import (
 // that they can be answered by scanning the raw JSON body for one field
 // instead of decoding the whole body into maps and running CEL. The fast
 // path must give exactly what CEL gives; whenever it is not sure (not a
-// JSON object, a form body, an escaped key, a non-scalar value, a missing
+// JSON object, a form body, a non-scalar value, a missing
 // field without has()), it declines and CEL runs.
 //
 // A number is answered only when it is an integer written plainly that
@@ -51,7 +53,7 @@ func (f *fieldExpr) eval(in *Input) (string, bool) {
 	}
 	v := in.Body
 	for i, key := range f.path {
-		raw, found, ok := objectField(v, key)
+		raw, found, ok := rawjson.Field(v, key)
 		if !ok {
 			return "", false
 		}
@@ -67,102 +69,6 @@ func (f *fieldExpr) eval(in *Input) (string, bool) {
 		v = raw
 	}
 	return scalarString(v)
-}
-
-// objectField returns the raw value of key in the JSON object obj (the last
-// one, as encoding/json keeps when a key repeats). obj must be valid JSON;
-// ok is false when it is not an object or a key has escapes.
-func objectField(obj []byte, key string) (raw []byte, found, ok bool) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return nil, false, false
-	}
-	i = skipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return nil, false, true
-	}
-	for i < len(obj) {
-		// Key: a string.
-		if obj[i] != '"' {
-			return nil, false, false
-		}
-		end := i + 1
-		for end < len(obj) && obj[end] != '"' {
-			if obj[end] == '\\' {
-				return nil, false, false
-			}
-			end++
-		}
-		k := obj[i+1 : end]
-		i = skipSpace(obj, end+1)
-		i = skipSpace(obj, i+1) // ':'
-		start := i
-		i = skipValue(obj, i)
-		if string(k) == key {
-			raw, found = obj[start:i], true
-		}
-		i = skipSpace(obj, i)
-		if i >= len(obj) || obj[i] == '}' {
-			break
-		}
-		i = skipSpace(obj, i+1) // ','
-	}
-	return raw, found, true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just past the valid JSON value at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return i
-			}
-			i++
-		}
-		return i
-	}
-}
-
-// skipString returns the index just past the string starting at b[i].
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
 }
 
 // scalarString renders a raw JSON scalar as EvalString renders the CEL

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/mailroomhq/mailroom/internal/rawjson"
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -114,7 +115,7 @@ func (c Cond) match(decoded any) bool {
 // when the key is an index; an index step reads an array.
 func lookup(raw []byte, p Path) ([]byte, bool) {
 	for _, st := range p {
-		i := skipSpace(raw, 0)
+		i := rawjson.SkipSpace(raw, 0)
 		if i >= len(raw) {
 			return nil, false
 		}
@@ -124,7 +125,7 @@ func lookup(raw []byte, p Path) ([]byte, bool) {
 			if st.IsIndex {
 				return nil, false
 			}
-			raw, ok = objectField(raw[i:], st.Key)
+			raw, ok, _ = rawjson.Field(raw[i:], st.Key)
 		case '[':
 			n := st.Index
 			if !st.IsIndex {
@@ -133,133 +134,11 @@ func lookup(raw []byte, p Path) ([]byte, bool) {
 					return nil, false
 				}
 			}
-			raw, ok = arrayElem(raw[i:], n)
+			raw, ok, _ = rawjson.Elem(raw[i:], n)
 		}
 		if !ok {
 			return nil, false
 		}
 	}
 	return raw, true
-}
-
-// objectField returns the value of the last key in the valid JSON object
-// obj that decodes to key.
-func objectField(obj []byte, key string) ([]byte, bool) {
-	var found []byte
-	ok := false
-	i := skipSpace(obj, 1)
-	if obj[i] == '}' {
-		return nil, false
-	}
-	for {
-		end := skipString(obj, i)
-		k := obj[i+1 : end-1]
-		i = skipSpace(obj, skipSpace(obj, end)+1) // past ':'
-		start := i
-		i = skipValue(obj, i)
-		if keyEquals(k, key) {
-			found, ok = obj[start:i], true
-		}
-		i = skipSpace(obj, i)
-		if obj[i] == '}' {
-			return found, ok
-		}
-		i = skipSpace(obj, i+1) // past ','
-	}
-}
-
-// arrayElem returns element n of the valid JSON array arr.
-func arrayElem(arr []byte, n int) ([]byte, bool) {
-	i := skipSpace(arr, 1)
-	if arr[i] == ']' {
-		return nil, false
-	}
-	for e := 0; ; e++ {
-		start := i
-		i = skipValue(arr, i)
-		if e == n {
-			return arr[start:i], true
-		}
-		i = skipSpace(arr, i)
-		if arr[i] == ']' {
-			return nil, false
-		}
-		i = skipSpace(arr, i+1) // past ','
-	}
-}
-
-// keyEquals reports whether the raw key k (a JSON string's inside)
-// decodes to key, as encoding/json decodes it.
-func keyEquals(k []byte, key string) bool {
-	if plainASCII(k) {
-		return string(k) == key
-	}
-	var s string
-	return json.Unmarshal(append(append([]byte{'"'}, k...), '"'), &s) == nil && s == key
-}
-
-// plainASCII reports whether b is printable ASCII without a backslash:
-// a JSON string's inside that decodes to itself.
-func plainASCII(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c >= 0x80 || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the string starting at b[i].
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index just past the valid JSON value at b[i].
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(b) {
-			switch b[i] {
-			case ',', '}', ']', ' ', '\t', '\r', '\n':
-				return i
-			}
-			i++
-		}
-		return i
-	}
 }

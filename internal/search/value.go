@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/mailroomhq/mailroom/internal/rawjson"
 )
 
 // Kind is the JSON type of a [Value].
@@ -79,7 +81,7 @@ func (v Value) matchRaw(raw []byte) bool {
 		if v.kind != String {
 			return false
 		}
-		if inner := raw[1 : len(raw)-1]; plainASCII(inner) {
+		if inner := raw[1 : len(raw)-1]; rawjson.PlainASCII(inner) {
 			return string(inner) == v.s
 		}
 		var s string
