@@ -36,6 +36,8 @@ import (
 const (
 	// DefaultTimeout is the time budget of one run.
 	DefaultTimeout = 50 * time.Millisecond
+	// CompileBudget bounds the run of a script's top level by [Compile].
+	CompileBudget = time.Second
 	// DefaultMaxOutputBytes caps the request a run returns, encoded as
 	// JSON: the largest body mailroom accepts by default, so that a
 	// script that passes any accepted body through is not refused.
@@ -146,6 +148,12 @@ type Program struct {
 // running its top level once within the time budget. The error says what
 // is wrong (a syntax error with its line and column, a missing handler).
 // opts may be nil.
+//
+// The script's top level runs once here, within [CompileBudget] (or the
+// time budget when that is longer): the budget is wall-clock time, and a
+// check at config load or reload must not refuse a good script because
+// the machine was busy for a few tens of milliseconds. A top level that
+// never ends is still refused.
 func Compile(script string, opts *Options) (*Program, error) {
 	if strings.TrimSpace(script) == "" {
 		return nil, errors.New("empty script: define function handler(request) { …; return request }")
@@ -155,7 +163,7 @@ func Compile(script string, opts *Options) (*Program, error) {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	p := &Program{prg: prg, opts: opts.withDefaults()}
-	r := p.newRun(context.Background())
+	r := p.newRun(context.Background(), max(p.opts.Timeout, CompileBudget))
 	defer r.stop()
 	if _, err := r.handler(); err != nil {
 		return nil, err
@@ -171,7 +179,7 @@ func (p *Program) Options() Options { return p.opts }
 // spent, whichever is first. The returned Result is never nil: on error it
 // still carries the log and the duration.
 func (p *Program) Run(ctx context.Context, in *Request, ev *Event) (*Result, error) {
-	r := p.newRun(ctx)
+	r := p.newRun(ctx, p.opts.Timeout)
 	defer r.stop()
 	res := &Result{}
 	out, err := r.call(in, ev)
@@ -193,11 +201,11 @@ type run struct {
 	stops []func() bool
 }
 
-// newRun makes a runtime with a console, interrupted when the time
-// budget is spent or ctx ends. An interrupt stops JavaScript code at once;
+// newRun makes a runtime with a console, interrupted when budget is
+// spent or ctx ends. An interrupt stops JavaScript code at once;
 // a built-in function that is running (a sort, a JSON.stringify) finishes
 // first.
-func (p *Program) newRun(ctx context.Context) *run {
+func (p *Program) newRun(ctx context.Context, budget time.Duration) *run {
 	r := &run{p: p, vm: goja.New(), log: &consoleLog{max: p.opts.MaxLogBytes}, start: time.Now()}
 	r.vm.SetMaxCallStackSize(p.opts.MaxCallStack)
 	console := r.vm.NewObject()
@@ -205,7 +213,6 @@ func (p *Program) newRun(ctx context.Context) *run {
 		console.Set(name, r.log.write(r.vm, name))
 	}
 	r.vm.Set("console", console)
-	budget := p.opts.Timeout
 	t := time.AfterFunc(budget, func() {
 		r.vm.Interrupt(fmt.Errorf("%w: stopped after its budget of %s", ErrTimeout, budget))
 	})
