@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -258,6 +259,9 @@ func (r *Reloader) sync(ctx context.Context, cfg *config.Config) (*Result, error
 		}
 		p.Connections = append(p.Connections, &c)
 	}
+	if err := r.checkIngestPaths(ctx, p.Sources); err != nil {
+		return nil, &RefusedError{err}
+	}
 	sr, err := r.store.CatalogSync(ctx, p)
 	if err != nil {
 		return nil, err
@@ -273,6 +277,30 @@ func (r *Reloader) sync(ctx context.Context, cfg *config.Config) (*Result, error
 		r.log.Warn("config applied, but the active entries could not be counted", "err", err)
 	}
 	return res, nil
+}
+
+// checkIngestPaths checks the sources there will be after the sync (the
+// file's, and those created through the API, which it keeps) with
+// [store.CheckIngestPaths]: the API refuses a source that would share an
+// ingest path, and so must the file.
+func (r *Reloader) checkIngestPaths(ctx context.Context, file []*store.Source) error {
+	stored, err := r.store.SourceList(ctx)
+	if err != nil {
+		return fmt.Errorf("list sources: %w", err)
+	}
+	var names []string
+	for _, s := range file {
+		names = append(names, s.Name)
+	}
+	for _, s := range stored {
+		if s.ManagedBy != store.ManagedByConfig && !slices.Contains(names, s.Name) {
+			names = append(names, s.Name)
+		}
+	}
+	if err := store.CheckIngestPaths(names); err != nil {
+		return fmt.Errorf("sources: %w", err)
+	}
+	return nil
 }
 
 // active counts the stored catalog entries by kind and owner.

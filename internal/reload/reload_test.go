@@ -11,6 +11,7 @@ import (
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/reload"
 	"github.com/mailroomhq/mailroom/internal/route"
+	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 )
 
@@ -89,5 +90,74 @@ func TestReloadWholeOrNothing(t *testing.T) {
 	_, err = reload.New(s, cat, nil, running, nil).Reload(ctx)
 	if !errors.Is(err, reload.ErrNoFile) {
 		t.Errorf("reload without a file: %v, want ErrNoFile", err)
+	}
+}
+
+// TestReloadRefusesSharedIngestPath: the file may not declare a
+// default-project source named like a project that holds sources created
+// through the API (/e/a/s would be both project a's source s and the
+// default source a with the path /s), nor a project's sources while the
+// API's default-project source has the project's name: the API refuses
+// both, and the file did not (the reload answered 200, and /e/a/s went to
+// project a's source).
+func TestReloadRefusesSharedIngestPath(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sqlitetest.Open(t, nil)
+	compiler, err := route.NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(s, compiler, &catalog.Options{Refresh: time.Hour})
+	parse := func(yaml string) (*config.Config, error) {
+		return config.Parse([]byte(yaml), "mailroom.yaml", &config.Options{CheckExpr: compiler.Check})
+	}
+	running, err := parse("sources:\n  - name: x\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := ""
+	r := reload.New(s, cat, func() (*config.Config, error) { return parse(next) }, running, &reload.Options{File: "mailroom.yaml"})
+	if _, err := r.Apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []*store.Source{{Name: "a/s", Project: "a"}, {Name: "b"}} {
+		src.ManagedBy = store.ManagedByAPI
+		if err := s.SourceUpsert(ctx, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []struct{ name, file, want string }{
+		{"default source named like an API project", "sources:\n  - name: x\n  - name: a\n", `source "a" of the default project has the name of project "a"`},
+	} {
+		next = bad.file
+		_, err := r.Reload(ctx)
+		var refused *reload.RefusedError
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: Reload = %v, want a refusal naming %q", bad.name, err, bad.want)
+		}
+		for _, name := range []string{"a", "b/s"} {
+			if _, ok := cat.Current().Sources[name]; ok {
+				t.Errorf("%s: source %s is served", bad.name, name)
+			}
+		}
+	}
+	// Without the overlap the file applies.
+	next = "sources:\n  - name: x\n  - name: c\n"
+	if _, err := r.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// projects: is read at start: a file declaring project b, with a
+	// source in it, is refused at start while the API's source b exists.
+	withB, err := parse("projects:\n  - name: b\nsources:\n  - name: s\n    project: b\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2 := reload.New(s, cat, func() (*config.Config, error) { return withB, nil }, withB, &reload.Options{File: "mailroom.yaml"})
+	if _, err := r2.Apply(ctx); err == nil || !strings.Contains(err.Error(), `source "b" of the default project has the name of project "b"`) {
+		t.Errorf("start with project b while the API's default source b exists: %v", err)
+	}
+	if _, ok := cat.Current().Sources["b/s"]; ok {
+		t.Error("source b/s is served")
 	}
 }

@@ -159,3 +159,25 @@ func (c *Connection) Scope() error {
 	c.Project = ProjectOrDefault(project)
 	return p.err()
 }
+
+// CheckIngestPaths checks that the sources of full names sources can all
+// be told apart by their ingest paths: /e/{a}/{b} is project a's source
+// b, so a default-project source may not be called like a project that
+// holds sources (its suffix path /{b} would go to that source). It is the
+// one rule the API (a source created) and the config file (a reload,
+// with the API's sources it keeps) apply.
+func CheckIngestPaths(sources []string) error {
+	projects := map[string]bool{}
+	for _, s := range sources {
+		if p := ProjectOf(s); p != DefaultProject {
+			projects[p] = true
+		}
+	}
+	var errs []error
+	for _, s := range sources {
+		if ProjectOf(s) == DefaultProject && projects[s] {
+			errs = append(errs, fmt.Errorf("source %q of the default project has the name of project %q, which holds sources: /e/%s/{source} would be both; rename the source or move that project's sources", s, s, s))
+		}
+	}
+	return errors.Join(errs...)
+}
