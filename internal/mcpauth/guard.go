@@ -168,6 +168,14 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 			ctx, stop = g.tokens.Hold(ctx, p)
 			defer stop()
 		}
+		if until, ok := ValidUntil(ti); ok {
+			// An OAuth access token's request, a session's GET stream
+			// above all, ends when the token expires: checking it only
+			// when the stream opened would let it run on for good.
+			var stop context.CancelFunc
+			ctx, stop = context.WithDeadline(ctx, until)
+			defer stop()
+		}
 		ctx = context.WithValue(ctx, tokenInfoKey{}, ti)
 		sdk.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -384,6 +384,9 @@ func (a *Authenticator) principal(c *Claims) (access.Principal, *auth.TokenInfo,
 	// checkTimes's alone; the go-sdk middleware would apply its own,
 	// without the leeway.
 	ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: Owner(p), Extra: map[string]any{principalKey: p}}
+	if !c.Expiry.IsZero() {
+		ti.Extra[validUntilKey] = c.Expiry.Add(a.opts.Leeway)
+	}
 	return p, ti, nil
 }
 
@@ -409,6 +412,21 @@ func Owner(p access.Principal) string {
 
 // principalKey is the key of the principal in a TokenInfo's Extra.
 const principalKey = "mailroom.principal"
+
+// validUntilKey is the key, in a TokenInfo's Extra, of the time after
+// which the token is refused: its exp with the leeway.
+const validUntilKey = "mailroom.valid_until"
+
+// ValidUntil returns the time after which the access token ti stands for
+// is refused (its exp with the leeway) and whether it has one. A request
+// it authenticates, a stream above all, must not outlive it.
+func ValidUntil(ti *auth.TokenInfo) (time.Time, bool) {
+	if ti == nil {
+		return time.Time{}, false
+	}
+	t, ok := ti.Extra[validUntilKey].(time.Time)
+	return t, ok
+}
 
 // PrincipalOf returns the principal a request's go-sdk TokenInfo carries
 // (MCP handlers see the TokenInfo in their request's Extra, not the HTTP

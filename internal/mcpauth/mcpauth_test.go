@@ -469,3 +469,63 @@ func TestJWKSUnavailable(t *testing.T) {
 		t.Errorf("expired 10s ago, leeway 30s: %d %s", got.status, got.body)
 	}
 }
+
+// TestStreamEndsWhenTheTokenExpires: a request authenticated by an OAuth
+// access token (a session's GET stream above all) ends when the token
+// expires, exp plus the leeway, not only when it is checked at the start.
+// The token here expired 28 s ago, inside the 30 s leeway: it is accepted,
+// and its stream must end about 2 s later.
+func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
+	as := mcpauthtest.New(t, clients())
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	a, err := mcpauth.New(mcpauth.Options{Resource: srv.URL + "/mcp", AuthorizationServers: []string{as.Issuer()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Register(mux)
+	g := mcpauth.NewGuard(mcpauth.GuardOptions{OAuth: a})
+	mux.Handle("/mcp", g.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // a stream: runs until the request ends
+	})))
+	stream := func(token string) (ended chan error) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/mcp", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream answered %d", resp.StatusCode)
+		}
+		ended = make(chan error, 1)
+		go func() {
+			_, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ended <- err
+		}()
+		return ended
+	}
+	c := mcpauthtest.Valid("alice", srv.URL+"/mcp", "mailroom:mcp")
+	c.Expiry = time.Now().Add(-28 * time.Second)
+	expiring := stream(as.Issue(c))
+	lasting := stream(as.Issue(mcpauthtest.Valid("bob", srv.URL+"/mcp", "mailroom:mcp")))
+	select {
+	case err := <-expiring:
+		if err != nil {
+			t.Fatalf("the expiring token's stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stream of a token past its exp and leeway is still open")
+	}
+	select {
+	case <-lasting:
+		t.Fatal("the stream of a token valid for an hour ended too")
+	default:
+	}
+}
