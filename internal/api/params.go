@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"slices"
@@ -93,7 +94,10 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 	if q == nil {
 		return p, nil
 	}
-	for key, vals := range q {
+	// In key order, so that a request with several bad parameters is
+	// always told about the same one.
+	for _, key := range slices.Sorted(maps.Keys(q)) {
+		vals := q[key]
 		if key == "where" && slices.Contains(kind.filters, key) {
 			f, err := search.ParseFilter(vals)
 			if err != nil {
