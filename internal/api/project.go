@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
@@ -156,26 +155,32 @@ func (a *Server) visible(w http.ResponseWriter, r *http.Request, project, notFou
 	return true
 }
 
-// checkIngestPath refuses a new source whose ingest path another
-// source's could take: /e/{a}/{b} is project a's source b, so a
-// default-project source may not be called like a project, nor a project
-// hold sources while a default-project source has its name.
+// checkIngestPath refuses a new source (full name) whose ingest path
+// another source's could take, by [store.CheckIngestPaths] over the
+// stored sources and the new one, with the declared projects and those
+// of the catalog.
 func (a *Server) checkIngestPath(ctx context.Context, full string) error {
-	proj, name := store.SplitName(full)
-	if proj == store.DefaultProject {
-		if _, declared := a.projects.Get(name); declared || a.catalog.Current().Projects[name] {
-			return badf("name: %q is the name of a project, whose sources are at /e/%s/{source}; choose another name", name, name)
+	stored, err := a.store.SourceList(ctx)
+	if err != nil {
+		return err
+	}
+	names := []string{full}
+	for _, s := range stored {
+		if s.Name != full {
+			names = append(names, s.Name)
 		}
-		return nil
 	}
-	_, err := a.store.SourceGet(ctx, proj)
-	switch {
-	case err == nil:
-		return badf("project: the default project has a source called %q, whose ingest path /e/%s/… this project's sources would take; rename that source first", proj, proj)
-	case errors.Is(err, store.ErrNotFound):
-		return nil
+	var projects []string
+	for _, c := range a.projects.Declared() {
+		projects = append(projects, c.Name)
 	}
-	return err
+	for p := range a.catalog.Current().Projects {
+		projects = append(projects, p)
+	}
+	if err := store.CheckIngestPaths(names, projects); err != nil {
+		return badf("name: %v", err)
+	}
+	return nil
 }
 
 // checkDestinationLimit refuses a new destination in a project that has

@@ -369,7 +369,7 @@ func (v *validator) sources() map[string]bool {
 			}
 			names[full] = true
 			if store.ProjectOf(full) == store.DefaultProject && v.isProject(full) {
-				v.errf(p+".name", "%q is the name of a project: /e/%s/{source} is that project's, so a default-project source may not be called so", s.Name, s.Name)
+				v.errf(p+".name", "%v", store.IngestPathClash(full))
 			}
 		}
 		if v.opts.CheckVerify != nil {

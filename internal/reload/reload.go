@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/config"
+	"github.com/mailroomhq/mailroom/internal/project"
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
@@ -259,7 +260,7 @@ func (r *Reloader) sync(ctx context.Context, cfg *config.Config) (*Result, error
 		}
 		p.Connections = append(p.Connections, &c)
 	}
-	if err := r.checkIngestPaths(ctx, p.Sources); err != nil {
+	if err := r.checkIngestPaths(ctx, p.Sources, cfg.Projects); err != nil {
 		return nil, &RefusedError{err}
 	}
 	sr, err := r.store.CatalogSync(ctx, p)
@@ -283,7 +284,7 @@ func (r *Reloader) sync(ctx context.Context, cfg *config.Config) (*Result, error
 // file's, and those created through the API, which it keeps) with
 // [store.CheckIngestPaths]: the API refuses a source that would share an
 // ingest path, and so must the file.
-func (r *Reloader) checkIngestPaths(ctx context.Context, file []*store.Source) error {
+func (r *Reloader) checkIngestPaths(ctx context.Context, file []*store.Source, declared []project.Config) error {
 	stored, err := r.store.SourceList(ctx)
 	if err != nil {
 		return fmt.Errorf("list sources: %w", err)
@@ -297,7 +298,11 @@ func (r *Reloader) checkIngestPaths(ctx context.Context, file []*store.Source) e
 			names = append(names, s.Name)
 		}
 	}
-	if err := store.CheckIngestPaths(names); err != nil {
+	var projects []string
+	for _, d := range declared {
+		projects = append(projects, d.Name)
+	}
+	if err := store.CheckIngestPaths(names, projects); err != nil {
 		return fmt.Errorf("sources: %w", err)
 	}
 	return nil

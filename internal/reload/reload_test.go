@@ -128,7 +128,7 @@ func TestReloadRefusesSharedIngestPath(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct{ name, file, want string }{
-		{"default source named like an API project", "sources:\n  - name: x\n  - name: a\n", `source "a" of the default project has the name of project "a"`},
+		{"default source named like an API project", "sources:\n  - name: x\n  - name: a\n", `"a" is the name of a project: /e/a/{source} would be both the default project's source "a"`},
 	} {
 		next = bad.file
 		_, err := r.Reload(ctx)
@@ -154,7 +154,7 @@ func TestReloadRefusesSharedIngestPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2 := reload.New(s, cat, func() (*config.Config, error) { return withB, nil }, withB, &reload.Options{File: "mailroom.yaml"})
-	if _, err := r2.Apply(ctx); err == nil || !strings.Contains(err.Error(), `source "b" of the default project has the name of project "b"`) {
+	if _, err := r2.Apply(ctx); err == nil || !strings.Contains(err.Error(), `"b" is the name of a project: /e/b/{source} would be both the default project's source "b"`) {
 		t.Errorf("start with project b while the API's default source b exists: %v", err)
 	}
 	if _, ok := cat.Current().Sources["b/s"]; ok {

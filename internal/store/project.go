@@ -160,24 +160,33 @@ func (c *Connection) Scope() error {
 	return p.err()
 }
 
-// CheckIngestPaths checks that the sources of full names sources can all
-// be told apart by their ingest paths: /e/{a}/{b} is project a's source
-// b, so a default-project source may not be called like a project that
-// holds sources (its suffix path /{b} would go to that source). It is the
-// one rule the API (a source created) and the config file (a reload,
-// with the API's sources it keeps) apply.
-func CheckIngestPaths(sources []string) error {
-	projects := map[string]bool{}
+// CheckIngestPaths checks that every source of sources (full names) has
+// an ingest path of its own: /e/{a}/{b} is project a's source b, so a
+// default-project source may not have the name of a project, whether the
+// project is declared (projects) or only holds sources. It is the one rule
+// the config file, a reload (with the API's sources it keeps) and the API
+// (with the source it adds) apply.
+func CheckIngestPaths(sources, projects []string) error {
+	isProject := map[string]bool{}
+	for _, p := range projects {
+		isProject[p] = true
+	}
 	for _, s := range sources {
 		if p := ProjectOf(s); p != DefaultProject {
-			projects[p] = true
+			isProject[p] = true
 		}
 	}
 	var errs []error
 	for _, s := range sources {
-		if ProjectOf(s) == DefaultProject && projects[s] {
-			errs = append(errs, fmt.Errorf("source %q of the default project has the name of project %q, which holds sources: /e/%s/{source} would be both; rename the source or move that project's sources", s, s, s))
+		if ProjectOf(s) == DefaultProject && isProject[s] {
+			errs = append(errs, IngestPathClash(s))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IngestPathClash is the error of the default project's source name,
+// which is also the name of a project ([CheckIngestPaths]).
+func IngestPathClash(name string) error {
+	return fmt.Errorf("%q is the name of a project: /e/%s/{source} would be both the default project's source %q and that project's sources; rename that source first, or choose another project name", name, name, name)
 }

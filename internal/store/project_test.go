@@ -50,3 +50,25 @@ func TestNames(t *testing.T) {
 		t.Errorf("Scope of a full name: %+v, %v", s, err)
 	}
 }
+
+// TestCheckIngestPaths: a default-project source may not have the name of
+// a project, declared (even without sources yet) or holding sources.
+func TestCheckIngestPaths(t *testing.T) {
+	for _, tc := range []struct {
+		sources, projects []string
+		clash             string
+	}{
+		{[]string{"x", "acme"}, []string{"acme"}, "acme"},
+		{[]string{"acme", "acme/x"}, nil, "acme"},
+		{[]string{"x", "acme/x"}, []string{"acme"}, ""},
+		{[]string{"shop", "acme/shop"}, []string{"acme"}, ""},
+	} {
+		err := CheckIngestPaths(tc.sources, tc.projects)
+		switch {
+		case tc.clash == "" && err != nil:
+			t.Errorf("%v with projects %v: %v", tc.sources, tc.projects, err)
+		case tc.clash != "" && (err == nil || !strings.Contains(err.Error(), `"`+tc.clash+`" is the name of a project`)):
+			t.Errorf("%v with projects %v: %v, want the clash of %q", tc.sources, tc.projects, err, tc.clash)
+		}
+	}
+}
