@@ -28,6 +28,9 @@ type waiter struct {
 	upstream json.RawMessage
 	// created and deadline come from the task: past deadline it fails.
 	created, deadline time.Time
+	// gen orders additions to the index ([Tasks.Reload] drops only waits
+	// indexed before it listed the waiting tasks).
+	gen uint64
 }
 
 // failSuffix keys the failure wait of a task.
@@ -44,7 +47,30 @@ type sourceIndex struct {
 func (t *Tasks) add(w *waiter) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.addLocked(w)
+}
+
+// addNew indexes the waits of one task unless its first is indexed
+// already, and reports whether it did. Checking and adding under one lock
+// matters: a task is tracked both by its creator and by the store's
+// notification of it, and a second set of waiters replacing the first
+// would orphan the look-back queued for the first.
+func (t *Tasks) addNew(waits []*waiter) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.byKey[waits[0].key]; ok {
+		return false
+	}
+	for _, w := range waits {
+		t.addLocked(w)
+	}
+	return true
+}
+
+func (t *Tasks) addLocked(w *waiter) {
 	t.removeLocked(w.key)
+	t.gen++
+	w.gen = t.gen
 	t.byKey[w.key] = w
 	src := w.m.spec.Source
 	si := t.bySource[src]
@@ -185,9 +211,7 @@ func (t *Tasks) track(ctx context.Context, tk *store.Task) {
 		}
 		waits = append(waits, &waiter{key: tk.ID + failSuffix, owner: tk.Owner, m: fm, taskID: tk.ID, fail: true, upstream: args.Upstream})
 	}
-	for _, w := range waits {
-		t.add(w)
-	}
+	t.addNew(waits)
 }
 
 // failBadWait fails a task whose stored wait cannot be evaluated.
@@ -272,6 +296,11 @@ func (t *Tasks) complete(ctx context.Context, w *waiter, ev *EventView) {
 // Reload rebuilds the index from storage: it indexes every waiting task
 // and drops stored waits that are no longer waiting.
 func (t *Tasks) Reload(ctx context.Context) error {
+	// A wait indexed after the listing began (a task created meanwhile)
+	// is not in it and must stay: only older ones can be stale.
+	t.mu.Lock()
+	listed := t.gen
+	t.mu.Unlock()
 	ts, err := t.store.TaskListWaiting(ctx, t.now())
 	if err != nil {
 		return fmt.Errorf("list waiting tasks: %w", err)
@@ -284,7 +313,7 @@ func (t *Tasks) Reload(ctx context.Context) error {
 	t.mu.Lock()
 	var stale []string
 	for k, w := range t.byKey {
-		if w.ch == nil && !keep[k] {
+		if w.ch == nil && !keep[k] && w.gen <= listed {
 			stale = append(stale, k)
 		}
 	}

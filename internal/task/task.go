@@ -104,6 +104,8 @@ type Tasks struct {
 	mu       sync.Mutex
 	bySource map[string]*sourceIndex
 	byKey    map[string]*waiter
+	// gen counts additions to the index (waiter.gen).
+	gen uint64
 }
 
 // New returns the task service over s, checking sources and compiling

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -344,5 +345,91 @@ func TestFairQueue(t *testing.T) {
 	q.done(owner)
 	if _, _, ok := q.take(); !ok {
 		t.Fatal("a's next job was not handed out after its first ended")
+	}
+}
+
+// TestTrackedTwiceAtOnce: a task is tracked by its creator and by the
+// store's notification of it, at the same time. Only one set of waiters
+// may be indexed: a second replacing the first orphaned the look-back
+// queued for the first, and a wait whose event came before it stayed
+// working (TestEventBeforeWait failed so under CI load).
+func TestTrackedTwiceAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	m, err := b.tasks.Compile(Spec{Source: "stripe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		key := fmt.Sprintf("task_%d", i)
+		ws := []*waiter{{key: key, m: m, taskID: key}, {key: key, m: m, taskID: key}}
+		added := make([]bool, 2)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for j := range ws {
+			wg.Go(func() {
+				<-start
+				added[j] = b.tasks.addNew(ws[j : j+1])
+			})
+		}
+		close(start)
+		wg.Wait()
+		if added[0] == added[1] {
+			t.Fatalf("round %d: added %v, want exactly one", i, added)
+		}
+		winner := ws[0]
+		if added[1] {
+			winner = ws[1]
+		}
+		if got := b.tasks.indexed(key); got != winner {
+			t.Fatalf("round %d: the indexed waiter is not the one added", i)
+		}
+	}
+}
+
+// listHook runs during's hook after listing the waiting tasks, before
+// Reload goes on: a task created then is not in the list.
+type listHook struct {
+	Store
+	hook func()
+}
+
+func (l *listHook) TaskListWaiting(ctx context.Context, now time.Time) ([]*store.Task, error) {
+	ts, err := l.Store.TaskListWaiting(ctx, now)
+	if l.hook != nil {
+		l.hook()
+	}
+	return ts, err
+}
+
+// TestReloadKeepsWaitsCreatedMeanwhile: Reload (at start and every
+// ReloadInterval) drops the waits its listing did not see; one created
+// while it listed was dropped too, and its task stayed working even when
+// its event came (TestEventBeforeWait failed so under CI load, the task
+// created as Run started).
+func TestReloadKeepsWaitsCreatedMeanwhile(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	hooked := &listHook{Store: b.store.(Store)}
+	tasks := New(hooked, b.tasks.catalog, &Options{Now: b.clock.now})
+	var id string
+	hooked.hook = func() {
+		hooked.hook = nil
+		tk, err := tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "stripe", Match: map[string]any{"id": "x"}}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		id = tk.ID
+	}
+	if err := tasks.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if id == "" {
+		t.Fatal("no task created")
+	}
+	if tasks.indexed(id) == nil {
+		t.Fatalf("task %s created while Reload listed was dropped from the index", id)
 	}
 }
