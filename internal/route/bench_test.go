@@ -45,6 +45,25 @@ func BenchmarkDedupKey(b *testing.B) {
 			}
 		})
 	}
+	// What ingest asks of each request of a source with the default
+	// event type: the dedup key, then the type, of one input.
+	typ, err := c.Compile(`has(body.type) ? body.type : ""`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("fast-key-and-type", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			in := benchInput()
+			k, err := p.EvalString(in)
+			if err != nil || k != "evt_1NbH2cLkdIwHu7ix" {
+				b.Fatal(k, err)
+			}
+			if t, err := typ.EvalString(in); err != nil || t != "checkout.session.completed" {
+				b.Fatal(t, err)
+			}
+		}
+	})
 }
 
 // BenchmarkFilter measures routing one request through a source with

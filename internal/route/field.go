@@ -48,7 +48,7 @@ func parseFieldExpr(expr string) *fieldExpr {
 // eval answers f for in as [Program.EvalString] would, or reports ok =
 // false when CEL must decide.
 func (f *fieldExpr) eval(in *Input) (string, bool) {
-	if !json.Valid(in.Body) {
+	if !in.validJSON() {
 		return "", false // a form or text body: CEL decides
 	}
 	v := in.Body

@@ -30,6 +30,8 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
+
+	"github.com/mailroomhq/mailroom/internal/rawjson"
 )
 
 // MaxCost bounds the evaluation cost of one expression (connection
@@ -222,6 +224,30 @@ type Input struct {
 	act     map[string]any
 	decoded any
 	parsed  bool
+	// json is whether Body is valid JSON, once the fast path asked
+	// (jsonUnknown before): the dedup key and the event type both ask.
+	json jsonValidity
+}
+
+// jsonValidity is what [Input.validJSON] found.
+type jsonValidity uint8
+
+const (
+	jsonUnknown jsonValidity = iota
+	jsonValid
+	jsonInvalid
+)
+
+// validJSON reports whether in's body is valid JSON ([rawjson.Valid]),
+// checking it only the first time.
+func (in *Input) validJSON() bool {
+	if in.json == jsonUnknown {
+		in.json = jsonInvalid
+		if rawjson.Valid(in.Body) {
+			in.json = jsonValid
+		}
+	}
+	return in.json == jsonValid
 }
 
 // NewInput returns the input for a request.
