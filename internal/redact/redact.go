@@ -74,15 +74,25 @@ func Headers(h http.Header) http.Header {
 // listen` and replays forward so that the receiver can check them.
 func Credentials(h http.Header, extra ...string) http.Header {
 	out := h.Clone()
-	for _, k := range append([]string{"Authorization", "Proxy-Authorization", "Cookie"}, extra...) {
-		k = http.CanonicalHeaderKey(k)
-		if vs, ok := out[k]; ok {
-			for i := range vs {
-				vs[i] = Secret(vs[i])
-			}
-		}
+	for _, k := range credentialHeaders {
+		maskValues(out, k)
+	}
+	for _, k := range extra {
+		maskValues(out, http.CanonicalHeaderKey(k))
 	}
 	return out
+}
+
+// credentialHeaders are the headers [Credentials] always masks, in
+// canonical form.
+var credentialHeaders = [...]string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+// maskValues masks the values of h's header k (canonical).
+func maskValues(h http.Header, k string) {
+	vs := h[k]
+	for i := range vs {
+		vs[i] = Secret(vs[i])
+	}
 }
 
 // URL masks the password of a URL that carries one; any other string is
