@@ -67,12 +67,20 @@ func Headers(h http.Header) http.Header {
 	return out
 }
 
-// Credentials returns a copy of h with the credentials that must not be
-// stored masked: Authorization, Proxy-Authorization, Cookie and the named
-// extra headers (a source's static key or token). Unlike [Headers] it keeps
+// Credentials returns h with the credentials that must not be stored
+// masked: Authorization, Proxy-Authorization, Cookie and the named extra
+// headers (a source's static key or token). Unlike [Headers] it keeps
 // signatures, which are useless without the secret and which `mailroom
 // listen` and replays forward so that the receiver can check them.
+//
+// h is never changed: the result is a copy when there is something to
+// mask, and h itself when there is not (most webhooks carry no such
+// header; a copy of every request's headers was a measurable share of
+// ingest's CPU). So the result must not be changed either.
 func Credentials(h http.Header, extra ...string) http.Header {
+	if !holdsCredentials(h, extra) {
+		return h
+	}
 	out := h.Clone()
 	for _, k := range credentialHeaders {
 		maskValues(out, k)
@@ -81,6 +89,22 @@ func Credentials(h http.Header, extra ...string) http.Header {
 		maskValues(out, http.CanonicalHeaderKey(k))
 	}
 	return out
+}
+
+// holdsCredentials reports whether h has a value to mask in one of the
+// credential headers or the extra ones.
+func holdsCredentials(h http.Header, extra []string) bool {
+	for _, k := range credentialHeaders {
+		if len(h[k]) > 0 {
+			return true
+		}
+	}
+	for _, k := range extra {
+		if len(h[http.CanonicalHeaderKey(k)]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // credentialHeaders are the headers [Credentials] always masks, in

@@ -37,6 +37,27 @@ func TestCredentials(t *testing.T) {
 	if got := redact.Credentials(in, "x-gitlab-token"); !reflect.DeepEqual(got, want) {
 		t.Errorf("Credentials = %v, want %v", got, want)
 	}
+	if in["Authorization"][0] != "Basic eA==" || in["X-Gitlab-Token"][0] != "tok" {
+		t.Errorf("Credentials changed its input: %v", in)
+	}
+	for _, tc := range []struct {
+		in    http.Header
+		extra []string
+		want  http.Header
+	}{
+		{http.Header{"Cookie": {"a=b", "c=d"}, "Accept": {"*/*"}}, nil, http.Header{"Cookie": {redact.Mask, redact.Mask}, "Accept": {"*/*"}}},
+		{http.Header{"Proxy-Authorization": {"Basic eA=="}}, nil, http.Header{"Proxy-Authorization": {redact.Mask}}},
+		{http.Header{"X-Api-Key": {"k"}}, []string{"X-API-KEY"}, http.Header{"X-Api-Key": {redact.Mask}}},
+		{http.Header{"X-Api-Key": {"k"}}, nil, http.Header{"X-Api-Key": {"k"}}},
+		{http.Header{"Stripe-Signature": {"t=1,v1=ab"}, "Content-Type": {"application/json"}}, []string{"x-gitlab-token"},
+			http.Header{"Stripe-Signature": {"t=1,v1=ab"}, "Content-Type": {"application/json"}}},
+		{http.Header{"Authorization": {}}, nil, http.Header{"Authorization": {}}},
+		{nil, []string{"x-token"}, nil},
+	} {
+		if got := redact.Credentials(tc.in, tc.extra...); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Credentials(%v, %q) = %v, want %v", tc.in, tc.extra, got, tc.want)
+		}
+	}
 }
 
 // TestDestinationAndSource checks that the API and the dashboard, which
