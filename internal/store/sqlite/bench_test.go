@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,27 @@ func benchStorePath(b *testing.B) (*sqlite.Store, string) {
 	}
 	b.Cleanup(func() { s.Close() })
 	return s, path
+}
+
+// written is how many bytes the process has passed to write calls so far
+// (wchar of /proc/self/io: the WAL's frames and the checkpoints' pages), or
+// -1 where that file does not exist.
+func written(b *testing.B) int64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return n
+		}
+	}
+	return -1
 }
 
 // cpuTime is the process's user and system CPU time so far.
@@ -66,8 +88,10 @@ func ingestParams(key string, dests int) *store.RequestIngestParams {
 // 1 KiB request with 50 concurrent callers, so that the writer batches
 // them into group commits as under load; deliveries=1 adds one delivery
 // row per request. Besides req/s it reports the process's CPU time per
-// request (callers included; steadier than req/s on a shared box) and the
-// database file's size per request once the WAL is checkpointed on Close.
+// request (callers included; steadier than req/s on a shared box), the
+// bytes written per request (WAL frames and checkpoints, until Close) and
+// the database file's size per request once the WAL is checkpointed on
+// Close.
 //
 //	go test -run '^$' -bench 'RequestIngest|ClaimDue' ./internal/store/sqlite
 func BenchmarkRequestIngest(b *testing.B) {
@@ -77,7 +101,7 @@ func BenchmarkRequestIngest(b *testing.B) {
 			var seq atomic.Int64
 			b.SetParallelism(25) // 25 × GOMAXPROCS(2) = 50 callers
 			b.ReportAllocs()
-			cpu0 := cpuTime(b)
+			cpu0, w0 := cpuTime(b), written(b)
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
@@ -90,6 +114,9 @@ func BenchmarkRequestIngest(b *testing.B) {
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/req")
 			if err := s.Close(); err != nil {
 				b.Fatal(err)
+			}
+			if w0 >= 0 {
+				b.ReportMetric(float64(written(b)-w0)/float64(b.N), "written-B/req")
 			}
 			fi, err := os.Stat(path)
 			if err != nil {
