@@ -33,6 +33,10 @@ func dialect() sqlstore.Dialect {
 			SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END)
 			FROM deliveries WHERE status IN ('pending', 'dead') GROUP BY destination ORDER BY destination`,
 		SkipLocked: func(string) string { return "" },
+		// Migration 0017: requests_late and events_late index the late rows.
+		LateRows: func(table, alias string) string {
+			return strings.TrimSpace(table+" "+alias) + " INDEXED BY " + table + "_late"
+		},
 	}
 }
 

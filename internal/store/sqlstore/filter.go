@@ -55,6 +55,42 @@ func (w *where) page(cursor string, limit int) string {
 	return tail
 }
 
+// received is a list of table (requests or events, whose ids have prefix)
+// by receipt time: the statement reading cols of the rows that match w's
+// conditions and were received in [since, until) (each bound if set),
+// newest first after cursor, at most limit of them, and its arguments. It reads an
+// index range: by id, plus the late rows when until is set, where the
+// engine indexes only those ([Dialect.LateRows]); else by received_at.
+func (s *Store) received(cols, table, prefix string, w *where, since, until time.Time, cursor string, limit int) (string, []any) {
+	if s.d.LateRows == nil {
+		w.between("received_at", since, until)
+		if cursor != "" {
+			w.add("id < ?", cursor)
+		}
+		return `SELECT ` + cols + ` FROM ` + table + w.sql() + ` ORDER BY id DESC LIMIT ?`, append(w.args, limit)
+	}
+	if !since.IsZero() {
+		// Stamped at or after the receipt: the id range finds them all.
+		w.add("received_at >= ?", micros(since))
+		w.add("id >= ?", idSince(prefix, since))
+	}
+	if cursor != "" {
+		w.add("id < ?", cursor)
+	}
+	if until.IsZero() {
+		return `SELECT ` + cols + ` FROM ` + table + w.sql() + ` ORDER BY id DESC LIMIT ?`, append(w.args, limit)
+	}
+	w.add("received_at < ?", micros(until))
+	// The rows stamped at most LateAfter after their receipt are below
+	// bound; the late ones above it are read from the late index.
+	bound := idBefore(prefix, until)
+	cond := w.sql()
+	args := append(append(append(append([]any{}, w.args...), bound), w.args...), bound, limit)
+	return `SELECT ` + cols + ` FROM ` + table + cond + ` AND id < ?
+		UNION ALL SELECT ` + cols + ` FROM ` + s.d.LateRows(table, "") + cond + ` AND late = 1 AND id >= ?
+		ORDER BY id DESC LIMIT ?`, args
+}
+
 // eventType keeps rows of table (which has an event_id column) whose
 // event has type typ. It reads the event by its primary key per row, so it
 // needs no index of its own.

@@ -42,9 +42,8 @@ func (s *Store) RequestList(ctx context.Context, p *store.RequestListParams) ([]
 	w.eq("event_id", p.EventID)
 	w.eventType("requests", p.Type)
 	s.bodyQuery(w, p.Query, true)
-	w.between("received_at", p.Since, p.Until)
-	tail := w.page(p.Cursor, p.Limit)
-	rows, err := s.read.Query(ctx, `SELECT `+requestCols+` FROM requests`+tail, w.args...)
+	q, args := s.received(requestCols, "requests", "req", w, p.Since, p.Until, p.Cursor, store.PageLimit(p.Limit))
+	rows, err := s.read.Query(ctx, q, args...)
 	out, err := collect(rows, err, scanRequestHead)
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)
@@ -68,8 +67,8 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 	}
 	w := eventFilter(p)
 	s.bodyQuery(w, p.Query, false)
-	tail := w.page(p.Cursor, p.Limit)
-	rows, err := s.read.Query(ctx, `SELECT `+eventCols+` FROM events`+tail, w.args...)
+	q, args := s.received(eventCols, "events", "evt", w, p.Since, p.Until, p.Cursor, store.PageLimit(p.Limit))
+	rows, err := s.read.Query(ctx, q, args...)
 	out, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("list events: %w", err)
@@ -78,15 +77,14 @@ func (s *Store) EventList(ctx context.Context, p *store.EventListParams) ([]*sto
 }
 
 // eventFilter builds the conditions of p's filters on the events table
-// itself (all but the text query and the page): the event list's and the
-// event search's.
+// itself (all but the text query, the receipt time and the page): the
+// event list's and the event search's.
 func eventFilter(p *store.EventListParams) *where {
 	w := &where{}
 	w.eq("project", p.Project)
 	w.eq("source", p.Source)
 	w.eq("status", p.Status)
 	w.eq("type", p.Type)
-	w.between("received_at", p.Since, p.Until)
 	return w
 }
 

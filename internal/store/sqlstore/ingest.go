@@ -12,6 +12,9 @@ import (
 const (
 	sqlInsertRequest = `INSERT INTO requests (` + requestBodyCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertEvent   = `INSERT INTO events (` + eventCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// The same with the late column last (see [Dialect.LateRows]).
+	sqlInsertRequestLate = `INSERT INTO requests (` + requestBodyCols + `, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertEventLate   = `INSERT INTO events (` + eventCols + `, late) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// The dedup key is inserted, or taken over only when its window has
 	// expired. The primary key makes concurrent duplicates (on any
 	// instance) wait for the first and then find it.
@@ -23,11 +26,15 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?, ?)`
 )
 
-// requestArgs are sqlInsertRequest's arguments for r with the given id,
+// requestArgs are s.insertRequest's arguments for r with the given id,
 // status, reason, answer and event.
-func requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
-	return []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
+func (s *Store) requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
+	args := []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
 		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, store.ProjectOf(r.Source), r.Body}
+	if s.d.LateRows != nil {
+		args = append(args, lateFlag(id, r.ReceivedAt))
+	}
+	return args
 }
 
 // RequestIngest implements [store.Ingester].
@@ -63,7 +70,7 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 				if err := tx.QueryRow(ctx, sqlDedupGet, req.Source, key).Scan(&first); err != nil {
 					return fmt.Errorf("read dedup key: %w", err)
 				}
-				if _, err := tx.Exec(ctx, sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestDuplicate, "duplicate of "+first, 200, first)...); err != nil {
+				if _, err := tx.Exec(ctx, s.insertRequest, s.requestArgs(req, reqID, headers, store.RequestDuplicate, "duplicate of "+first, 200, first)...); err != nil {
 					return fmt.Errorf("insert request: %w", err)
 				}
 				res.RequestID, res.EventID, res.Duplicate = reqID, first, true
@@ -74,10 +81,14 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 		if len(p.Deliveries) > 0 {
 			status = store.EventRouted
 		}
+		evArgs := []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries), store.ProjectOf(req.Source)}
+		if s.d.LateRows != nil {
+			evArgs = append(evArgs, lateFlag(evID, req.ReceivedAt))
+		}
 		stmts := make([]Stmt, 0, 2+len(p.Deliveries))
 		stmts = append(stmts,
-			Stmt{sqlInsertRequest, requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
-			Stmt{sqlInsertEvent, []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries), store.ProjectOf(req.Source)}})
+			Stmt{s.insertRequest, s.requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
+			Stmt{s.insertEvent, evArgs})
 		res.DeliveryIDs = make([]string, 0, len(p.Deliveries))
 		for _, d := range p.Deliveries {
 			id := s.ids.New("dlv", req.ReceivedAt)
@@ -115,7 +126,7 @@ func (s *Store) RequestInsert(ctx context.Context, r *store.Request) (string, er
 	var id string
 	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
 		id = s.ids.New("req", r.ReceivedAt)
-		_, err := tx.Exec(ctx, sqlInsertRequest, requestArgs(r, id, headers, status, r.Reason, r.HTTPStatus, r.EventID)...)
+		_, err := tx.Exec(ctx, s.insertRequest, s.requestArgs(r, id, headers, status, r.Reason, r.HTTPStatus, r.EventID)...)
 		return err
 	})
 	if err != nil {

@@ -44,6 +44,29 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 		// hist are the arguments of a history step: its horizon, the
 		// project scope, the limit.
 		hist := append(append([]any{before}, scopeArgs...), limit)
+		// pick selects the ids of table (alias a) received before the
+		// horizon in the scope that also meet cond; received are its
+		// arguments and the limit. Where the engine indexes only the late
+		// rows by receipt time ([Dialect.LateRows]) it reads the id range
+		// below the horizon's bound (the rows stamped at most LateAfter
+		// after their receipt, oldest first) and the late rows above it.
+		pick := func(table, a, prefix, cond string) string {
+			sel := `SELECT ` + a + `.id FROM ` + table + ` ` + a + ` WHERE ` + a + `.received_at < ?` + scope(a) + cond
+			if s.d.LateRows == nil {
+				return sel
+			}
+			return sel + ` AND ` + a + `.id < ?
+				UNION ALL SELECT ` + a + `.id FROM ` + s.d.LateRows(table, a) + ` WHERE ` + a + `.received_at < ?` + scope(a) + cond + `
+				AND ` + a + `.late = 1 AND ` + a + `.id >= ?`
+		}
+		received := func(prefix string) []any {
+			if s.d.LateRows == nil {
+				return hist
+			}
+			bound := idBefore(prefix, p.Before)
+			arm := append(append([]any{before}, scopeArgs...), bound)
+			return append(append(arm, arm...), limit)
+		}
 		steps := []struct {
 			q    string
 			args []any
@@ -55,12 +78,12 @@ func (s *Store) Prune(ctx context.Context, p *store.PruneParams) (*store.PruneRe
 			{`DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.status <> 'pending' AND d.updated_at < ?` + scope("d") + `
 				AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.delivery_id = d.id) LIMIT ?` + sk("d") + `)`,
 				hist, &res.Deliveries},
-			{`DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.received_at < ?` + scope("e") + `
-				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id) LIMIT ?` + sk("e") + `)`,
-				hist, &res.Events},
-			{`DELETE FROM requests WHERE id IN (SELECT r.id FROM requests r WHERE r.received_at < ?` + scope("r") + `
-				AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id AND e.request_id = r.id) LIMIT ?` + sk("r") + `)`,
-				hist, &res.Requests},
+			{`DELETE FROM events WHERE id IN (` + pick("events", "e", "evt", `
+				AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id)`) + ` LIMIT ?` + sk("e") + `)`,
+				received("evt"), &res.Events},
+			{`DELETE FROM requests WHERE id IN (` + pick("requests", "r", "req", `
+				AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = r.event_id AND e.request_id = r.id)`) + ` LIMIT ?` + sk("r") + `)`,
+				received("req"), &res.Requests},
 			{`DELETE FROM dedup WHERE (source, key) IN (SELECT source, key FROM dedup WHERE expires_at <= ? LIMIT ?` + sk("") + `)`,
 				[]any{now, limit}, &res.Dedup},
 			{`DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? LIMIT ?` + sk("") + `)`,

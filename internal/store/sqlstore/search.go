@@ -41,11 +41,8 @@ func (s *Store) EventSearch(ctx context.Context, p *store.EventSearchParams) (*s
 	}
 
 	w := eventFilter(&p.EventListParams)
-	if p.Cursor != "" {
-		w.add("id < ?", p.Cursor)
-	}
-	args := append(w.args, scan)
-	rows, err := s.read.Query(ctx, `SELECT `+eventCols+` FROM events`+w.sql()+` ORDER BY id DESC LIMIT ?`, args...)
+	q, args := s.received(eventCols, "events", "evt", w, p.Since, p.Until, p.Cursor, scan)
+	rows, err := s.read.Query(ctx, q, args...)
 	window, err := collect(rows, err, scanEvent)
 	if err != nil {
 		return nil, fmt.Errorf("search events: %w", err)

@@ -105,6 +105,16 @@ type Dialect struct {
 	// ForShare is appended to a select of rows that must not be deleted
 	// before the transaction commits ("" on an engine with one writer).
 	ForShare string
+	// LateRows, when set, says that the engine's requests and events have
+	// a late column (1 for a row whose id is stamped more than [LateAfter]
+	// after its receipt) and index only the late rows by received_at
+	// (WHERE late = 1), not every row: receipt-time ranges (lists' Since
+	// and Until, Prune) then read an id range plus the late rows. It
+	// returns what a statement reads the late rows of table ("requests",
+	// "events") from: the table, named so that the engine reads its late
+	// index, with alias if not "". When nil, the engine indexes every
+	// row's received_at and ranges read that index.
+	LateRows func(table, alias string) string
 }
 
 // Engine is what a driver gives the core.
@@ -138,6 +148,9 @@ type Store struct {
 	ids    *store.IDGenerator
 	// recent holds the requests just ingested, for their deliveries.
 	recent *recentRequests
+	// insertRequest and insertEvent are the ingest path's inserts (with
+	// the late column when the dialect has one).
+	insertRequest, insertEvent string
 
 	// probe is this store's row in ready_probe.
 	probe   string
@@ -152,6 +165,10 @@ func New(e Engine) *Store {
 		recent: newRecentRequests()}
 	if s.aside == nil {
 		s.aside = s.write
+	}
+	s.insertRequest, s.insertEvent = sqlInsertRequest, sqlInsertEvent
+	if s.d.LateRows != nil {
+		s.insertRequest, s.insertEvent = sqlInsertRequestLate, sqlInsertEventLate
 	}
 	if s.now == nil {
 		s.now = time.Now

@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Subscribe", func(t *testing.T) { testSubscribe(t, newStore) })
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, newStore) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, newStore) })
+	t.Run("LateStamps", func(t *testing.T) { testLateStamps(t, newStore) })
 	t.Run("Projects", func(t *testing.T) { testProjects(t, newStore) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, newStore) })
 	t.Run("Audit", func(t *testing.T) { testAudit(t, newStore) })
