@@ -58,9 +58,10 @@ func (w *where) page(cursor string, limit int) string {
 // received is a list of table (requests or events, whose ids have prefix)
 // by receipt time: the statement reading cols of the rows that match w's
 // conditions and were received in [since, until) (each bound if set),
-// newest first after cursor, at most limit of them, and its arguments. It reads an
-// index range: by id, plus the late rows when until is set, where the
-// engine indexes only those ([Dialect.LateRows]); else by received_at.
+// newest first after cursor, at most limit of them, and its arguments.
+// Where the engine indexes only the late rows by receipt time
+// ([Dialect.LateRows]) it reads an id range, plus the late rows when until
+// is set; else received_at's index.
 func (s *Store) received(cols, table, prefix string, w *where, since, until time.Time, cursor string, limit int) (string, []any) {
 	if s.d.LateRows == nil {
 		w.between("received_at", since, until)

@@ -19,10 +19,9 @@ var crockford = func() (t [256]byte) {
 	}
 	for i, c := range "0123456789abcdefghjkmnpqrstvwxyz" {
 		t[c] = byte(i)
-		t[c-'a'+'A'] = byte(i)
-	}
-	for i := range 10 {
-		t['0'+i] = byte(i)
+		if c >= 'a' {
+			t[c-'a'+'A'] = byte(i)
+		}
 	}
 	return t
 }()
