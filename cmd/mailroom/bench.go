@@ -631,7 +631,12 @@ func printReport(out io.Writer, rep *benchReport, asJSON bool) error {
 			b.EmptyIngest.PerSecond, b.FullIngest.PerSecond, 100*b.Slowdown)
 		fmt.Fprintf(out, "  draining      %.0f req/s ingested and %d delivered in the first %.1fs after the resume\n",
 			b.DrainingIngest.PerSecond, b.DeliveredDuring, b.DrainingIngest.Elapsed.Seconds())
-		fmt.Fprintf(out, "  drain         %.0f deliveries/s (%.1fs from the resume to the last)\n", b.DrainPerSecond, b.DrainTime.Seconds())
+		if b.DrainUnfinished {
+			fmt.Fprintf(out, "  drain         %.0f deliveries/s (not finished: %d of %d delivered in the %.1fs after the resume that --drain-timeout allowed)\n",
+				b.DrainPerSecond, rep.Delivery.Received, rep.Delivery.Expected, b.DrainTime.Seconds())
+		} else {
+			fmt.Fprintf(out, "  drain         %.0f deliveries/s (%.1fs from the resume to the last)\n", b.DrainPerSecond, b.DrainTime.Seconds())
+		}
 		fmt.Fprintf(out, "  claim time    %s (%d claims)\n", b.Claim, b.Claim.N)
 	}
 	return nil

@@ -106,3 +106,32 @@ func TestBenchBacklog(t *testing.T) {
 		t.Fatalf("claims %+v, database %d bytes: want them measured", b.Claim, b.DatabaseBytes)
 	}
 }
+
+// TestBenchBacklogDrainTimeout: when --drain-timeout ends the wait before
+// the backlog has drained, the report gives the rate so far and says the
+// drain did not finish (it said 0 deliveries/s).
+func TestBenchBacklogDrainTimeout(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	err := runBench(context.Background(), &out, benchFlags{
+		embedded: true, duration: 200 * time.Millisecond, connections: 4, size: "1KB", provider: "hmac", source: "bench",
+		concurrency: 1, drainTimeout: time.Nanosecond, jsonOut: true, backlog: 3000,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out.String())
+	}
+	b, d := rep.Backlog, rep.Delivery
+	if b == nil || d == nil {
+		t.Fatalf("report without backlog or delivery:\n%s", out.String())
+	}
+	if d.Received >= d.Expected {
+		t.Fatalf("all %d delivered within the 200 ms draining load at max_concurrency 1: nothing left for the timeout to cut", d.Expected)
+	}
+	if !b.DrainUnfinished || b.DrainPerSecond <= 0 || b.DrainTime <= 0 {
+		t.Fatalf("backlog %+v: want the drain marked unfinished with its rate so far (%d of %d delivered)", b, d.Received, d.Expected)
+	}
+}

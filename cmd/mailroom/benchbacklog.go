@@ -35,6 +35,10 @@ type backlogReport struct {
 	// every delivery expected by then over it.
 	DrainTime      time.Duration `json:"drain_time"`
 	DrainPerSecond float64       `json:"drain_per_second"`
+	// DrainUnfinished says --drain-timeout ended the wait first:
+	// DrainTime is then that wait, and DrainPerSecond what was delivered
+	// in it.
+	DrainUnfinished bool `json:"drain_unfinished,omitempty"`
 	// Claim is the time of each claim of due deliveries from the resume to
 	// the end of the drain.
 	Claim bench.Percentiles `json:"claim"`
@@ -170,6 +174,12 @@ func runBacklog(ctx context.Context, out io.Writer, f benchFlags, prov *bench.Pr
 		br.DrainTime = ss.Last.Sub(resumed)
 		br.DrainPerSecond = float64(expected) / br.DrainTime.Seconds()
 		rep.Delivery.DrainTime, rep.Delivery.PerSecond = br.DrainTime, br.DrainPerSecond
+	} else if waited := time.Since(resumed); ss.Received > 0 && waited > 0 {
+		// --drain-timeout ended the wait: the rate so far, marked as such.
+		br.DrainUnfinished = true
+		br.DrainTime = waited
+		br.DrainPerSecond = float64(ss.Received) / waited.Seconds()
+		rep.Delivery.PerSecond = br.DrainPerSecond
 	}
 	br.DatabaseBytesAfter = databaseBytes(e.dsn)
 	return printReport(out, rep, f.jsonOut)
