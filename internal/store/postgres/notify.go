@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,6 +49,81 @@ func (s *Store) payloads(notes []store.Notification) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// notifier sends the notifications of committed write transactions to
+// the other instances, from a goroutine of its own, in a short
+// transaction of its own on a pool connection. It takes whatever queued
+// while its previous send was in flight (no linger) and coalesces it
+// (see [Store.payloads]).
+//
+// Why not inside the committing transaction: PostgreSQL holds the lock
+// that orders NOTIFY (a heavyweight lock on the notify queue, taken in
+// PreCommit_Notify) until the transaction ends, that is through the WAL
+// flush of its commit, so notifying transactions commit one after the
+// other and never share a flush. A transaction that only notifies writes
+// no WAL of its own before its commit record, so its commit does not wait
+// for a flush and the lock is held for microseconds. The data
+// transactions, no longer notifying, share WAL flushes (PostgreSQL's own
+// group commit). A notification is still sent only after the change it
+// announces has committed; if the process dies in between, it is lost,
+// as it is when the listener is reconnecting: receivers also poll.
+type notifier struct {
+	s       *Store
+	mu      sync.Mutex
+	pending []store.Notification
+	wake    chan struct{} // capacity 1: something is pending
+}
+
+func newNotifier(s *Store) *notifier {
+	return &notifier{s: s, wake: make(chan struct{}, 1)}
+}
+
+// send queues notes to be sent. It never blocks.
+func (n *notifier) send(notes []store.Notification) {
+	if len(notes) == 0 {
+		return
+	}
+	n.mu.Lock()
+	n.pending = append(n.pending, notes...)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run sends what is queued until done is closed (the writers have
+// exited), then sends what is left and returns.
+func (n *notifier) run(done <-chan struct{}) {
+	var buf []store.Notification
+	for {
+		select {
+		case <-n.wake:
+		case <-done:
+			n.flush(buf)
+			return
+		}
+		buf = n.flush(buf)
+	}
+}
+
+// flush sends everything pending and returns buf for reuse.
+func (n *notifier) flush(buf []store.Notification) []store.Notification {
+	n.mu.Lock()
+	buf, n.pending = n.pending, buf[:0]
+	n.mu.Unlock()
+	payloads := n.s.payloads(buf)
+	if len(payloads) == 0 {
+		return buf
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(n.s.life), n.s.opts.WriteTimeout)
+	defer cancel()
+	if _, err := n.s.pool.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, n.s.channel, payloads); err != nil {
+		// Lost hints: the other instances poll.
+		n.s.log.Warn("postgres notify failed", "channel", n.s.channel, "notifications", len(payloads), "err", err)
+	}
+	return buf
 }
 
 // listener holds the dedicated LISTEN connection and feeds what other

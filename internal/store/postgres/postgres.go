@@ -13,15 +13,18 @@
 // Writes: a few writer goroutines ([Options.Writers]), each with its own
 // connection from the pool, take the write operations queued by callers and
 // run every operation that queued while their previous commit was in
-// flight in one transaction (group commit). A method returns only after the
-// transaction holding its rows has committed (with the server's
-// synchronous_commit, on by default: durable). When one operation of a batch
-// fails, the batch is rolled back and each of its operations is run again in
-// a transaction of its own, so a failing operation never fails its
-// neighbours; a failed commit fails the whole batch, and each caller gets
-// the error. Group commit matters here because of notifications (below):
-// PostgreSQL serialises the commits of notifying transactions, so one
-// NOTIFY per batch rather than per request keeps ingest parallel.
+// flight in one transaction (group commit). Ingests and attempt records,
+// the two writes made per event, are written in bulk: all of a batch's in
+// one multi-row statement per table (bulk.go), pipelined with BEGIN and
+// COMMIT, so a batch of them costs two or three round trips and a handful
+// of statements whatever its size; the other writes run their statements
+// one after another in the same transaction. A method returns only after
+// the transaction holding its rows has committed (with the server's
+// synchronous_commit, on by default: durable). When one operation of a
+// batch fails, the batch is rolled back and each of its operations is run
+// again in a transaction of its own, so a failing operation never fails
+// its neighbours; a failed commit fails the whole batch, and each caller
+// gets the error.
 //
 // Work sharing: deliveries are claimed with SELECT ... FOR UPDATE SKIP
 // LOCKED, so instances never claim the same delivery while its lease holds,
@@ -33,16 +36,21 @@
 // on any number of instances exactly one wins. Deduplication rests on the
 // primary key of the dedup table.
 //
-// Notifications: every write transaction that changes something a loop
-// waits for sends pg_notify on the store's channel before it commits, so
-// other instances hear of it exactly when it is committed (never before).
-// Within one transaction, delivery.due notifications are coalesced to one
-// per destination. A dedicated listener connection (re)subscribes with
-// backoff and feeds what other instances send into the same [store.Hub]
-// that this instance's own commits publish to, so [Store.Subscribe] sees
-// local and remote changes alike. After the listener reconnects it
-// publishes a catalog.changed and a delivery.due for every destination,
-// since notifications sent while it was away are lost.
+// Notifications: the changes a loop waits for (delivery.due, event.created,
+// task.changed, catalog.changed) are published to this instance's
+// [store.Hub] when their transaction commits, and sent to the other
+// instances with pg_notify by one notifier goroutine right after, in a
+// short transaction of its own that takes whatever was committed
+// meanwhile (notify.go), so other instances never hear of a change before
+// it is committed. delivery.due is coalesced to one per destination per
+// send. Not inside the data transactions: PostgreSQL holds the lock that
+// orders NOTIFY through the commit's WAL flush, so notifying transactions
+// could not share flushes. A dedicated listener connection (re)subscribes
+// with backoff and feeds what other instances send into the same hub, so
+// [Store.Subscribe] sees local and remote changes alike. Notifications are
+// hints: one is lost when the listener is reconnecting (after which it
+// publishes a catalog.changed and a delivery.due for every destination),
+// or when a process dies between a commit and its send.
 //
 // Every [store.Store] method but Subscribe and Close is the shared SQL core
 // ([sqlstore.Store]); this package supplies its dialect (dialect.go), the
@@ -132,14 +140,16 @@ type Store struct {
 	channel string
 	origin  string // this Store's id in notification payloads
 
-	ops     chan *writeOp
-	life    context.Context // ends when the writers and listener must stop
-	stop    context.CancelFunc
-	closeMu sync.Once
-	closed  chan struct{} // closed when Close starts
-	writers sync.WaitGroup
-	done    chan struct{} // closed when every writer has exited
-	lwg     sync.WaitGroup
+	ops      chan *writeOp
+	notifier *notifier
+	ndone    chan struct{}   // closed when the notifier has sent what was left
+	life     context.Context // ends when the writers and listener must stop
+	stop     context.CancelFunc
+	closeMu  sync.Once
+	closed   chan struct{} // closed when Close starts
+	writers  sync.WaitGroup
+	done     chan struct{} // closed when every writer has exited
+	lwg      sync.WaitGroup
 }
 
 var _ store.Store = (*Store)(nil)
@@ -203,8 +213,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		stop:    stop,
 		closed:  make(chan struct{}),
 		done:    make(chan struct{}),
+		ndone:   make(chan struct{}),
 	}
-	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Closed: s.closed})
+	s.notifier = newNotifier(s)
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Ingest: s.ingestOne, Attempt: s.attemptOne, Closed: s.closed})
 	l := newListener(s, cfg.ConnConfig.Copy())
 	if err := l.connect(ctx); err != nil {
 		stop()
@@ -223,6 +235,10 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 			s.runWriter()
 		}()
 	}
+	go func() {
+		s.notifier.run(s.done)
+		close(s.ndone)
+	}()
 	go func() {
 		s.writers.Wait()
 		close(s.done)
@@ -334,6 +350,7 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() {
 		close(s.closed)
 		<-s.done
+		<-s.ndone
 		s.stop()
 		s.lwg.Wait()
 		s.pool.Close()

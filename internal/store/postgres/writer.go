@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 	"github.com/mailroomhq/mailroom/internal/store/sqlstore"
@@ -18,10 +19,15 @@ import (
 // whatever it reports back at its start. notes are published after the
 // commit succeeds.
 type writeOp struct {
-	fn    func(w *wtx) error
-	err   error
-	notes []store.Notification
-	done  chan struct{}
+	fn func(w *wtx) error
+	// ingest, set instead of fn, is an ingest written in bulk with the
+	// batch's other ingests (bulk.go).
+	ingest *sqlstore.IngestRow
+	// attempt, likewise, is an attempt recorded in bulk.
+	attempt *sqlstore.AttemptRow
+	err     error
+	notes   []store.Notification
+	done    chan struct{}
 }
 
 // wtx is what a writeOp's fn sees: the [sqlstore.Tx] over the batch
@@ -69,7 +75,11 @@ func (s *Store) writeAside(ctx context.Context, fn func(ctx context.Context, tx 
 // committed (or failed). If ctx ends first it returns ctx's error, but fn
 // may still run and commit.
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
-	op := &writeOp{fn: fn, done: make(chan struct{})}
+	return s.enqueue(ctx, &writeOp{fn: fn, done: make(chan struct{})})
+}
+
+// enqueue hands op to the writers and waits as [Store.write] does.
+func (s *Store) enqueue(ctx context.Context, op *writeOp) error {
 	select {
 	case <-s.closed:
 		return store.ErrClosed
@@ -199,37 +209,108 @@ func (s *Store) runAlone(op *writeOp) {
 }
 
 // runTx runs ops in one transaction and, after the commit, publishes their
-// notifications locally. On an op's failure it sets that op's err and
-// returns errOp.
+// notifications locally and hands them to the notifier. The batch's
+// ingests are written first, all together in a few multi-row statements
+// (bulk.go), pipelined with BEGIN and, when the batch holds nothing else,
+// with COMMIT; then each other op runs its statements. On an op's failure
+// it sets that op's err (every ingest's, when a multi-row statement fails)
+// and returns errOp.
 func (s *Store) runTx(ops []*writeOp) error {
 	ctx, cancel := context.WithTimeout(s.life, s.opts.WriteTimeout)
 	defer cancel()
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", interpretError(err))
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	w := &wtx{querier: querier{q: tx, rb: &s.rebind}, ctx: ctx}
-	var notes []store.Notification
+	defer conn.Release()
+	var bulk []*writeOp
+	fns := 0
 	for _, op := range ops {
 		op.notes = op.notes[:0]
-		w.op = op
-		if err := op.fn(w); err != nil {
-			op.err = interpretError(err)
+		switch {
+		case op.ingest != nil:
+			op.ingest.Duplicate, op.ingest.First = false, ""
+			bulk = append(bulk, op)
+		case op.attempt != nil:
+			op.attempt.Lost = false
+			bulk = append(bulk, op)
+		default:
+			fns++
+		}
+	}
+	// Until the commit has been sent, a failure rolls back; a connection
+	// that cannot roll back is closed (the pool then drops it).
+	open, committed := false, false
+	defer func() {
+		if open && !committed {
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer rcancel()
+			if _, err := conn.Exec(rctx, "ROLLBACK"); err != nil {
+				conn.Conn().Close(rctx)
+			}
+		}
+	}()
+	open = true
+	if len(bulk) > 0 {
+		done, err := s.writeBulk(ctx, conn, bulk, fns == 0)
+		if err != nil {
+			if errors.Is(err, errCommit) {
+				committed = true // or not: the outcome is unknown
+				return err
+			}
+			if errors.Is(err, errBegin) {
+				return err
+			}
+			for _, op := range bulk {
+				op.err = interpretError(err)
+			}
 			return errOp
 		}
-		notes = append(notes, op.notes...)
+		committed = done
+	} else if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		return fmt.Errorf("begin: %w", interpretError(err))
 	}
-	if payloads := s.payloads(notes); len(payloads) > 0 {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.channel, payloads); err != nil {
-			return fmt.Errorf("notify: %w", err)
+	if !committed {
+		w := &wtx{querier: querier{q: conn, rb: &s.rebind}, ctx: ctx}
+		for _, op := range ops {
+			if op.fn == nil {
+				continue
+			}
+			w.op = op
+			if err := op.fn(w); err != nil {
+				op.err = interpretError(err)
+				return errOp
+			}
+		}
+		committed = true // whatever COMMIT answers, do not roll back
+		if err := commit(ctx, conn); err != nil {
+			return err
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
+	var notes []store.Notification
 	for _, op := range ops {
+		switch {
+		case op.ingest != nil && !op.ingest.Duplicate:
+			op.notes = append(op.notes, op.ingest.Notes...)
+		case op.attempt != nil && !op.attempt.Lost:
+			op.notes = append(op.notes, op.attempt.Notes...)
+		}
 		s.hub.Publish(op.notes...)
+		notes = append(notes, op.notes...)
+	}
+	s.notifier.send(notes)
+	return nil
+}
+
+// commit commits the transaction open on conn. A COMMIT that PostgreSQL
+// answers with ROLLBACK (the transaction had failed) is an error.
+func commit(ctx context.Context, conn *pgxpool.Conn) error {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("transaction rolled back (%s)", tag)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCommit, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -54,6 +55,9 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 	req := p.Request
 	req.Project = store.ProjectOf(req.Source)
 	req.ReceivedAt = s.orNow(req.ReceivedAt)
+	if s.ingest != nil && s.d.LateRows == nil { // the bulk column lists have no late column
+		return s.ingestRow(ctx, p, req, headers, window)
+	}
 	var res store.RequestIngestResult
 	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
 		res = store.RequestIngestResult{}
@@ -133,4 +137,98 @@ func (s *Store) RequestInsert(ctx context.Context, r *store.Request) (string, er
 		return "", fmt.Errorf("insert request: %w", err)
 	}
 	return id, nil
+}
+
+// Column lists of the ingest path's inserts, in the order of [IngestRow]'s
+// argument lists, for a driver that writes them in bulk.
+const (
+	// RequestInsertCols are the columns of [IngestRow.Request].
+	RequestInsertCols = requestBodyCols
+	// EventInsertCols are the columns of [IngestRow.Event].
+	EventInsertCols = eventCols
+	// DeliveryInsertCols are the columns of each of [IngestRow.Deliveries].
+	DeliveryInsertCols = `id, event_id, request_id, source, destination, connection_id, status, attempts, next_attempt_at, created_at, updated_at, project`
+)
+
+// Positions in [IngestRow.Request] of what a duplicate changes.
+const (
+	reqArgStatus  = 8
+	reqArgReason  = 9
+	reqArgEventID = 11
+)
+
+// IngestRow is one request's ingest with its rows ready to write, handed to
+// an [Engine.Ingest]. The driver claims the dedup key (when DedupKey is
+// set) exactly as the core's statements do: inserted, or taken over only
+// when the stored key expired at or before At; a key claimed by an earlier
+// ingest (on any instance, or earlier in the same batch) makes this one a
+// duplicate. A claimed or keyless ingest writes Request, Event and
+// Deliveries and sends Notes when it commits; a duplicate writes only
+// [IngestRow.DuplicateRequest] and sends nothing.
+type IngestRow struct {
+	// Source and DedupKey name the dedup row; DedupKey empty means none.
+	Source, DedupKey string
+	// At is the request's received time and DedupExpires the end of its
+	// window, both in Unix microseconds.
+	At, DedupExpires int64
+	// EventID is the event this ingest creates (the dedup row's event_id).
+	EventID string
+	// Request, Event and each of Deliveries are the arguments of the
+	// inserts, in [RequestInsertCols], [EventInsertCols] and
+	// [DeliveryInsertCols] order.
+	Request    []any
+	Event      []any
+	Deliveries [][]any
+	// Notes are sent when the event is created.
+	Notes []store.Notification
+
+	// Duplicate and First are the driver's answer: whether the key was
+	// already claimed, and by which event.
+	Duplicate bool
+	First     string
+}
+
+// DuplicateRequest returns the request row's arguments for a duplicate of
+// the event first.
+func (r *IngestRow) DuplicateRequest(first string) []any {
+	args := append([]any(nil), r.Request...)
+	args[reqArgStatus], args[reqArgReason], args[reqArgEventID] = store.RequestDuplicate, "duplicate of "+first, first
+	return args
+}
+
+// ingestRow is RequestIngest through the driver's [Engine.Ingest].
+func (s *Store) ingestRow(ctx context.Context, p *store.RequestIngestParams, req *store.Request, headers []byte, window time.Duration) (*store.RequestIngestResult, error) {
+	at := micros(req.ReceivedAt)
+	reqID := s.ids.New("req", req.ReceivedAt)
+	evID := s.ids.New("evt", req.ReceivedAt)
+	status := store.EventIgnored
+	if len(p.Deliveries) > 0 {
+		status = store.EventRouted
+	}
+	project := store.ProjectOf(req.Source)
+	row := &IngestRow{
+		Source: req.Source, DedupKey: p.Event.DedupKey, At: at, DedupExpires: micros(req.ReceivedAt.Add(window)), EventID: evID,
+		Request:    s.requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID),
+		Event:      []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries), project},
+		Deliveries: make([][]any, 0, len(p.Deliveries)),
+		Notes:      make([]store.Notification, 0, len(p.Deliveries)+1),
+	}
+	res := &store.RequestIngestResult{RequestID: reqID, EventID: evID, DeliveryIDs: make([]string, 0, len(p.Deliveries))}
+	for _, d := range p.Deliveries {
+		id := s.ids.New("dlv", req.ReceivedAt)
+		row.Deliveries = append(row.Deliveries, []any{id, evID, reqID, req.Source, d.Destination, d.ConnectionID, store.DeliveryPending, 0, at, at, at, project})
+		res.DeliveryIDs = append(res.DeliveryIDs, id)
+		row.Notes = append(row.Notes, store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: id})
+	}
+	row.Notes = append(row.Notes, store.Notification{Kind: store.NotifyEventCreated, Source: req.Source, ID: evID})
+	if err := s.ingest(ctx, row); err != nil {
+		return nil, fmt.Errorf("ingest request: %w", err)
+	}
+	if row.Duplicate {
+		return &store.RequestIngestResult{RequestID: reqID, EventID: row.First, Duplicate: true}, nil
+	}
+	if len(res.DeliveryIDs) > 0 {
+		s.recent.add(recentCopy(req, reqID, evID))
+	}
+	return res, nil
 }

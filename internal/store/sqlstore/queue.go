@@ -227,21 +227,36 @@ func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams)
 	}
 	now := s.orNow(p.Now)
 	lost := false
-	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+	if s.attempt != nil {
 		a.ID = s.ids.New("att", a.StartedAt)
-		n, err := tx.ExecBatch(ctx,
-			Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
-				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)}},
-			Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, retry, micros(now), a.DeliveryID, a.Number}})
-		if err != nil {
-			return fmt.Errorf("insert attempt and update delivery: %w", err)
+		row := &AttemptRow{
+			Attempt: []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
+				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)},
+			DeliveryID: a.DeliveryID, Number: a.Number, Status: p.Status, NextAttemptAt: micros(p.NextAttemptAt),
+			Error: a.Error, StatusCode: a.StatusCode, Retry: retry, Now: micros(now),
 		}
-		lost = n[1] == 0
-		if !lost && p.Status == store.DeliveryPending {
-			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID})
+		if p.Status == store.DeliveryPending {
+			row.Notes = []store.Notification{{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID}}
 		}
-		return nil
-	})
+		err = s.attempt(ctx, row)
+		lost = row.Lost
+	} else {
+		err = s.write(ctx, func(ctx context.Context, tx Tx) error {
+			a.ID = s.ids.New("att", a.StartedAt)
+			n, err := tx.ExecBatch(ctx,
+				Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
+					a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)}},
+				Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, retry, micros(now), a.DeliveryID, a.Number}})
+			if err != nil {
+				return fmt.Errorf("insert attempt and update delivery: %w", err)
+			}
+			lost = n[1] == 0
+			if !lost && p.Status == store.DeliveryPending {
+				tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID})
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, err)
 	}
@@ -281,4 +296,35 @@ func (s *Store) DeliveryInsertFinished(ctx context.Context, p *store.DeliveryIns
 		return fmt.Errorf("insert finished delivery to %s for %s: %w", d.Destination, d.EventID, err)
 	}
 	return nil
+}
+
+// AttemptInsertCols are the columns of [AttemptRow.Attempt].
+const AttemptInsertCols = attemptCols
+
+// AttemptRow is one attempt's record with its rows ready to write, handed
+// to an [Engine.Attempt]. The driver inserts Attempt and moves the
+// delivery as the core's statements do: only while it is pending with
+// attempts = Number (the claim's fencing token); when it does not, Lost
+// is set. Notes are sent when the delivery moved.
+type AttemptRow struct {
+	// Attempt is the attempt row's arguments, in [AttemptInsertCols] order.
+	Attempt []any
+	// DeliveryID and Number fence the delivery's update.
+	DeliveryID string
+	Number     int
+	// Status, NextAttemptAt, Error, StatusCode, Retry and Now are the
+	// delivery's new status, next_attempt_at, last_error, last_status,
+	// retry and updated_at (times in Unix microseconds).
+	Status        string
+	NextAttemptAt int64
+	Error         string
+	StatusCode    int
+	Retry         string
+	Now           int64
+	// Notes are sent when the delivery moved.
+	Notes []store.Notification
+
+	// Lost is the driver's answer: the delivery was not moved (its lease
+	// had lapsed and it was claimed again, or it was finished).
+	Lost bool
 }

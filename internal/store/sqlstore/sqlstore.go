@@ -128,6 +128,19 @@ type Engine struct {
 	// WriteAside runs a long maintenance write ([Store.Prune]) in a
 	// transaction of its own, outside the group-commit path. If nil, Write.
 	WriteAside WriteFunc
+	// Ingest, if set, writes one request's ingest, its rows prepared by
+	// the core, through the driver's own path, which may write many
+	// ingests together in a few multi-row statements (the postgres
+	// driver). It returns once the rows have committed, with Duplicate
+	// and First set (see [IngestRow]). If nil, the core writes the rows
+	// itself, one ingest at a time, through Write. Not used with
+	// Dialect.LateRows (the rows have no late column).
+	Ingest func(ctx context.Context, row *IngestRow) error
+	// Attempt, if set, records one attempt, its rows prepared by the core,
+	// through the driver's own path (which may write many together), as
+	// Ingest does for ingests. It returns once committed, with Lost set
+	// (see [AttemptRow]). If nil, the core writes it through Write.
+	Attempt func(ctx context.Context, row *AttemptRow) error
 	// Closed is closed when the driver starts closing; [Store.Ready] then
 	// reports [store.ErrClosed] at once, whatever it cached. If nil, the
 	// store never reports itself closed before its writes do.
@@ -139,13 +152,15 @@ type Engine struct {
 // Store implements every [store.Store] method except Subscribe and Close,
 // which the drivers add. It is safe for concurrent use.
 type Store struct {
-	d      Dialect
-	read   Querier
-	write  WriteFunc
-	aside  WriteFunc
-	now    func() time.Time
-	closed <-chan struct{}
-	ids    *store.IDGenerator
+	d       Dialect
+	read    Querier
+	write   WriteFunc
+	aside   WriteFunc
+	ingest  func(ctx context.Context, row *IngestRow) error
+	attempt func(ctx context.Context, row *AttemptRow) error
+	now     func() time.Time
+	closed  <-chan struct{}
+	ids     *store.IDGenerator
 	// recent holds the requests just ingested, for their deliveries.
 	recent *recentRequests
 	// insertRequest and insertEvent are the ingest path's inserts (with
@@ -161,7 +176,7 @@ type Store struct {
 
 // New returns the core over e.
 func New(e Engine) *Store {
-	s := &Store{d: e.Dialect, read: e.Read, write: e.Write, aside: e.WriteAside, now: e.Now, closed: e.Closed, ids: store.NewIDGenerator(),
+	s := &Store{d: e.Dialect, read: e.Read, write: e.Write, aside: e.WriteAside, ingest: e.Ingest, attempt: e.Attempt, now: e.Now, closed: e.Closed, ids: store.NewIDGenerator(),
 		recent: newRecentRequests()}
 	if s.aside == nil {
 		s.aside = s.write
