@@ -18,7 +18,9 @@
 // one multi-row statement per table (bulk.go), pipelined with BEGIN and
 // COMMIT, so a batch of them costs two or three round trips and a handful
 // of statements whatever its size; the other writes run their statements
-// one after another in the same transaction. A method returns only after
+// one after another in the same transaction. Deliveries are claimed in a
+// transaction of their own on a pool connection, beside the writers, so
+// that a dispatcher's claim never waits behind an ingest batch. A method returns only after
 // the transaction holding its rows has committed (with the server's
 // synchronous_commit, on by default: durable). When one operation of a
 // batch fails, the batch is rolled back and each of its operations is run
@@ -216,7 +218,7 @@ func Open(ctx context.Context, dsn string, opts *Options) (*Store, error) {
 		ndone:   make(chan struct{}),
 	}
 	s.notifier = newNotifier(s)
-	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Ingest: s.ingestOne, Attempt: s.attemptOne, Closed: s.closed})
+	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: querier{q: pool, rb: &s.rebind}, Write: s.writeTx, WriteAside: s.writeAside, Ingest: s.ingestOne, Attempt: s.attemptOne, Claim: s.claimTx, Closed: s.closed})
 	l := newListener(s, cfg.ConnConfig.Copy())
 	if err := l.connect(ctx); err != nil {
 		stop()

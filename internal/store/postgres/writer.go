@@ -71,6 +71,16 @@ func (s *Store) writeAside(ctx context.Context, fn func(ctx context.Context, tx 
 	return nil
 }
 
+// claimTx is the store's [sqlstore.Engine.Claim]: a claim runs as
+// [Store.writeAside] does, beside the writers, bounded by WriteTimeout as
+// a writer's batch is, so that a hung server fails the dispatcher's claim
+// instead of holding it.
+func (s *Store) claimTx(ctx context.Context, fn func(ctx context.Context, tx sqlstore.Tx) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
+	defer cancel()
+	return s.writeAside(ctx, fn)
+}
+
 // write hands fn to the writers and waits until its transaction has
 // committed (or failed). If ctx ends first it returns ctx's error, but fn
 // may still run and commit.

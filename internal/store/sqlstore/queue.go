@@ -64,7 +64,7 @@ func (s *Store) DeliveryClaimDue(ctx context.Context, p *store.DeliveryClaimDueP
 		return nil, nil
 	}
 	var out []*store.Delivery
-	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+	err := s.claim(ctx, func(ctx context.Context, tx Tx) error {
 		out = nil
 		now, lease := micros(p.Now), micros(p.LeaseUntil)
 		if p.Ordered {

@@ -128,6 +128,11 @@ type Engine struct {
 	// WriteAside runs a long maintenance write ([Store.Prune]) in a
 	// transaction of its own, outside the group-commit path. If nil, Write.
 	WriteAside WriteFunc
+	// Claim, if set, runs [Store.DeliveryClaimDue]'s write instead of
+	// Write: a driver with several connections runs claims in a
+	// transaction of their own, so that they do not queue behind the
+	// ingest batches. If nil, Write.
+	Claim WriteFunc
 	// Ingest, if set, writes one request's ingest, its rows prepared by
 	// the core, through the driver's own path, which may write many
 	// ingests together in a few multi-row statements (the postgres
@@ -156,6 +161,7 @@ type Store struct {
 	read    Querier
 	write   WriteFunc
 	aside   WriteFunc
+	claim   WriteFunc
 	ingest  func(ctx context.Context, row *IngestRow) error
 	attempt func(ctx context.Context, row *AttemptRow) error
 	now     func() time.Time
@@ -184,6 +190,9 @@ func New(e Engine) *Store {
 	s.insertRequest, s.insertEvent = sqlInsertRequest, sqlInsertEvent
 	if s.d.LateRows != nil {
 		s.insertRequest, s.insertEvent = sqlInsertRequestLate, sqlInsertEventLate
+	}
+	if s.claim = e.Claim; s.claim == nil {
+		s.claim = s.write
 	}
 	if s.now == nil {
 		s.now = time.Now
