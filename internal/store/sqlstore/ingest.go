@@ -30,8 +30,18 @@ const (
 // requestArgs are s.insertRequest's arguments for r with the given id,
 // status, reason, answer and event.
 func (s *Store) requestArgs(r *store.Request, id string, headers []byte, status, reason string, httpStatus int, eventID string) []any {
-	args := []any{id, r.Source, micros(r.ReceivedAt), r.Method, r.Path, r.Query, headers,
-		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, store.ProjectOf(r.Source), r.Body}
+	return s.requestRow(r, id, id, headers, status, reason, httpStatus, eventID, micros(r.ReceivedAt), r.Source, store.ProjectOf(r.Source))
+}
+
+// requestRow is requestArgs with the values that the other rows of the
+// same write take too (idArg is id) already converted to any, once: each
+// conversion of a string or a large integer allocates, and
+// RequestIngest's rows share the ids, the source, the time and the
+// project.
+func (s *Store) requestRow(r *store.Request, id string, idArg any, headers []byte, status, reason any, httpStatus int, eventID, at, source, project any) []any {
+	args := make([]any, 0, 17) // 16 columns and late
+	args = append(args, idArg, source, at, r.Method, r.Path, r.Query, headers,
+		r.RemoteAddr, status, reason, httpStatus, eventID, r.BodySize, r.BodySHA256, project, r.Body)
 	if s.d.LateRows != nil {
 		args = append(args, lateFlag(id, r.ReceivedAt))
 	}
@@ -61,42 +71,45 @@ func (s *Store) RequestIngest(ctx context.Context, p *store.RequestIngestParams)
 	var res store.RequestIngestResult
 	err = s.write(ctx, func(ctx context.Context, tx Tx) error {
 		res = store.RequestIngestResult{}
-		at := micros(req.ReceivedAt)
 		reqID := s.ids.New("req", req.ReceivedAt)
 		evID := s.ids.New("evt", req.ReceivedAt)
-		if key := p.Event.DedupKey; key != "" {
-			n, err := tx.Exec(ctx, sqlDedupClaim, req.Source, key, evID, micros(req.ReceivedAt.Add(window)), at)
+		// The values several rows take, converted to any once.
+		var at, source, project, reqIDArg, evIDArg any = micros(req.ReceivedAt), req.Source, req.Project, reqID, evID
+		var key any = p.Event.DedupKey
+		if p.Event.DedupKey != "" {
+			n, err := tx.Exec(ctx, sqlDedupClaim, source, key, evIDArg, micros(req.ReceivedAt.Add(window)), at)
 			if err != nil {
 				return fmt.Errorf("claim dedup key: %w", err)
 			}
 			if n == 0 {
 				var first string
-				if err := tx.QueryRow(ctx, sqlDedupGet, req.Source, key).Scan(&first); err != nil {
+				if err := tx.QueryRow(ctx, sqlDedupGet, source, key).Scan(&first); err != nil {
 					return fmt.Errorf("read dedup key: %w", err)
 				}
-				if _, err := tx.Exec(ctx, s.insertRequest, s.requestArgs(req, reqID, headers, store.RequestDuplicate, "duplicate of "+first, 200, first)...); err != nil {
+				if _, err := tx.Exec(ctx, s.insertRequest, s.requestRow(req, reqID, reqIDArg, headers, store.RequestDuplicate, "duplicate of "+first, 200, first, at, source, project)...); err != nil {
 					return fmt.Errorf("insert request: %w", err)
 				}
 				res.RequestID, res.EventID, res.Duplicate = reqID, first, true
 				return nil
 			}
 		}
-		status := store.EventIgnored
+		var status any = store.EventIgnored
 		if len(p.Deliveries) > 0 {
 			status = store.EventRouted
 		}
-		evArgs := []any{evID, req.Source, reqID, at, p.Event.Type, p.Event.DedupKey, p.Event.DedupError, status, len(p.Deliveries), store.ProjectOf(req.Source)}
+		evArgs := make([]any, 0, 11) // 10 columns and late
+		evArgs = append(evArgs, evIDArg, source, reqIDArg, at, p.Event.Type, key, p.Event.DedupError, status, len(p.Deliveries), project)
 		if s.d.LateRows != nil {
 			evArgs = append(evArgs, lateFlag(evID, req.ReceivedAt))
 		}
 		stmts := make([]Stmt, 0, 2+len(p.Deliveries))
 		stmts = append(stmts,
-			Stmt{s.insertRequest, s.requestArgs(req, reqID, headers, store.RequestAccepted, "", 200, evID)},
+			Stmt{s.insertRequest, s.requestRow(req, reqID, reqIDArg, headers, store.RequestAccepted, "", 200, evIDArg, at, source, project)},
 			Stmt{s.insertEvent, evArgs})
 		res.DeliveryIDs = make([]string, 0, len(p.Deliveries))
 		for _, d := range p.Deliveries {
 			id := s.ids.New("dlv", req.ReceivedAt)
-			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{id, evID, reqID, req.Source, d.Destination, d.ConnectionID, at, at, at, store.ProjectOf(req.Source)}})
+			stmts = append(stmts, Stmt{sqlInsertDelivery, []any{id, evIDArg, reqIDArg, source, d.Destination, d.ConnectionID, at, at, at, project}})
 			res.DeliveryIDs = append(res.DeliveryIDs, id)
 			tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: d.Destination, ID: id})
 		}
