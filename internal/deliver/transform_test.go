@@ -183,16 +183,16 @@ func BenchmarkDelivery(b *testing.B) {
 			}
 			addDest(b, s, &store.Destination{Name: "d", URL: rc.srv.URL, MaxConcurrency: 8})
 			body := []byte(`{"id":"evt_1","type":"checkout.session.completed","data":{"object":{"id":"cs_1","amount_total":1200,"currency":"usd","metadata":{"order":"42"}}}}`)
-			for range b.N {
-				ingest(b, s, body, "application/json", "d")
-			}
+			ingestConcurrently(b, s, b.N, func(int) []byte { return body }, "d")
 			b.ResetTimer()
+			cpu := cpuTime(b)
 			start(b, s, &deliver.Options{Transforms: tf.lookup, PollInterval: time.Millisecond})
 			for got.Load() < int64(b.N) {
 				time.Sleep(time.Millisecond)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/delivery")
+			b.ReportMetric(float64((cpuTime(b)-cpu).Microseconds())/float64(b.N), "cpu-µs/delivery")
 		})
 	}
 }
