@@ -107,6 +107,15 @@ type Queue interface {
 	// The delivery moves only if its Attempts still equals p.Attempt.Number;
 	// otherwise the attempt is stored and [ErrLeaseLost] returned.
 	AttemptRecord(ctx context.Context, p *AttemptRecordParams) error
+	// AttemptRecordMany does what AttemptRecord does for each of ps,
+	// together (in one transaction, where the driver does not batch
+	// attempts itself), and returns one error per p, in order: nil when
+	// its delivery moved, one wrapping [ErrLeaseLost] when its attempt
+	// was stored but the delivery had been claimed again, or the error
+	// of the write that failed to store it. It is how the dispatcher
+	// records outcomes: a few statements per batch instead of two per
+	// attempt.
+	AttemptRecordMany(ctx context.Context, ps []*AttemptRecordParams) []error
 	// DeliveryInsertFinished records a delivery attempted outside the
 	// dispatcher (a `mailroom listen` forward): the delivery, already
 	// finished in p.Status (succeeded or dead) with one attempt, its

@@ -166,3 +166,88 @@ func BenchmarkDeliveryClaimDue(b *testing.B) {
 func BenchmarkEventSearch(b *testing.B) {
 	storetest.BenchmarkSearch(b, benchStore(b))
 }
+
+// BenchmarkAttemptRecord measures recording b.N successful attempts of
+// claimed deliveries: one AttemptRecord per attempt from 64 concurrent
+// callers (the writer batches their operations into group commits), or
+// AttemptRecordMany with 16 or 64 attempts per call. It reports the
+// process's CPU time per attempt.
+//
+//	go test -run '^$' -bench AttemptRecord -benchtime 20000x ./internal/store/sqlite
+func BenchmarkAttemptRecord(b *testing.B) {
+	for _, per := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("per-call=%d", per), func(b *testing.B) {
+			s := benchStore(b)
+			ctx := context.Background()
+			ingestConcurrently(b, s, b.N)
+			now := time.Now()
+			var ps []*store.AttemptRecordParams
+			for len(ps) < b.N {
+				ds, err := s.DeliveryClaimDue(ctx, &store.DeliveryClaimDueParams{Destination: "d0", Now: now, LeaseUntil: now.Add(time.Hour), Limit: 256})
+				if err != nil || len(ds) == 0 {
+					b.Fatalf("claimed %d: %v", len(ds), err)
+				}
+				for _, d := range ds {
+					ps = append(ps, &store.AttemptRecordParams{Status: store.DeliverySucceeded, Now: now, Attempt: &store.Attempt{
+						DeliveryID: d.ID, EventID: d.EventID, Destination: d.Destination, Number: d.Attempts, StartedAt: now,
+						DurationMS: 1.5, StatusCode: 204, Success: true, ResponseHeaders: map[string][]string{"Date": {now.Format(time.RFC1123)}}}})
+				}
+			}
+			b.ResetTimer()
+			cpu0 := cpuTime(b)
+			var next atomic.Int64
+			callers := 64
+			if per > 1 {
+				callers = 1
+			}
+			errs := make(chan error, callers)
+			for range callers {
+				go func() {
+					for {
+						i := int(next.Add(int64(per))) - per
+						if i >= len(ps) {
+							errs <- nil
+							return
+						}
+						for _, err := range s.AttemptRecordMany(ctx, ps[i:min(i+per, len(ps))]) {
+							if err != nil {
+								errs <- err
+								return
+							}
+						}
+					}
+				}()
+			}
+			for range callers {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-µs/attempt")
+		})
+	}
+}
+
+// ingestConcurrently ingests n requests with one delivery each from 50
+// concurrent callers.
+func ingestConcurrently(b *testing.B, s store.Store, n int) {
+	b.Helper()
+	ctx := context.Background()
+	done := make(chan error, 50)
+	for w := range 50 {
+		go func() {
+			for i := w; i < n; i += 50 {
+				if _, err := s.RequestIngest(ctx, ingestParams(fmt.Sprint("k", i), 1)); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 50 {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}

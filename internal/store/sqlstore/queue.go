@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -216,52 +218,204 @@ func (s *Store) DeliveryStats(ctx context.Context) ([]store.DestinationStats, er
 
 // AttemptRecord implements [store.Queue].
 func (s *Store) AttemptRecord(ctx context.Context, p *store.AttemptRecordParams) error {
-	a := p.Attempt
-	headers, err := encodeHeaders(a.ResponseHeaders)
-	if err != nil {
-		return fmt.Errorf("record attempt: encode headers: %w", err)
+	return s.AttemptRecordMany(ctx, []*store.AttemptRecordParams{p})[0]
+}
+
+// attemptChunks are the row counts of the multi-row statements of
+// [Store.AttemptRecordMany], largest first: a batch is cut into chunks of
+// these sizes (and single rows, which run sqlInsertAttempt and
+// sqlFinishDelivery), so that a handful of statements stay prepared
+// whatever the batches' sizes.
+var attemptChunks = []int{64, 32, 16, 8, 4, 2}
+
+// sqlInsertAttempts and sqlFinishDeliveries hold the statements of
+// attemptChunks by row count. A finish moves, fenced as sqlFinishDelivery
+// does, every delivery of its rows (id, attempt number, status, next
+// attempt, last error, last status, retry, updated at) and returns the id
+// and attempt number of those that moved. The CASTs type the VALUES
+// columns for PostgreSQL; SQLite takes them as affinities.
+var sqlInsertAttempts, sqlFinishDeliveries = func() (map[int]string, map[int]string) {
+	ins, fin := map[int]string{}, map[int]string{}
+	for _, n := range attemptChunks {
+		ins[n] = `INSERT INTO attempts (` + attemptCols + `) VALUES ` +
+			strings.Repeat(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), `, n-1) + `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		row := `(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS BIGINT))`
+		fin[n] = `WITH v (v_id, v_number, v_status, v_next, v_error, v_code, v_retry, v_now) AS (VALUES ` +
+			strings.Repeat(row+`, `, n-1) + row + `)
+		UPDATE deliveries SET status = v_status, next_attempt_at = v_next, last_error = v_error, last_status = v_code, retry = v_retry, updated_at = v_now
+		FROM v WHERE id = v_id AND attempts = v_number AND status = 'pending'
+		RETURNING id, attempts`
 	}
-	retry, err := encodeJSON(p.Retry, p.Retry == nil)
-	if err != nil {
-		return fmt.Errorf("record attempt: encode retry: %w", err)
+	return ins, fin
+}()
+
+// attemptRow is one attempt of [Store.AttemptRecordMany], encoded.
+type attemptRow struct {
+	p       *store.AttemptRecordParams
+	headers []byte
+	retry   string
+	now     int64
+	moved   bool
+	// err is the driver's answer for this row alone ([Engine.Attempt]).
+	err error
+}
+
+// AttemptRecordMany implements [store.Queue]: the attempts are inserted
+// and their deliveries moved by multi-row statements, a few per batch, in
+// one write; or, with a driver that writes attempts in bulk itself
+// ([Engine.Attempt]), handed to it all at once.
+func (s *Store) AttemptRecordMany(ctx context.Context, ps []*store.AttemptRecordParams) []error {
+	errs := make([]error, len(ps))
+	rows := make([]attemptRow, 0, len(ps))
+	for i, p := range ps {
+		a := p.Attempt
+		headers, err := encodeHeaders(a.ResponseHeaders)
+		if err != nil {
+			errs[i] = fmt.Errorf("record attempt: encode headers: %w", err)
+			continue
+		}
+		retry, err := encodeJSON(p.Retry, p.Retry == nil)
+		if err != nil {
+			errs[i] = fmt.Errorf("record attempt: encode retry: %w", err)
+			continue
+		}
+		rows = append(rows, attemptRow{p: p, headers: headers, retry: retry, now: micros(s.orNow(p.Now))})
 	}
-	now := s.orNow(p.Now)
-	lost := false
+	if len(rows) == 0 {
+		return errs
+	}
+	var err error
 	if s.attempt != nil {
+		s.attemptEach(ctx, rows)
+	} else {
+		err = s.recordRows(ctx, rows)
+	}
+	j := 0
+	for i, p := range ps {
+		if errs[i] != nil {
+			continue
+		}
+		a := p.Attempt
+		switch {
+		case err != nil:
+			errs[i] = fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, err)
+		case rows[j].err != nil:
+			errs[i] = fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, rows[j].err)
+		case !rows[j].moved:
+			errs[i] = fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, store.ErrLeaseLost)
+		}
+		j++
+	}
+	return errs
+}
+
+// attemptEach hands each of rows to the driver's [Engine.Attempt] (which
+// writes the attempts of a batch together), all at once, and waits for
+// them.
+func (s *Store) attemptEach(ctx context.Context, rows []attemptRow) {
+	var wg sync.WaitGroup
+	for i := range rows {
+		r := &rows[i]
+		a := r.p.Attempt
 		a.ID = s.ids.New("att", a.StartedAt)
 		row := &AttemptRow{
 			Attempt: []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
-				a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)},
-			DeliveryID: a.DeliveryID, Number: a.Number, Status: p.Status, NextAttemptAt: micros(p.NextAttemptAt),
-			Error: a.Error, StatusCode: a.StatusCode, Retry: retry, Now: micros(now),
+				a.StatusCode, r.headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)},
+			DeliveryID: a.DeliveryID, Number: a.Number, Status: r.p.Status, NextAttemptAt: micros(r.p.NextAttemptAt),
+			Error: a.Error, StatusCode: a.StatusCode, Retry: r.retry, Now: r.now,
 		}
-		if p.Status == store.DeliveryPending {
+		if r.p.Status == store.DeliveryPending {
 			row.Notes = []store.Notification{{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID}}
 		}
-		err = s.attempt(ctx, row)
-		lost = row.Lost
-	} else {
-		err = s.write(ctx, func(ctx context.Context, tx Tx) error {
-			a.ID = s.ids.New("att", a.StartedAt)
-			n, err := tx.ExecBatch(ctx,
-				Stmt{sqlInsertAttempt, []any{a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
-					a.StatusCode, headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination)}},
-				Stmt{sqlFinishDelivery, []any{p.Status, micros(p.NextAttemptAt), a.Error, a.StatusCode, retry, micros(now), a.DeliveryID, a.Number}})
-			if err != nil {
-				return fmt.Errorf("insert attempt and update delivery: %w", err)
-			}
-			lost = n[1] == 0
-			if !lost && p.Status == store.DeliveryPending {
-				tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: a.Destination, ID: a.DeliveryID})
-			}
-			return nil
+		wg.Go(func() {
+			r.err = s.attempt(ctx, row)
+			r.moved = r.err == nil && !row.Lost
 		})
 	}
-	if err != nil {
-		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, err)
+	wg.Wait()
+}
+
+// recordRows writes rows through the write path, in one operation.
+func (s *Store) recordRows(ctx context.Context, rows []attemptRow) error {
+	return s.write(ctx, func(ctx context.Context, tx Tx) error {
+		for i := range rows {
+			r := &rows[i]
+			r.moved = false
+			r.p.Attempt.ID = s.ids.New("att", r.p.Attempt.StartedAt)
+		}
+		for rest := rows; len(rest) > 0; {
+			n := 1
+			for _, c := range attemptChunks {
+				if c <= len(rest) {
+					n = c
+					break
+				}
+			}
+			if err := s.recordChunk(ctx, tx, rest[:n]); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		for _, r := range rows {
+			if r.moved && r.p.Status == store.DeliveryPending {
+				tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: r.p.Attempt.Destination, ID: r.p.Attempt.DeliveryID})
+			}
+		}
+		return nil
+	})
+}
+
+// recordChunk inserts the attempts of rows and moves their deliveries,
+// setting moved on the rows whose delivery moved: with the single-row
+// statements for one row, the multi-row ones of attemptChunks otherwise.
+func (s *Store) recordChunk(ctx context.Context, tx Tx, rows []attemptRow) error {
+	attemptArgs := func(args []any, r *attemptRow) []any {
+		a := r.p.Attempt
+		return append(args, a.ID, a.DeliveryID, a.EventID, a.Destination, a.Number, micros(a.StartedAt), a.DurationMS,
+			a.StatusCode, r.headers, a.ResponseBody, a.Error, a.Success, store.ProjectOf(a.Destination))
 	}
-	if lost {
-		return fmt.Errorf("record attempt %d of %s: %w", a.Number, a.DeliveryID, store.ErrLeaseLost)
+	if len(rows) == 1 {
+		r := &rows[0]
+		a := r.p.Attempt
+		n, err := tx.ExecBatch(ctx,
+			Stmt{sqlInsertAttempt, attemptArgs(make([]any, 0, 13), r)},
+			Stmt{sqlFinishDelivery, []any{r.p.Status, micros(r.p.NextAttemptAt), a.Error, a.StatusCode, r.retry, r.now, a.DeliveryID, a.Number}})
+		if err != nil {
+			return fmt.Errorf("insert attempt and update delivery: %w", err)
+		}
+		r.moved = n[1] > 0
+		return nil
+	}
+	ins := make([]any, 0, 13*len(rows))
+	fin := make([]any, 0, 8*len(rows))
+	for i := range rows {
+		r := &rows[i]
+		a := r.p.Attempt
+		ins = attemptArgs(ins, r)
+		fin = append(fin, a.DeliveryID, a.Number, r.p.Status, micros(r.p.NextAttemptAt), a.Error, a.StatusCode, r.retry, r.now)
+	}
+	if _, err := tx.ExecBatch(ctx, Stmt{sqlInsertAttempts[len(rows)], ins}); err != nil {
+		return fmt.Errorf("insert %d attempts: %w", len(rows), err)
+	}
+	res, err := tx.Query(ctx, sqlFinishDeliveries[len(rows)], fin...)
+	if err != nil {
+		return fmt.Errorf("update %d deliveries: %w", len(rows), err)
+	}
+	defer res.Close()
+	for res.Next() {
+		var id string
+		var number int
+		if err := res.Scan(&id, &number); err != nil {
+			return fmt.Errorf("update %d deliveries: %w", len(rows), err)
+		}
+		for i := range rows {
+			if a := rows[i].p.Attempt; a.DeliveryID == id && a.Number == number {
+				rows[i].moved = true
+			}
+		}
+	}
+	if err := res.Err(); err != nil {
+		return fmt.Errorf("update %d deliveries: %w", len(rows), err)
 	}
 	return nil
 }
