@@ -636,6 +636,23 @@ func (f *faultyStore) AttemptRecord(ctx context.Context, p *store.AttemptRecordP
 	return f.inject(&f.otherBefore, &f.otherAfter, func() error { return f.Store.AttemptRecord(ctx, p) })
 }
 
+// AttemptRecordMany fails a batch of records as a whole, as a failed
+// write does.
+func (f *faultyStore) AttemptRecordMany(ctx context.Context, ps []*store.AttemptRecordParams) []error {
+	var errs []error
+	err := f.inject(&f.otherBefore, &f.otherAfter, func() error {
+		errs = f.Store.AttemptRecordMany(ctx, ps)
+		return nil
+	})
+	if err != nil {
+		errs = make([]error, len(ps))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
 // TestStorageErrors runs ingest and delivery in process over a SQLite
 // store that fails a share of its writes, before or after writing: no
 // request whose write failed is answered 200, every event that was

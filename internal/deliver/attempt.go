@@ -24,9 +24,9 @@ import (
 	"github.com/mailroomhq/mailroom/internal/verify"
 )
 
-// recordTimeout bounds the store writes that finish an attempt. They run
-// on a context detached from Run's, so that an attempt that completes
-// during the grace period is still recorded.
+// recordTimeout bounds the store writes that finish an attempt, counted
+// from the end of its HTTP exchange (see [worker.recordContext]), and the
+// circuit breaker's writes.
 const recordTimeout = 10 * time.Second
 
 // drainLimit is how much of a response body beyond MaxResponseBody is read
@@ -85,9 +85,6 @@ const (
 // or the zero time.
 func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) time.Time {
 	d := w.d
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(w.r.hard), recordTimeout)
-	defer cancel()
-
 	req, err := d.loadRequest(w.r.hard, dl)
 	if err != nil {
 		if w.r.hard.Err() != nil {
@@ -100,6 +97,8 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 			return time.Time{}
 		}
 		// The original request is gone (pruned): nothing to send, ever.
+		rctx, cancel := w.recordContext()
+		defer cancel()
 		a := store.Attempt{
 			DeliveryID:  dl.ID,
 			EventID:     dl.EventID,
@@ -108,7 +107,7 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 			StartedAt:   d.now(),
 			Error:       fmt.Sprintf("load original request: %v", err),
 		}
-		d.record(rctx, &a, store.DeliveryDead, time.Time{}, a.StartedAt, OutcomeDead, nil)
+		w.record(rctx, cfg, &a, store.DeliveryDead, time.Time{}, a.StartedAt, OutcomeDead, nil)
 		return time.Time{}
 	}
 
@@ -121,6 +120,10 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 	}
 
 	a, retryAfter, reached := d.send(w.r.hard, cfg, dl, req)
+	// The writes that finish the attempt have their own time from here:
+	// the exchange may have taken the destination's whole timeout.
+	rctx, cancel := w.recordContext()
+	defer cancel()
 	canceled := w.r.hard.Err() != nil && !a.Success
 	now := d.now()
 	status, next, outcome, applied := d.decide(plan, &a, dl.CreatedAt, retryAfter, canceled, now)
@@ -138,7 +141,7 @@ func (w *worker) attempt(cfg *destConfig, dl *store.Delivery, release func()) ti
 		w.holdCommitted()
 	}
 	release() // the exchange is over (and a pause is in place): free the slot
-	if !d.record(rctx, &a, status, next, now, outcome, applied) || outcome != OutcomeRetry {
+	if !w.record(rctx, cfg, &a, status, next, now, outcome, applied) || outcome != OutcomeRetry {
 		return time.Time{}
 	}
 	return next
@@ -161,17 +164,27 @@ func (d *Dispatcher) loadRequest(ctx context.Context, dl *store.Delivery) (*stor
 	return req, nil
 }
 
+// recordContext bounds the store writes that finish an attempt
+// (recordTimeout from now). It is detached from Run's context, so that an
+// attempt that completes during the grace period is still recorded.
+func (w *worker) recordContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(w.r.hard), w.d.recordTimeout)
+}
+
 // record stores a and moves its delivery (with the retry policy applied,
-// if any), logs what needs logging, calls the OnAttempt hook, and reports
-// whether the delivery moved.
-func (d *Dispatcher) record(ctx context.Context, a *store.Attempt, status string, next, now time.Time, outcome string, applied *store.RetryApplied) bool {
-	err := d.store.AttemptRecord(ctx, &store.AttemptRecordParams{
+// if any) through the run's [recorder], logs what needs logging, calls the
+// OnAttempt hook, and reports whether the delivery moved. The record of an
+// ordered destination's attempt is sent at once: its next delivery is
+// claimed only after it.
+func (w *worker) record(ctx context.Context, cfg *destConfig, a *store.Attempt, status string, next, now time.Time, outcome string, applied *store.RetryApplied) bool {
+	d := w.d
+	err := w.r.rec.record(ctx, &store.AttemptRecordParams{
 		Attempt:       a,
 		Status:        status,
 		NextAttemptAt: next,
 		Retry:         applied,
 		Now:           now,
-	})
+	}, cfg.dest.Ordered)
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrLeaseLost):

@@ -6,10 +6,11 @@
 // Work always comes from the store, never from memory alone: a delivery is
 // claimed under a lease (its NextAttemptAt moves to the lease expiry and its
 // Attempts count, the fencing token, goes up by one) before it is sent, and
-// its outcome is recorded with [store.Queue.AttemptRecord] afterwards. If the
-// process dies in between, the lease expires and the delivery is claimed
-// again, so delivery is at least once; receivers deduplicate on the
-// webhook-id header, which every attempt of one event carries unchanged.
+// its outcome is recorded with [store.Queue.AttemptRecordMany] afterwards
+// (many attempts per store write). If the process dies in between, the
+// lease expires and the delivery is claimed again, so delivery is at least
+// once; receivers deduplicate on the webhook-id header, which every
+// attempt of one event carries unchanged.
 //
 // Each destination has its own worker goroutine, concurrency bound, rate
 // limiter and retry policy, so a slow or dead receiver never holds up
@@ -185,6 +186,8 @@ type Dispatcher struct {
 	// egress holds the clients of destinations with a proxy or client
 	// TLS, and OAuth2 tokens.
 	egress *egress
+	// recordTimeout is recordTimeout; tests shorten it.
+	recordTimeout time.Duration
 }
 
 // New returns a Dispatcher that takes its work from s. opts may be nil;
@@ -221,7 +224,7 @@ func New(s store.Store, opts *Options) *Dispatcher {
 	if o.ReloadInterval <= 0 {
 		o.ReloadInterval = DefaultReloadInterval
 	}
-	d := &Dispatcher{store: s, opts: o, log: o.Logger, now: o.Now, rnd: o.Rand, http: o.HTTPClient}
+	d := &Dispatcher{store: s, opts: o, log: o.Logger, now: o.Now, rnd: o.Rand, http: o.HTTPClient, recordTimeout: recordTimeout}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -304,6 +307,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		hard:    hard,
 		workers: map[string]*worker{},
 		leases:  newLeaseKeeper(d),
+		rec:     newRecorder(d),
 	}
 	// Leases are renewed until the last attempt, grace period included,
 	// has ended.
@@ -316,6 +320,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer func() {
 		close(stopRenew)
 		<-renewDone
+	}()
+	// Records are written until the last attempt has returned.
+	stopRec := make(chan struct{})
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		r.rec.run(stopRec)
+	}()
+	defer func() {
+		close(stopRec)
+		<-recDone
 	}()
 	notes := d.store.Subscribe(ctx)
 
@@ -349,6 +364,7 @@ type run struct {
 	wg      sync.WaitGroup  // workers and attempts
 	workers map[string]*worker
 	leases  *leaseKeeper // claims held by this run's attempts
+	rec     *recorder    // writes this run's attempt records
 }
 
 // loop reloads destinations and routes notifications until ctx ends.

@@ -912,6 +912,44 @@ func TestStoreErrorsBackOff(t *testing.T) {
 	waitStatus(t, s, id, store.DeliverySucceeded)
 }
 
+// TestSlowReceiverStillRecorded: exchanges that take longer than the
+// record timeout are still recorded: the timeout counts from the end of
+// the exchange. (It counted from the claim: the record of an answer
+// slower than 10 s could fail, and the delivery was sent again when its
+// lease expired.)
+func TestSlowReceiverStillRecorded(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rc := newReceiver(t, func(w http.ResponseWriter, r *http.Request, n int) { time.Sleep(600 * time.Millisecond) })
+	addDest(t, s, &store.Destination{Name: "slow", URL: rc.srv.URL, Timeout: store.Duration(5 * time.Second)})
+	const n = 8
+	var ids []string
+	for range n {
+		ids = append(ids, ingest(t, s, []byte(`{}`), "application/json", "slow").DeliveryIDs[0])
+	}
+	d := deliver.New(s, &deliver.Options{Logger: testLogger(t), Lease: time.Minute})
+	deliver.SetRecordTimeout(d, 200*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for getDelivery(t, s, id).Status != store.DeliverySucceeded {
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery %+v not recorded succeeded; the receiver got %d requests", getDelivery(t, s, id), rc.count())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if got := rc.count(); got != n {
+		t.Errorf("the receiver got %d requests, want %d", got, n)
+	}
+}
+
 // BenchmarkDrain measures how fast one destination's backlog drains into
 // a loopback receiver (synchronous=NORMAL; b.N deliveries), and the
 // process's CPU per delivery while it drains (receiver included). The
