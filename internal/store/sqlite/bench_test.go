@@ -134,23 +134,7 @@ func BenchmarkDeliveryClaimDue(b *testing.B) {
 	s := benchStore(b)
 	ctx := context.Background()
 	const backlog = 20_000
-	done := make(chan error, 50)
-	for w := range 50 {
-		go func() {
-			for i := w; i < backlog; i += 50 {
-				if _, err := s.RequestIngest(ctx, ingestParams(fmt.Sprint("k", i), 1)); err != nil {
-					done <- err
-					return
-				}
-			}
-			done <- nil
-		}()
-	}
-	for range 50 {
-		if err := <-done; err != nil {
-			b.Fatal(err)
-		}
-	}
+	ingestConcurrently(b, s, backlog)
 	b.ReportAllocs()
 	for b.Loop() {
 		now := time.Now()
