@@ -66,6 +66,7 @@ func TestToolActionsAudited(t *testing.T) {
 	if err := e.store.ConnectionUpsert(ctx, &store.Connection{Source: "stripe", Destination: "billing"}); err != nil {
 		t.Fatal(err)
 	}
+	e.waitConnections(1) // the webhook below must find the connection routed
 	connect := func(token string) (*mcp.ClientSession, error) {
 		client := mcp.NewClient(&mcp.Implementation{Name: "audit-test", Version: "1"}, nil)
 		return client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp",

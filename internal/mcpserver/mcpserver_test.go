@@ -38,6 +38,7 @@ type env struct {
 	url   string
 	mcp   *mcpserver.Server
 	tasks *task.Tasks
+	cat   *catalog.Catalog
 	// stop shuts the server down; it also runs at cleanup.
 	stop func()
 }
@@ -102,7 +103,20 @@ func newEnvAt(t testing.TB, dbPath string, httpOpts func(url string, mux *http.S
 		})
 	}
 	t.Cleanup(stop)
-	return &env{t: t, store: st, url: hs.URL, mcp: srv, tasks: tasks, stop: stop}
+	return &env{t: t, store: st, url: hs.URL, mcp: srv, tasks: tasks, cat: cat, stop: stop}
+}
+
+// waitConnections waits until the catalog, which reloads on its own
+// after a change to the store, routes n connections.
+func (e *env) waitConnections(n int) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(e.cat.Current().Connections) != n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the catalog routes %d connections after 10 s, want %d", len(e.cat.Current().Connections), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // sendStripe posts a signed Stripe webhook and returns the event id.
