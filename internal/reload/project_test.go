@@ -3,14 +3,10 @@ package reload_test
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/mailroomhq/mailroom/internal/catalog"
 	"github.com/mailroomhq/mailroom/internal/config"
 	"github.com/mailroomhq/mailroom/internal/reload"
-	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
-	"github.com/mailroomhq/mailroom/internal/store/sqlite/sqlitetest"
 )
 
 // TestApplyProjects checks that the file's entries of a project are
@@ -19,13 +15,8 @@ import (
 func TestApplyProjects(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := sqlitetest.Open(t, nil)
-	compiler, err := route.NewCompiler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.New(s, compiler, &catalog.Options{Refresh: time.Hour})
-	cfg, err := config.Parse([]byte(`projects: [{name: acme}]
+	s, compiler, cat := newCatalog(t)
+	cfg, err := parseWith(compiler, `projects: [{name: acme}]
 sources:
   - name: stripe
   - {name: stripe, project: acme}
@@ -35,7 +26,7 @@ destinations:
 connections:
   - {source: stripe, destination: billing}
   - {project: acme, source: stripe, destination: billing, filter: "true"}
-`), "mailroom.yaml", &config.Options{CheckExpr: compiler.Check})
+`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,15 +22,8 @@ import (
 func TestReloadWholeOrNothing(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := sqlitetest.Open(t, nil)
-	compiler, err := route.NewCompiler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.New(s, compiler, &catalog.Options{Refresh: time.Hour})
-	parse := func(yaml string) (*config.Config, error) {
-		return config.Parse([]byte(yaml), "mailroom.yaml", &config.Options{CheckExpr: compiler.Check})
-	}
+	s, compiler, cat := newCatalog(t)
+	parse := func(yaml string) (*config.Config, error) { return parseWith(compiler, yaml) }
 	running, err := parse("sources:\n  - name: a\n")
 	if err != nil {
 		t.Fatal(err)
@@ -103,15 +96,8 @@ func TestReloadWholeOrNothing(t *testing.T) {
 func TestReloadRefusesSharedIngestPath(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := sqlitetest.Open(t, nil)
-	compiler, err := route.NewCompiler()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat := catalog.New(s, compiler, &catalog.Options{Refresh: time.Hour})
-	parse := func(yaml string) (*config.Config, error) {
-		return config.Parse([]byte(yaml), "mailroom.yaml", &config.Options{CheckExpr: compiler.Check})
-	}
+	s, compiler, cat := newCatalog(t)
+	parse := func(yaml string) (*config.Config, error) { return parseWith(compiler, yaml) }
 	running, err := parse("sources:\n  - name: x\n")
 	if err != nil {
 		t.Fatal(err)
@@ -160,4 +146,21 @@ func TestReloadRefusesSharedIngestPath(t *testing.T) {
 	if _, ok := cat.Current().Sources["b/s"]; ok {
 		t.Error("source b/s is served")
 	}
+}
+
+// newCatalog opens a fresh store with a catalog over it that reloads only
+// when told.
+func newCatalog(t *testing.T) (store.Store, *route.Compiler, *catalog.Catalog) {
+	t.Helper()
+	s := sqlitetest.Open(t, nil)
+	compiler, err := route.NewCompiler()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, compiler, catalog.New(s, compiler, &catalog.Options{Refresh: time.Hour})
+}
+
+// parseWith parses a mailroom.yaml whose expressions compiler checks.
+func parseWith(compiler *route.Compiler, yaml string) (*config.Config, error) {
+	return config.Parse([]byte(yaml), "mailroom.yaml", &config.Options{CheckExpr: compiler.Check})
 }
