@@ -191,3 +191,34 @@ var placeholder = regexp.MustCompile(`…|\.\.\.|^\$|^[A-Z][A-Z_]*$|^<.*>$`)
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestReadmeLayout checks that the README's layout names every package
+// directory under internal/ and pkg/, so that a newcomer can find each.
+func TestReadmeLayout(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(raw), "## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(layout, "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			listed[strings.TrimSuffix(f[0], "/")] = true
+		}
+	}
+	for _, root := range []string{"internal", "pkg"} {
+		dirs, err := os.ReadDir(filepath.Join("../..", root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range dirs {
+			if d.IsDir() && !listed[root+"/"+d.Name()] {
+				t.Errorf("README.md's layout does not name %s/%s/", root, d.Name())
+			}
+		}
+	}
+}
