@@ -284,7 +284,7 @@ func (a *Authenticator) Create(ctx context.Context, by access.Principal, p *Crea
 			return nil, "", fmt.Errorf("create token: %w", err)
 		}
 		if c.Admins == 0 {
-			return nil, "", fmt.Errorf("%w: no api.token is set and no admin token exists, so a %s token would be the only way in; create an admin token first (or set api.token)", ErrLockout, p.Role)
+			return nil, "", fmt.Errorf("%w: no api.token is set and no admin token exists, so a token of role %s would be the only way in; create an admin token first (or set api.token)", ErrLockout, p.Role)
 		}
 	}
 	b := make([]byte, 32)

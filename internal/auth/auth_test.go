@@ -42,6 +42,11 @@ func TestStoredTokens(t *testing.T) {
 	if _, _, err := a.Create(ctx, access.Anonymous, &auth.CreateParams{Name: "v", Role: access.RoleViewer}); !errors.Is(err, auth.ErrLockout) {
 		t.Fatalf("first token a viewer's: %v, want ErrLockout", err)
 	}
+	// The refusal names the role as it is, whatever article it would take.
+	if _, _, err := a.Create(ctx, access.Anonymous, &auth.CreateParams{Name: "o", Role: access.RoleOperator}); err == nil ||
+		!strings.Contains(err.Error(), "so a token of role operator would be the only way in") {
+		t.Fatalf("first token an operator's: %v, want it to say a token of role operator would be the only way in", err)
+	}
 	admin, adminSecret, err := a.Create(ctx, access.Anonymous, &auth.CreateParams{Name: "root", Role: access.RoleAdmin})
 	if err != nil {
 		t.Fatal(err)
