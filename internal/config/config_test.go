@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -181,12 +182,12 @@ func TestBriefExample(t *testing.T) {
 	}
 }
 
-// TestDocsExamples parses the complete configs shown in
-// docs/configuration.md, so that the documentation cannot drift from the
-// format.
+// TestDocsExamples parses the configs shown in docs/*.md (every YAML block
+// made of top-level settings, fragments of one entry aside), so that the
+// documentation cannot drift from the format.
 func TestDocsExamples(t *testing.T) {
 	t.Parallel()
-	doc, err := os.ReadFile("../../docs/configuration.md")
+	files, err := filepath.Glob("../../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,22 +195,46 @@ func TestDocsExamples(t *testing.T) {
 	env := map[string]string{
 		"STRIPE_WEBHOOK_SECRET": "whsec_x", "GITHUB_WEBHOOK_SECRET": "g", "SHOPIFY_WEBHOOK_SECRET": "s",
 		"APP_WEBHOOK_SECRET": key, "CUSTOM_SECRET": "c", "PARTNER_PASSWORD": "p", "INTERNAL_KEY": "k",
-		"BILLING_SIGNING_SECRET": key,
+		"BILLING_SIGNING_SECRET": key, "PAYMENTS_MCP_TOKEN": "t", "GITHUB_TOKEN": "t", "PGPASSWORD": "p",
+		"SLACK_SIGNING_SECRET": "s", "TWILIO_AUTH_TOKEN": "t", "DISCORD_PUBLIC_KEY": strings.Repeat("ab", 32),
+		"MAILROOM_INTROSPECTION_SECRET": "s", "ALERT_WEBHOOK_URL": "https://hooks.slack.example/T0/B0/x",
 	}
 	opts := realOptions(t, env)
-	n := 0
-	for i, block := range strings.Split(string(doc), "```yaml\n")[1:] {
-		block, _, _ = strings.Cut(block, "```")
-		if !strings.Contains(block, "destinations:") {
-			continue // a fragment, not a whole config
+	topLevel := map[string]bool{}
+	for f := range reflect.TypeFor[config.Config]().Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		topLevel[name] = true
+	}
+	topKey := regexp.MustCompile(`(?m)^([a-z_]+):`)
+	whole := 0
+	for _, f := range files {
+		doc, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
-		n++
-		if _, err := config.Parse([]byte(block), fmt.Sprintf("block%d.yaml", i+1), opts); err != nil {
-			t.Errorf("docs yaml block %d does not parse:\n%v", i+1, err)
+		name := strings.TrimPrefix(f, "../../")
+		for i, block := range strings.Split(string(doc), "```yaml\n")[1:] {
+			block, _, _ = strings.Cut(block, "```")
+			shaped := false // any top-level setting: a misspelled one beside it is then an error
+			for _, k := range topKey.FindAllStringSubmatch(block, -1) {
+				shaped = shaped || topLevel[k[1]]
+			}
+			if !shaped {
+				continue // a fragment (one entry, one verify), not settings
+			}
+			if strings.Contains(block, "connections:") && !strings.Contains(block, "sources:") {
+				continue // connections alone: their sources are declared elsewhere
+			}
+			if strings.Contains(block, "destinations:") && strings.Contains(block, "sources:") {
+				whole++
+			}
+			if _, err := config.Parse([]byte(block), fmt.Sprintf("%s:block%d.yaml", name, i+1), opts); err != nil {
+				t.Errorf("%s: yaml block %d does not parse:\n%v", name, i+1, err)
+			}
 		}
 	}
-	if n < 2 {
-		t.Errorf("found %d whole configs in the docs, want at least 2", n)
+	if whole < 2 {
+		t.Errorf("found %d whole configs in the docs, want at least 2", whole)
 	}
 }
 
