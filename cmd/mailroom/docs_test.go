@@ -193,7 +193,8 @@ type discard struct{}
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestReadmeLayout checks that the README's layout names every package
-// directory under internal/ and pkg/, so that a newcomer can find each.
+// directory under internal/ and pkg/, so that a newcomer can find each,
+// and that docs/architecture.md's package table does too.
 func TestReadmeLayout(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile("../../README.md")
@@ -203,6 +204,10 @@ func TestReadmeLayout(t *testing.T) {
 	_, layout, ok := strings.Cut(string(raw), "## Layout\n")
 	if !ok {
 		t.Fatal("README.md has no ## Layout section")
+	}
+	arch, err := os.ReadFile("../../docs/architecture.md")
+	if err != nil {
+		t.Fatal(err)
 	}
 	listed := map[string]bool{}
 	for _, line := range strings.Split(layout, "\n") {
@@ -216,8 +221,14 @@ func TestReadmeLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range dirs {
-			if d.IsDir() && !listed[root+"/"+d.Name()] {
+			if !d.IsDir() {
+				continue
+			}
+			if !listed[root+"/"+d.Name()] {
 				t.Errorf("README.md's layout does not name %s/%s/", root, d.Name())
+			}
+			if !strings.Contains(string(arch), "`"+root+"/"+d.Name()+"`") {
+				t.Errorf("docs/architecture.md's package table does not name `%s/%s`", root, d.Name())
 			}
 		}
 	}
