@@ -26,8 +26,11 @@ type waiter struct {
 	fail bool
 	// upstream is the proxied tool's result, combined into the task's.
 	upstream json.RawMessage
-	// created and deadline come from the task: past deadline it fails.
-	created, deadline time.Time
+	// deadline comes from the task: past it, the task fails.
+	deadline time.Time
+	// timeout is the wait's timeout as the caller asked for it, for the
+	// timed-out result, which must read as the plain call's does.
+	timeout time.Duration
 	// gen orders additions to the index ([Tasks.Reload] drops only waits
 	// indexed before it listed the waiting tasks).
 	gen uint64
@@ -201,8 +204,17 @@ func (t *Tasks) track(ctx context.Context, tk *store.Task) {
 		t.failBadWait(ctx, tk, fmt.Errorf("filter: %w", err))
 		return
 	}
+	// The timeout is the one stored with the call. Deadline less creation
+	// time is not it: the deadline is taken before the task is written,
+	// and the write stamps its own (later) time, so on a busy machine a
+	// 1s wait would time out "within 995ms". Tasks stored without one
+	// fall back to that difference.
+	timeout, err := time.ParseDuration(args.Timeout)
+	if err != nil || timeout <= 0 {
+		timeout = tk.Wait.Deadline.Sub(tk.CreatedAt).Round(time.Millisecond)
+	}
 	waits = append(waits, &waiter{key: tk.ID, owner: tk.Owner, m: m, taskID: tk.ID, upstream: args.Upstream,
-		created: tk.CreatedAt, deadline: tk.Wait.Deadline})
+		deadline: tk.Wait.Deadline, timeout: timeout})
 	if f := args.Fail; f != nil {
 		fm, err := t.Compile(Spec{Source: f.Source, Type: f.Type, Filter: f.Filter, Since: tk.Wait.Since, Match: MatchStrings(f.Match)})
 		if err != nil {
@@ -341,7 +353,7 @@ func (t *Tasks) expire(ctx context.Context) {
 	for _, w := range due {
 		// The task holds what the plain call answers when time runs out:
 		// an error tool result, not a JSON-RPC error.
-		res := TimedOutResult(w.m.spec.Describe(), w.deadline.Sub(w.created).Round(time.Millisecond))
+		res := TimedOutResult(w.m.spec.Describe(), w.timeout)
 		b, err := json.Marshal(res)
 		if err != nil {
 			t.log.Error("encode timed-out result", "task", w.taskID, "err", err)

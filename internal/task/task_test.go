@@ -211,6 +211,9 @@ func TestTerminalByTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, &Options{ReloadInterval: 20 * time.Millisecond})
 	ctx := context.Background()
+	// The store stamps the task later than the deadline was taken, as a
+	// slow write does on a busy machine.
+	b.clock.advance(-50 * time.Millisecond)
 	tk, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", TTL: 3 * time.Second, Wait: Wait{Source: "stripe", Timeout: 2 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -232,6 +235,10 @@ func TestTerminalByTimeout(t *testing.T) {
 	}
 	if json.Unmarshal(got.Result, &res); got.Status != store.TaskFailed || !res.IsError || res.StructuredContent.Status != "timed_out" {
 		t.Fatalf("after its timeout: %s %s", got.Status, got.Result)
+	}
+	// The plain call's words, with the timeout asked for.
+	if got, want := res.StructuredContent.Message, "no matching stripe event within 2s"; got != want {
+		t.Errorf("timed-out message = %q, want %q", got, want)
 	}
 	b.clock.advance(time.Hour) // past its TTL
 	for {
