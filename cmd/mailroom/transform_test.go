@@ -199,6 +199,24 @@ func TestTransformOverBinary(t *testing.T) {
 		t.Errorf("transform test delivered: %d requests, want %d", got, before)
 	}
 
+	// A script that an operator token may send, which one built-in call
+	// would turn into a gigabyte (in the handler, or at its top level,
+	// checked when the script is compiled): refused by the run's memory
+	// budget, and the process goes on.
+	for _, script := range []string{
+		`function handler(r) { r.body = "x".repeat(2**30); return r }`,
+		`const pad = "x".padEnd(2**30); function handler(r) { return r }`,
+	} {
+		code, body := apiDo(t, inst.addr, "POST", "connections/custom-%3Erewritten/transform/test",
+			map[string]string{"event_id": eventID, "transform": script})
+		if !strings.Contains(string(body), "exceeded its memory budget") {
+			t.Errorf("transform test of %s: %d %s, want the memory budget's error", script, code, body)
+		}
+	}
+	if code, body := apiDo(t, inst.addr, "GET", "sources", nil); code != http.StatusOK {
+		t.Fatalf("after the memory-hungry scripts: %d %s", code, body)
+	}
+
 	// Fix the thrower's script, reload, retry: delivered.
 	fixed := "function handler(request) {\n  request.body.fixed = true;\n  return request;\n}"
 	if err := os.WriteFile(cfgPath, []byte(transformConfig(dir, rsrv.URL, psrv.URL, fixed)), 0o600); err != nil {

@@ -162,6 +162,9 @@ func Compile(script string, opts *Options) (*Program, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
+	if err := checkSyntax(script); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
 	p := &Program{prg: prg, opts: opts.withDefaults()}
 	r := p.newRun(context.Background(), max(p.opts.Timeout, CompileBudget))
 	defer r.stop()
@@ -199,25 +202,29 @@ type run struct {
 	start time.Time
 	// stops end the timer and the context watch.
 	stops []func() bool
+	// meter is what the run's built-ins have charged (limits.go).
+	meter *meter
 }
 
 // newRun makes a runtime with a console, interrupted when budget is
-// spent or ctx ends. An interrupt stops JavaScript code at once;
-// a built-in function that is running (a sort, a JSON.stringify) finishes
-// first.
+// spent or ctx ends. An interrupt stops JavaScript code at once, and a
+// built-in that walks or builds something large (a JSON.stringify, a
+// spread) at its next charge to the run's meter (limits.go).
 func (p *Program) newRun(ctx context.Context, budget time.Duration) *run {
+	boundRegexps()
 	r := &run{p: p, vm: goja.New(), log: &consoleLog{max: p.opts.MaxLogBytes}, start: time.Now()}
 	r.vm.SetMaxCallStackSize(p.opts.MaxCallStack)
+	r.restrict()
 	console := r.vm.NewObject()
 	for _, name := range []string{"log", "info", "warn", "error", "debug"} {
 		console.Set(name, r.log.write(r.vm, name))
 	}
 	r.vm.Set("console", console)
 	t := time.AfterFunc(budget, func() {
-		r.vm.Interrupt(fmt.Errorf("%w: stopped after its budget of %s", ErrTimeout, budget))
+		r.meter.stop(fmt.Errorf("%w: stopped after its budget of %s", ErrTimeout, budget))
 	})
 	r.stops = append(r.stops, t.Stop, context.AfterFunc(ctx, func() {
-		r.vm.Interrupt(fmt.Errorf("transformation stopped: %w", context.Cause(ctx)))
+		r.meter.stop(fmt.Errorf("transformation stopped: %w", context.Cause(ctx)))
 	}))
 	return r
 }
@@ -283,6 +290,9 @@ func (r *run) call(in *Request, ev *Event) (*Request, error) {
 
 // explain turns an error of the runtime into the run's error.
 func (r *run) explain(err error) error {
+	if err := r.meter.reason(); err != nil {
+		return err // whatever the script did after: it cannot catch it
+	}
 	var intr *goja.InterruptedError
 	if errors.As(err, &intr) {
 		if e, ok := intr.Value().(error); ok {
