@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -69,4 +70,27 @@ func providersTable() string {
 			strings.Join(keys, ", ") + " | " + cell(p.DedupKey) + " | " + cell(p.EventType) + " | " + p.Handshake + " | " + map[bool]string{true: "yes"}[p.Outbound()] + " |\n")
 	}
 	return b.String()
+}
+
+// TestNamedProvidersCount checks the number of named providers the README
+// and the example config announce ("38 named providers") against the
+// provider table: its rows that are not generic schemes.
+func TestNamedProvidersCount(t *testing.T) {
+	named := 0
+	for _, p := range verify.Providers() {
+		if !p.Generic {
+			named++
+		}
+	}
+	want := fmt.Sprintf("%d named providers", named)
+	for _, f := range []string{"../../README.md", "../../examples/mailroom.yaml"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(strings.ReplaceAll(string(raw), "#", " ")), " ")
+		if !strings.Contains(text, want) {
+			t.Errorf("%s does not say %q (the provider table has %d named providers)", f, want, named)
+		}
+	}
 }
