@@ -14,6 +14,16 @@
 // writes. Reads use a separate pool of connections, which WAL lets run
 // beside the writer.
 //
+// The writer does not checkpoint (wal_autocheckpoint=0): a checkpointer
+// goroutine on a connection of its own copies the log into the database
+// file beside it once the log has grown by [Options.CheckpointPages], and
+// holds the writer between two transactions only to start the log over
+// when it passes [Options.MaxWALPages] (checkpoint.go). A reader that
+// keeps an old snapshot (a backup, a long list) holds the log back, as it
+// does in SQLite's own checkpoints: the log grows until it ends, then is
+// started over and its file cut back to three times MaxWALPages
+// (journal_size_limit). Close checkpoints the whole log and removes it.
+//
 // Opening checks the path before SQLite does: the parent directory must
 // exist ([ErrNoDirectory] otherwise, unless [Options.CreateDirs]), and a
 // file or directory the process may not write is reported with the
@@ -77,11 +87,26 @@ type Options struct {
 	// every commit is fsynced before it is acknowledged. "NORMAL" survives
 	// a process crash but not power loss.
 	Synchronous string
+	// CheckpointPages is the log size, in pages, past which the
+	// checkpointer copies the log into the database file, beside the
+	// writer (a PASSIVE checkpoint). If zero, [DefaultCheckpointPages].
+	CheckpointPages int
+	// MaxWALPages is the log size, in pages, past which the checkpointer
+	// holds the writer between two transactions to copy the rest and start
+	// the log over (a RESTART checkpoint; a few milliseconds). If zero,
+	// [DefaultMaxWALPages]; below CheckpointPages, CheckpointPages. A
+	// reader older than the log's start can keep it growing past it until
+	// the reader ends.
+	MaxWALPages int
 	// NoMigrate makes Open fail with a [store.SchemaBehindError] when
 	// migrations are pending instead of applying them. If false, Open
 	// applies them. Either way a database migrated by a newer mailroom is
 	// refused with a [store.SchemaTooNewError].
 	NoMigrate bool
+
+	// onCheckpoint, if non-nil, is called after each pass of the
+	// checkpointer (tests).
+	onCheckpoint func(checkpointPass)
 }
 
 // Store is the SQLite driver. It is safe for concurrent use. Every
@@ -101,6 +126,11 @@ type Store struct {
 	close  sync.Once
 	closed chan struct{} // closed when Close starts
 	done   chan struct{} // closed when the writer has exited
+
+	cdb      *sql.DB
+	ckpt     *checkpointer
+	stopCkpt context.CancelFunc
+	ckptDone chan struct{} // closed when the checkpointer has exited
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,6 +155,13 @@ func Open(ctx context.Context, path string, opts *Options) (*Store, error) {
 	if o.Synchronous == "" {
 		o.Synchronous = "FULL"
 	}
+	if o.CheckpointPages <= 0 {
+		o.CheckpointPages = DefaultCheckpointPages
+	}
+	if o.MaxWALPages <= 0 {
+		o.MaxWALPages = DefaultMaxWALPages
+	}
+	o.MaxWALPages = max(o.MaxWALPages, o.CheckpointPages)
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -155,7 +192,9 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 	// map (docs/benchmarks.md, "Backlog"). The mapped pages count in the
 	// process's RSS; they are the file's page cache, not heap.
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)&_pragma=mmap_size(" + strconv.FormatInt(MmapSize, 10) + ")"
-	wdsn := "file:" + path + "?" + pragmas + "&_pragma=synchronous(" + o.Synchronous + ")"
+	// The writer never checkpoints (wal_autocheckpoint=0): the
+	// checkpointer does, on its own connection (checkpoint.go).
+	wdsn := "file:" + path + "?" + pragmas + "&_pragma=synchronous(" + o.Synchronous + ")&_pragma=wal_autocheckpoint(0)"
 	wdb, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -174,6 +213,27 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 		wdb.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
+	// After a restart the writer cuts the log file back to this size
+	// (above the 2×MaxWALPages where the checkpointer stops sparing
+	// readers), so that a log a long reader made grow does not keep its
+	// disk space.
+	var pageSize int64
+	if err := wconn.QueryRowContext(ctx, `PRAGMA page_size`).Scan(&pageSize); err != nil {
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if _, err := wconn.ExecContext(ctx, "PRAGMA journal_size_limit = "+strconv.FormatInt(3*int64(o.MaxWALPages)*pageSize, 10)); err != nil {
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	migrated, err := walPagesWritten(wconn)
+	if err != nil {
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	rdb, err := sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)")
 	if err != nil {
 		wconn.Close()
@@ -182,6 +242,24 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 	}
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
+	// The checkpointer's connection: synchronous as the writer's, so that
+	// the database file is fsynced before the log it copied is reused.
+	cdb, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout("+strconv.FormatInt(checkpointBusyTimeout.Milliseconds(), 10)+")&_pragma=journal_mode(WAL)&_pragma=synchronous("+o.Synchronous+")")
+	if err != nil {
+		rdb.Close()
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	cdb.SetMaxOpenConns(1)
+	cconn, err := cdb.Conn(ctx)
+	if err != nil {
+		cdb.Close()
+		rdb.Close()
+		wconn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	s := &Store{
 		opts:   o,
 		log:    log,
@@ -193,6 +271,17 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 		ops:    make(chan *writeOp, o.MaxBatch*4),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
+		cdb:    cdb,
+		ckpt: &checkpointer{
+			conn:   cconn,
+			log:    log,
+			every:  int64(o.CheckpointPages),
+			max:    int64(o.MaxWALPages),
+			kick:   make(chan struct{}, 1),
+			pause:  make(chan chan struct{}),
+			onPass: o.onCheckpoint,
+		},
+		ckptDone: make(chan struct{}),
 	}
 	// The dispatcher's per-delivery lookups: prepared now, not on first use.
 	for _, q := range sqlstore.HotReads() {
@@ -200,6 +289,13 @@ func open(ctx context.Context, path string, o Options, log *slog.Logger) (*Store
 	}
 	s.Store = sqlstore.New(sqlstore.Engine{Dialect: dialect(), Read: s.reads, Write: s.writeTx, Closed: s.closed})
 	go s.runWriter()
+	cctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopCkpt = stop
+	go func() {
+		defer close(s.ckptDone)
+		s.ckpt.run(cctx)
+	}()
+	s.ckpt.added(migrated)
 	return s, nil
 }
 
@@ -268,14 +364,24 @@ func Status(ctx context.Context, path string) (*store.SchemaStatus, error) {
 	return schemaStatus(ctx, c)
 }
 
-// Close stops accepting writes, lets the writer finish what is queued, and
-// closes the database. It is safe to call more than once.
+// Close stops accepting writes, lets the writer finish what is queued,
+// stops the checkpointer, checkpoints the whole log and closes the
+// database (the last connection to close removes the log file). It is
+// safe to call more than once.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
 		close(s.closed)
 		<-s.done
-		err = errors.Join(s.w.close(), s.reads.close(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close())
+		s.stopCkpt()
+		<-s.ckptDone
+		// TRUNCATE: with the writer gone, this copies what is left and
+		// empties the log, unless a reader is still in it; then the last
+		// connection's close does it.
+		if _, cerr := s.ckpt.checkpoint(context.Background(), "TRUNCATE"); cerr != nil {
+			s.log.Error("sqlite checkpoint on close", "err", cerr)
+		}
+		err = errors.Join(s.w.close(), s.reads.close(), s.wconn.Close(), s.wdb.Close(), s.rdb.Close(), s.ckpt.conn.Close(), s.cdb.Close())
 	})
 	return err
 }

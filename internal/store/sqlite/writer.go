@@ -106,7 +106,9 @@ func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
 }
 
 // runWriter is the writer goroutine: it batches queued operations into
-// transactions until Close, then drains what is left and exits.
+// transactions until Close, then drains what is left and exits. Between
+// two transactions it may be held by the checkpointer (the pause
+// channel) while a restart checkpoint runs.
 func (s *Store) runWriter() {
 	defer close(s.done)
 	batch := make([]*writeOp, 0, s.opts.MaxBatch)
@@ -114,12 +116,16 @@ func (s *Store) runWriter() {
 		var first *writeOp
 		select {
 		case first = <-s.ops:
+		case resume := <-s.ckpt.pause:
+			<-resume
+			continue
 		case <-s.closed:
 			// Finish what was queued before Close.
 			for {
 				select {
 				case op := <-s.ops:
 					s.runBatch(append(batch[:0], op))
+					s.noteWAL()
 				default:
 					return
 				}
@@ -136,7 +142,19 @@ func (s *Store) runWriter() {
 			}
 		}
 		s.runBatch(batch)
+		s.noteWAL()
 	}
+}
+
+// noteWAL tells the checkpointer how many pages the last transaction
+// wrote to the log.
+func (s *Store) noteWAL() {
+	n, err := walPagesWritten(s.wconn)
+	if err != nil {
+		s.log.Error("sqlite wal pages", "err", err)
+		return
+	}
+	s.ckpt.added(n)
 }
 
 // runBatch runs ops in one transaction and completes them after the
