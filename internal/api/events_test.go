@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -415,12 +416,16 @@ func TestListenAttempt(t *testing.T) {
 	ok := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "status_code": 202, "duration_ms": 4.5}), http.StatusCreated)
 	long := strings.Repeat("x", 5000)
 	bad := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "status_code": 500, "response_body": long}), http.StatusCreated)
+	// The client says what went wrong: kept like the body, 4 KiB at most
+	// (an error of 1 MiB was stored whole, twice: attempt and delivery).
+	failed := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "error": strings.Repeat("é", 300_000)}), http.StatusCreated)
 	for _, tt := range []struct {
 		d      store.Delivery
 		status string
 		code   int
 		body   int
-	}{{ok, store.DeliverySucceeded, 202, 0}, {bad, store.DeliveryDead, 500, 4096}} {
+		err    int
+	}{{ok, store.DeliverySucceeded, 202, 0, 0}, {bad, store.DeliveryDead, 500, 4096, 0}, {failed, store.DeliveryDead, 0, 0, 4096}} {
 		d, err := b.store.DeliveryGetByID(ctx, tt.d.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -434,6 +439,9 @@ func TestListenAttempt(t *testing.T) {
 		}
 		if len(as) != 1 || as[0].StatusCode != tt.code || len(as[0].ResponseBody) != tt.body {
 			t.Errorf("attempts of %s: %+v", d.ID, as)
+		}
+		if len(as) == 1 && (len(as[0].Error) > tt.err || len(as[0].Error) < tt.err-3 || !utf8.ValidString(as[0].Error) || len(d.LastError) != len(as[0].Error)) {
+			t.Errorf("attempt of %s keeps an error of %d bytes (valid UTF-8 %v), delivery %d, want at most %d", d.ID, len(as[0].Error), utf8.ValidString(as[0].Error), len(d.LastError), tt.err)
 		}
 	}
 	if got := b.do(t, "POST", path, map[string]any{"session": "a b"}); got.status != http.StatusBadRequest {

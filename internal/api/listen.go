@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailroomhq/mailroom/internal/store"
 )
@@ -253,18 +254,35 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 	if success {
 		status = store.DeliverySucceeded
 	}
+	// What the client reports is kept bounded, as a destination's answer
+	// is: the first 4 KiB of the body and of the error.
 	resp := []byte(body.ResponseBody)
-	if len(resp) > 4096 {
-		resp = resp[:4096]
+	if len(resp) > maxListenText {
+		resp = resp[:maxListenText]
 	}
 	// The pseudo-destination has no dispatcher worker: the delivery is
 	// recorded finished, with its attempt, in one write.
 	d := &store.Delivery{EventID: ev.ID, RequestID: ev.RequestID, Source: ev.Source, Destination: dest, ConnectionID: "listen"}
 	at := &store.Attempt{StartedAt: now.Add(-time.Duration(body.DurationMS * float64(time.Millisecond))),
-		DurationMS: body.DurationMS, StatusCode: body.StatusCode, ResponseBody: resp, Error: body.Error, Success: success}
+		DurationMS: body.DurationMS, StatusCode: body.StatusCode, ResponseBody: resp, Error: cutText(body.Error, maxListenText), Success: success}
 	if err := a.store.DeliveryInsertFinished(ctx, &store.DeliveryInsertFinishedParams{Delivery: d, Attempt: at, Status: status, Now: now}); err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
 	writeJSON(w, http.StatusCreated, d)
+}
+
+// maxListenText bounds the response body and the error a listen attempt
+// keeps.
+const maxListenText = 4096
+
+// cutText returns s cut to at most n bytes, at a UTF-8 boundary.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
