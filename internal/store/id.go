@@ -21,6 +21,12 @@ type IDGenerator struct {
 	buf     [10]byte // the entropy of the id being made
 }
 
+// The times a ULID can carry.
+var (
+	ulidMinTime = time.UnixMilli(0)
+	ulidMaxTime = ulid.Time(ulid.MaxTime())
+)
+
 // NewIDGenerator returns a generator seeded from crypto/rand.
 func NewIDGenerator() *IDGenerator {
 	return &IDGenerator{entropy: ulid.Monotonic(rand.Reader, 0)}
@@ -28,12 +34,13 @@ func NewIDGenerator() *IDGenerator {
 
 // New returns a fresh id with the given prefix ("req", "evt", "dlv", "att")
 // stamped with t, or with the last stamp used if t is earlier, to keep ids
-// increasing when the clock steps back.
+// increasing when the clock steps back, or if a ULID cannot carry t
+// (before 1970 or after year 10889).
 func (g *IDGenerator) New(prefix string, t time.Time) string {
 	g.mu.Lock()
-	ms := ulid.Timestamp(t)
-	if ms < g.last {
-		ms = g.last
+	ms := g.last
+	if !t.Before(ulidMinTime) && !t.After(ulidMaxTime) {
+		ms = max(ulid.Timestamp(t), g.last)
 	}
 	g.last = ms
 	id, err := g.next(ms)
