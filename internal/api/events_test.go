@@ -447,6 +447,17 @@ func TestListenAttempt(t *testing.T) {
 	if got := b.do(t, "POST", path, map[string]any{"session": "a b"}); got.status != http.StatusBadRequest {
 		t.Errorf("bad session: %d", got.status)
 	}
+	// The attempt's start is now less its duration: a negative or huge
+	// one stamped the attempt (and its id) decades away, or beyond what an
+	// id can carry, which ended the process.
+	for _, d := range []float64{-1e15, -1, 1e300, 86_400_001} {
+		if got := b.do(t, "POST", path, map[string]any{"session": "t1", "duration_ms": d}); got.status != http.StatusBadRequest {
+			t.Errorf("duration_ms %g: %d, want 400", d, got.status)
+		}
+	}
+	if got := b.do(t, "POST", path, map[string]any{"session": "t1", "duration_ms": 86_400_000}); got.status != http.StatusCreated {
+		t.Errorf("duration_ms of a day: %d, want 201", got.status)
+	}
 	if got := b.do(t, "POST", "/api/v1/events/evt_nope/listen-attempts", map[string]any{"session": "t1"}); got.status != http.StatusNotFound {
 		t.Errorf("unknown event: %d", got.status)
 	}

@@ -238,6 +238,10 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "session: required, at most 64 characters, no spaces or slashes")
 		return
 	}
+	if !(body.DurationMS >= 0 && body.DurationMS <= maxListenDurationMS) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("duration_ms: %g is not a number of milliseconds from 0 to %d (a day)", body.DurationMS, maxListenDurationMS))
+		return
+	}
 	ev, err := a.store.EventGetByID(ctx, r.PathValue("id"))
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("event %q not found", r.PathValue("id")))
@@ -271,6 +275,10 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusCreated, d)
 }
+
+// maxListenDurationMS bounds a listen attempt's duration_ms: the attempt
+// is stamped as started that long before it is recorded.
+const maxListenDurationMS = 86_400_000
 
 // maxListenText bounds the response body and the error a listen attempt
 // keeps.
