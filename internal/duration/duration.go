@@ -7,6 +7,7 @@ package duration
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -25,6 +26,9 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalJSON writes d as a duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
+// maxNanos is the first float64 past the longest time.Duration.
+const maxNanos = float64(math.MaxInt64)
+
 // UnmarshalJSON reads a duration string or a number of seconds.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
@@ -33,7 +37,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		if err2 := json.Unmarshal(b, &secs); err2 != nil {
 			return fmt.Errorf("duration must be a string like \"5m\" or a number of seconds")
 		}
-		*d = Duration(secs * float64(time.Second))
+		// A negative number is left to the field's own check, which
+		// names the field; one past the longest duration would wrap.
+		ns := secs * float64(time.Second)
+		if math.Abs(ns) >= maxNanos {
+			return fmt.Errorf("invalid duration %s: longer than %s", b, time.Duration(math.MaxInt64))
+		}
+		*d = Duration(ns)
 		return nil
 	}
 	return d.UnmarshalText([]byte(s))
