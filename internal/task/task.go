@@ -244,7 +244,7 @@ func (t *Tasks) Create(ctx context.Context, p *CreateParams) (*store.Task, error
 	}
 	ttl := p.TTL
 	if ttl == 0 {
-		ttl = spec.Timeout + time.Hour
+		ttl = min(spec.Timeout, MaxTTL) + time.Hour // not the timeout + 1h: it may be the longest duration
 	}
 	ttl = min(ttl, MaxTTL)
 	timeout := min(spec.Timeout, ttl)

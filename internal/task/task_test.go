@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -147,6 +148,19 @@ func TestCreate(t *testing.T) {
 		}
 		if err := json.Unmarshal(got.Result, &res); err != nil || res.StructuredContent.Event.EventID != want {
 			t.Fatalf("result %s: %v", got.Result, err)
+		}
+	})
+
+	t.Run("LongestTimeout", func(t *testing.T) {
+		// The longest duration there is: its TTL (timeout + 1h) wrapped
+		// around to a negative, and the deadline to the year 1734.
+		tk, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "shop", Timeout: time.Duration(math.MaxInt64)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := b.clock.now()
+		if tk.TTL != MaxTTL || tk.Wait.Deadline.Before(now) || tk.Wait.Deadline.After(now.Add(MaxTTL)) {
+			t.Fatalf("created with ttl %v and deadline %v at %v, want both within MaxTTL ahead", tk.TTL, tk.Wait.Deadline, now)
 		}
 	})
 
