@@ -93,6 +93,16 @@ type Queue interface {
 	// leases it renewed. This is the heartbeat of a live dispatcher: a
 	// dead one stops renewing and its deliveries come due within one lease.
 	DeliveryExtendLeases(ctx context.Context, p *DeliveryExtendLeasesParams) (int, error)
+	// DeliveryReleaseLeases gives back leases a caller holds but will not
+	// use (deliveries it claimed ahead and did not send): each lease's
+	// delivery, if it is still pending with the same Attempts and still due
+	// exactly at the lease's Until (fenced as [Queue.DeliveryExtendLeases]
+	// is), is made due at p.Now and its Attempts taken back by one, since
+	// the claim made no attempt. Deliveries it moved announce themselves
+	// ([NotifyDeliveryDue]). It returns how many leases it released; a
+	// lease that lapsed and was claimed again, or was recorded, is left
+	// alone.
+	DeliveryReleaseLeases(ctx context.Context, p *DeliveryReleaseLeasesParams) (int, error)
 	// DeliveryRetry makes one delivery pending and due at now, whatever its
 	// status. A dead delivery so gets one more attempt.
 	DeliveryRetry(ctx context.Context, id string, now time.Time) (*Delivery, error)
@@ -460,6 +470,15 @@ type DeliveryExtendLeasesParams struct {
 	// Until is the new expiry of each renewed lease.
 	Until time.Time
 	// Now stamps the update.
+	Now time.Time
+}
+
+// DeliveryReleaseLeasesParams is the input of [Queue.DeliveryReleaseLeases].
+type DeliveryReleaseLeasesParams struct {
+	// Leases are the claims to give back.
+	Leases []DeliveryLease
+	// Now is when the released deliveries are due again, and stamps the
+	// update.
 	Now time.Time
 }
 

@@ -133,6 +133,44 @@ func (s *Store) DeliveryExtendLeases(ctx context.Context, p *store.DeliveryExten
 	return renewed, nil
 }
 
+// sqlReleaseLease gives one lease back, fenced as sqlExtendLease is.
+const sqlReleaseLease = `UPDATE deliveries SET attempts = attempts - 1, next_attempt_at = ?, updated_at = ?
+	WHERE id = ? AND attempts = ? AND status = 'pending' AND next_attempt_at = ?
+	RETURNING destination`
+
+// DeliveryReleaseLeases implements [store.Queue].
+func (s *Store) DeliveryReleaseLeases(ctx context.Context, p *store.DeliveryReleaseLeasesParams) (int, error) {
+	if len(p.Leases) == 0 {
+		return 0, nil
+	}
+	var released int
+	err := s.write(ctx, func(ctx context.Context, tx Tx) error {
+		released = 0
+		now := micros(p.Now)
+		seen := map[string]bool{}
+		for _, l := range p.Leases {
+			var dest string
+			err := tx.QueryRow(ctx, sqlReleaseLease, now, now, l.ID, l.Attempt, micros(l.Until)).Scan(&dest)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // no longer this caller's lease
+			}
+			if err != nil {
+				return err
+			}
+			released++
+			if !seen[dest] {
+				seen[dest] = true
+				tx.Notify(store.Notification{Kind: store.NotifyDeliveryDue, Destination: dest})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release %d delivery leases: %w", len(p.Leases), err)
+	}
+	return released, nil
+}
+
 // DeliveryRetry implements [store.Queue].
 func (s *Store) DeliveryRetry(ctx context.Context, id string, now time.Time) (*store.Delivery, error) {
 	var d *store.Delivery

@@ -282,6 +282,96 @@ func testDeliveryExtendLeases(t *testing.T, newStore NewStore) {
 	})
 }
 
+func testDeliveryReleaseLeases(t *testing.T, newStore NewStore) {
+	t.Run("GivesBackOnlyLeasesStillHeld", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		s := newStore(t)
+		for i := range 4 {
+			Ingest(ctx, t, s, "s", fmt.Sprint(i), "d")
+		}
+		now := time.Now()
+		held := claim(ctx, t, s, "d", now, 4, false) // leased until now+1m, attempts 1
+		if len(held) != 4 {
+			t.Fatalf("claimed %d, want 4", len(held))
+		}
+		leases := make([]store.DeliveryLease, len(held))
+		for i, d := range held {
+			leases[i] = store.DeliveryLease{ID: d.ID, Attempt: d.Attempts, Until: d.NextAttemptAt}
+		}
+		// held[0] is recorded (retry in an hour): no longer a lease.
+		if err := s.AttemptRecord(ctx, &store.AttemptRecordParams{Attempt: &store.Attempt{DeliveryID: held[0].ID, Destination: "d",
+			Number: held[0].Attempts, StartedAt: now, StatusCode: 500}, Status: store.DeliveryPending, NextAttemptAt: now.Add(time.Hour), Now: now}); err != nil {
+			t.Fatal(err)
+		}
+		// held[1]'s lease lapsed and another caller claimed it again.
+		lapsed := now.Add(2 * time.Minute)
+		again := claim(ctx, t, s, "d", lapsed, 10, false)
+		if len(again) != 3 {
+			t.Fatalf("claim after the leases lapsed = %d, want 3", len(again))
+		}
+		// Of those three, the other caller renews held[2] and held[3]
+		// under its own token, and hands the old leases back: only its own
+		// (current) leases may be released.
+		var mine []store.DeliveryLease
+		for _, d := range again {
+			if d.ID != held[1].ID {
+				mine = append(mine, store.DeliveryLease{ID: d.ID, Attempt: d.Attempts, Until: d.NextAttemptAt})
+			}
+		}
+		sub, cancel := context.WithCancel(ctx)
+		defer cancel()
+		notes := s.Subscribe(sub)
+		n, err := s.DeliveryReleaseLeases(ctx, &store.DeliveryReleaseLeasesParams{Leases: leases, Now: lapsed})
+		if err != nil || n != 0 {
+			t.Fatalf("released stale leases = %d, %v; want 0", n, err)
+		}
+		n, err = s.DeliveryReleaseLeases(ctx, &store.DeliveryReleaseLeasesParams{Leases: mine, Now: lapsed})
+		if err != nil || n != 2 {
+			t.Fatalf("released current leases = %d, %v; want 2", n, err)
+		}
+		select {
+		case note := <-notes:
+			if note.Kind != store.NotifyDeliveryDue || note.Destination != "d" {
+				t.Errorf("notification = %+v, want delivery due on d", note)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("no notification for the released deliveries")
+		}
+		for _, l := range mine {
+			d, err := s.DeliveryGetByID(ctx, l.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The claim made no attempt: its count is taken back, and the
+			// delivery is due at once.
+			if d.Status != store.DeliveryPending || d.Attempts != l.Attempt-1 || !d.NextAttemptAt.Equal(lapsed.Truncate(time.Microsecond)) {
+				t.Errorf("released %s: status %s, attempts %d (claimed %d), due %v (want %v)", d.ID, d.Status, d.Attempts, l.Attempt, d.NextAttemptAt, lapsed)
+			}
+		}
+		if d, err := s.DeliveryGetByID(ctx, held[1].ID); err != nil || d.Attempts != 2 || !d.NextAttemptAt.Equal(lapsed.Add(time.Minute).Truncate(time.Microsecond)) {
+			t.Errorf("re-claimed %s moved by a stale release: %+v, %v", held[1].ID, d, err)
+		}
+		if d, err := s.DeliveryGetByID(ctx, held[0].ID); err != nil || d.Attempts != 1 || !d.NextAttemptAt.Equal(now.Add(time.Hour).Truncate(time.Microsecond)) {
+			t.Errorf("recorded %s moved by a stale release: %+v, %v", held[0].ID, d, err)
+		}
+		// Released, they are claimable again, under the number the
+		// released claim had (it was never used).
+		got := claim(ctx, t, s, "d", lapsed, 10, false)
+		if len(got) != 2 {
+			t.Fatalf("claimable after the release = %d, want 2", len(got))
+		}
+		for _, d := range got {
+			if d.Attempts != 2 {
+				t.Errorf("reclaimed %s with attempts %d, want 2", d.ID, d.Attempts)
+			}
+		}
+		if n, err := s.DeliveryReleaseLeases(ctx, &store.DeliveryReleaseLeasesParams{Now: now}); err != nil || n != 0 {
+			t.Errorf("empty release = %d, %v", n, err)
+		}
+	})
+}
+
 func testDeliveryInsertFinished(t *testing.T, newStore NewStore) {
 	t.Run("RecordsDeliveryAttemptAndEventAtOnce", func(t *testing.T) {
 		t.Parallel()

@@ -23,6 +23,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Search", func(t *testing.T) { testSearch(t, newStore) })
 	t.Run("DeliveryClaimDue", func(t *testing.T) { testDeliveryClaimDue(t, newStore) })
 	t.Run("DeliveryExtendLeases", func(t *testing.T) { testDeliveryExtendLeases(t, newStore) })
+	t.Run("DeliveryReleaseLeases", func(t *testing.T) { testDeliveryReleaseLeases(t, newStore) })
 	t.Run("AttemptRecord", func(t *testing.T) { testAttemptRecord(t, newStore) })
 	t.Run("DeliveryInsertFinished", func(t *testing.T) { testDeliveryInsertFinished(t, newStore) })
 	t.Run("DeliveryRetry", func(t *testing.T) { testDeliveryRetry(t, newStore) })
