@@ -86,6 +86,14 @@ func cmpOr(d, def time.Duration) time.Duration {
 // is the only goroutine that claims for the destination; each claimed
 // delivery is sent on its own goroutine, at most maxConc at a time
 // (one for an ordered destination).
+//
+// Claims are pipelined with sending: the loop claims up to one more
+// maxConc of deliveries than there are free slots, and holds them, so
+// that a slot freed while a claim waits in the store's writer queue is
+// refilled at once, from the held ones, by the attempt that freed it.
+// A held delivery is sent only if everything that would stop a claim
+// still allows it when its slot frees (see [worker.pump]); otherwise it
+// is given back to the store ([store.Queue.DeliveryReleaseLeases]).
 type worker struct {
 	r      *run
 	d      *Dispatcher
@@ -97,6 +105,9 @@ type worker struct {
 
 	mu       sync.Mutex
 	inflight int
+	// held are deliveries claimed ahead of a free slot, oldest claim
+	// first, each with the configuration it was claimed under.
+	held []heldDelivery
 	// next is the soonest retry that this worker's own attempts scheduled,
 	// so that it wakes for it without polling faster.
 	next time.Time
@@ -126,6 +137,12 @@ func newWorker(r *run, cfg *destConfig) *worker {
 	w.cfg.Store(cfg)
 	w.br.state = cfg.dest.Circuit
 	return w
+}
+
+// heldDelivery is a delivery claimed ahead, waiting for a slot.
+type heldDelivery struct {
+	dl  *store.Delivery
+	cfg *destConfig
 }
 
 // wake makes the run loop look for due deliveries now.
@@ -184,6 +201,24 @@ func (w *worker) applyRate(cfg *destConfig) {
 	}
 }
 
+// slots returns how many attempts cfg lets be in flight at once
+// (max_concurrency, one for an ordered destination), and how many
+// deliveries it lets the worker hold claimed: those in flight plus those
+// claimed ahead. A worker claims one more max_concurrency ahead, except
+// for an ordered destination (its next head is known only once the
+// current one is recorded) and a rate-limited one (its deliveries take
+// their tokens when claimed, and are sent at once so that the sends keep
+// the limiter's pace).
+func (cfg *destConfig) slots() (slots, window int) {
+	if cfg.dest.Ordered {
+		return 1, 1
+	}
+	if cfg.rate > 0 {
+		return cfg.maxConc, cfg.maxConc
+	}
+	return cfg.maxConc, 2 * cfg.maxConc
+}
+
 // capacity returns how many deliveries the worker may claim now, and
 // clears a scheduled wake-up that has come due (the claim about to happen
 // serves it).
@@ -196,11 +231,8 @@ func (w *worker) capacity(cfg *destConfig) int {
 	if cfg.err != nil || cfg.dest.Paused || w.hold {
 		return 0
 	}
-	limit := cfg.maxConc
-	if cfg.dest.Ordered {
-		limit = 1
-	}
-	return max(0, limit-w.inflight)
+	_, window := cfg.slots()
+	return max(0, window-w.inflight-len(w.held))
 }
 
 // run is the worker's loop: claim what capacity and rate allow, start an
@@ -208,6 +240,8 @@ func (w *worker) capacity(cfg *destConfig) int {
 // destination, a freed slot, a scheduled retry, a rate token) or the poll
 // interval passes.
 func (w *worker) run() {
+	// On the way out the worker is stopping: pump gives back what it holds.
+	defer w.pump()
 	var errDelay time.Duration
 	for {
 		if w.ctx.Err() != nil {
@@ -215,6 +249,10 @@ func (w *worker) run() {
 		}
 		cfg := w.cfg.Load()
 		w.applyRate(cfg)
+		// A pause, a reload or a circuit that opened may have made held
+		// deliveries unsendable: give them back now rather than when a
+		// slot frees.
+		w.pump()
 		wait := w.d.opts.PollInterval
 		n := w.capacity(cfg)
 		if limit, wakeAt := w.circuitGate(cfg); limit >= 0 {
@@ -252,9 +290,12 @@ func (w *worker) run() {
 			if w.lim != nil && len(ds) > 0 {
 				w.lim.AllowN(time.Now(), len(ds))
 			}
+			w.mu.Lock()
 			for _, dl := range ds {
-				w.start(cfg, dl)
+				w.held = append(w.held, heldDelivery{dl: dl, cfg: cfg})
 			}
+			w.mu.Unlock()
+			w.pump()
 			if len(ds) == n {
 				// There may be more due; capacity decides.
 				continue
@@ -271,8 +312,8 @@ const claimTimeout = 10 * time.Second
 
 // claim leases up to n due deliveries. The claim runs on a context
 // detached from the worker's: a claim that commits while the worker is
-// stopping must still hand its deliveries over, to be sent within the
-// grace period, rather than strand them until their leases expire.
+// stopping must still hand its deliveries over, to be given back (see
+// [worker.pump]), rather than strand them until their leases expire.
 func (w *worker) claim(cfg *destConfig, n int) ([]*store.Delivery, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), claimTimeout)
 	defer cancel()
@@ -305,11 +346,94 @@ func (w *worker) sleep(wait time.Duration) bool {
 	return true
 }
 
-// start sends dl on its own goroutine, which [Dispatcher.Run] waits for.
-func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
+// pump starts held deliveries while slots are free, oldest claim first,
+// and gives back to the store those that may no longer be sent. It is
+// called by the run loop after each claim and before it sleeps, and by
+// each attempt as soon as its exchange frees a slot, so that a freed slot
+// is refilled without waiting for a claim.
+//
+// A held delivery is sent under the configuration in force when its slot
+// frees, as if it were claimed then, and only if a claim then could have
+// taken it:
+//   - the worker is not stopping (shutdown, or the destination removed):
+//     nothing claimed ahead is sent after the worker was told to stop;
+//   - the destination is not paused (in the store or by a 410 being
+//     written) and its configuration is valid;
+//   - the circuit is closed, or the delivery is the half-open probe;
+//   - it was claimed under the same ordering, and under a rate limit if
+//     one is in force now (a delivery claimed ahead took no token);
+//   - at least half of its lease is left. A held delivery's lease is not
+//     renewed (only attempts in flight are, see [leaseKeeper]); with half
+//     a lease left its first renewal, at most Lease/4 away, still comes
+//     before another instance could claim it.
+//
+// Whatever fails these is given back at once, due again, its unused
+// attempt number taken back.
+func (w *worker) pump() {
+	cfg := w.cfg.Load()
+	now := w.d.now()
+	slots, _ := cfg.slots()
+	stopping := w.ctx.Err() != nil
+	var send, back []*store.Delivery
 	w.mu.Lock()
-	w.inflight++
+	blocked := stopping || cfg.err != nil || cfg.dest.Paused || w.hold
+	open := cfg.circuit.Enabled() && w.br.state.State != store.CircuitClosed
+	for len(w.held) > 0 && (blocked || w.inflight < slots) {
+		h := w.held[0]
+		w.held[0] = heldDelivery{}
+		w.held = w.held[1:]
+		isProbe := w.br.probing && w.br.probe == h.dl.ID
+		switch {
+		case blocked,
+			open && !isProbe,
+			h.cfg.dest.Ordered != cfg.dest.Ordered,
+			cfg.rate > 0 && h.cfg.rate <= 0,
+			h.dl.NextAttemptAt.Sub(now) < w.d.opts.Lease/2:
+			if isProbe {
+				w.br.probe = "" // the next claim probes instead
+			}
+			back = append(back, h.dl)
+		default:
+			w.inflight++
+			send = append(send, h.dl)
+		}
+	}
+	if len(w.held) == 0 {
+		w.held = nil // let the backing array go
+	}
 	w.mu.Unlock()
+	for _, dl := range send {
+		w.start(cfg, dl)
+	}
+	if len(back) > 0 {
+		w.giveBack(back)
+		if !stopping {
+			w.wake() // their room may be claimed again
+		}
+	}
+}
+
+// giveBack releases the leases of claimed deliveries that will not be
+// sent, so that they are due again at once, for this instance or
+// another. If the store fails, their leases expire instead.
+func (w *worker) giveBack(ds []*store.Delivery) {
+	leases := make([]store.DeliveryLease, len(ds))
+	for i, dl := range ds {
+		leases[i] = store.DeliveryLease{ID: dl.ID, Attempt: dl.Attempts, Until: dl.NextAttemptAt}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.r.hard), recordTimeout)
+	defer cancel()
+	n, err := w.d.store.DeliveryReleaseLeases(ctx, &store.DeliveryReleaseLeasesParams{Leases: leases, Now: w.d.now()})
+	if err != nil {
+		w.d.log.Error("give back claimed deliveries", "destination", w.name, "deliveries", len(ds), "err", err)
+		return
+	}
+	w.d.log.Debug("gave back claimed deliveries", "destination", w.name, "deliveries", len(ds), "released", n)
+}
+
+// start sends dl, for which pump took a slot, on its own goroutine, which
+// [Dispatcher.Run] waits for.
+func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
 	w.r.leases.add(dl)
 	w.r.wg.Add(1)
 	go func() {
@@ -324,7 +448,8 @@ func (w *worker) start(cfg *destConfig, dl *store.Delivery) {
 }
 
 // release frees the concurrency slot of an attempt whose HTTP exchange is
-// over, and wakes the loop. max_concurrency bounds requests in flight to
+// over, refills it from the held deliveries, and wakes the loop to claim
+// more. max_concurrency bounds requests in flight to
 // the destination; recording the outcome does not hold a slot, so a
 // commit queued behind ingest batches does not throttle delivery. An
 // ordered destination still waits: its head stays leased until recorded.
@@ -332,6 +457,7 @@ func (w *worker) release() {
 	w.mu.Lock()
 	w.inflight--
 	w.mu.Unlock()
+	w.pump()
 	w.wake()
 }
 
