@@ -231,8 +231,14 @@ func (w *worker) capacity(cfg *destConfig) int {
 	if cfg.err != nil || cfg.dest.Paused || w.hold {
 		return 0
 	}
-	_, window := cfg.slots()
-	return max(0, window-w.inflight-len(w.held))
+	slots, window := cfg.slots()
+	room := max(0, window-w.inflight-len(w.held))
+	if len(w.held) > 0 && room < max(1, slots/2) {
+		// The held deliveries fill the slots meanwhile: wait for room
+		// for a larger claim (fewer claims in the writer's queue).
+		return 0
+	}
+	return room
 }
 
 // run is the worker's loop: claim what capacity and rate allow, start an
