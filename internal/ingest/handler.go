@@ -201,6 +201,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the fan-out all come from the same version of the catalog.
 	snap := h.catalog.Current()
 	name, path := sourcePath(snap, r)
+	name, path = storable(name), storable(path)
 	if h.tracer != nil {
 		ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := h.tracer.Start(ctx, "POST /e/{source}", trace.WithSpanKind(trace.SpanKindServer),
@@ -213,7 +214,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ReceivedAt: start,
 		Method:     r.Method,
 		Path:       path,
-		Query:      r.URL.RawQuery,
+		Query:      storable(r.URL.RawQuery),
 		RemoteAddr: r.RemoteAddr,
 	}
 	outcome := h.serve(w, r, rec, snap)
@@ -407,6 +408,30 @@ func sourcePath(snap *catalog.Snapshot, r *http.Request) (name, path string) {
 		path = "/" + after
 	}
 	return full, path
+}
+
+// storable returns a source name, path suffix or query taken from the
+// request line as every driver can store it and every client show it:
+// itself when it is UTF-8 without NUL, else with each byte that is not
+// UTF-8, and NUL, percent-encoded ("/%FF%FE"). The name and path are
+// percent-decoded from the URL and the raw query may carry any byte;
+// PostgreSQL's text refuses both, and a request it could not store would
+// be refused as a storage failure every time it is sent.
+func storable(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && n == 1) || r == 0 {
+			fmt.Fprintf(&b, "%%%02X", s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // suffix returns the path after /e/{source}, or "".

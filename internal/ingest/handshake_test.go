@@ -46,7 +46,7 @@ func setupProviders(t *testing.T) *providerBundle {
 
 // serveIngest serves ingest (with opts) over s's catalog on loopback and
 // returns its base URL.
-func serveIngest(t *testing.T, s *sqlite.Store, opts *ingest.Options) string {
+func serveIngest(t *testing.T, s store.Store, opts *ingest.Options) string {
 	t.Helper()
 	compiler, err := route.NewCompiler()
 	if err != nil {
