@@ -285,10 +285,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *store.Reque
 			ev.DedupError = dedupError(err)
 			h.dedupFailed(rec.Source, ev.DedupError)
 		}
-		ev.DedupKey = key
+		ev.DedupKey = storable(key)
 	}
 	if src.EventType != nil {
-		ev.Type, _ = src.EventType.EvalString(in)
+		typ, _ := src.EventType.EvalString(in)
+		ev.Type = storable(typ)
 	}
 	res, err := h.store.RequestIngest(ctx, &store.RequestIngestParams{
 		Request: rec, Event: ev, DedupWindow: src.DedupWindow, Deliveries: snap.Deliveries(in),
@@ -410,13 +411,17 @@ func sourcePath(snap *catalog.Snapshot, r *http.Request) (name, path string) {
 	return full, path
 }
 
-// storable returns a source name, path suffix or query taken from the
-// request line as every driver can store it and every client show it:
+// storable returns text taken from a request (the source name, path
+// suffix and query of its request line, a dedup key or event type read
+// from its body or headers) as every driver can store it and every client
+// show it:
 // itself when it is UTF-8 without NUL, else with each byte that is not
 // UTF-8, and NUL, percent-encoded ("/%FF%FE"). The name and path are
-// percent-decoded from the URL and the raw query may carry any byte;
-// PostgreSQL's text refuses both, and a request it could not store would
-// be refused as a storage failure every time it is sent.
+// percent-decoded from the URL, the raw query and header values may carry
+// any byte, a JSON string may hold \u0000; PostgreSQL's text refuses both,
+// and a request it could not store would be refused as a storage failure
+// every time it is sent. (A key "a%00b" is then the key of "a\x00b" too:
+// only a sender that can post either could tell.)
 func storable(s string) string {
 	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
 		return s

@@ -36,8 +36,11 @@ func TestPathsEveryDriverStores(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			s := drv.open(t)
-			if err := s.SourceUpsert(ctx, &store.Source{Name: "open"}); err != nil {
-				t.Fatal(err)
+			for _, src := range []*store.Source{{Name: "open"}, {Name: "keyed", Dedup: store.DedupConfig{Key: "body.id"}},
+				{Name: "headed", Dedup: store.DedupConfig{Key: `headers["x-id"]`}}} {
+				if err := s.SourceUpsert(ctx, src); err != nil {
+					t.Fatal(err)
+				}
 			}
 			url := serveIngest(t, s, nil)
 			for _, tt := range []struct{ path, want string }{
@@ -55,6 +58,28 @@ func TestPathsEveryDriverStores(t *testing.T) {
 					t.Errorf("POST %s: stored path %q (%v), want %q", tt.path, req.Path, err, tt.want)
 				}
 			}
+			// Dedup keys with NUL or bytes that are not UTF-8 (a JSON
+			// \u0000, a header): deduplicated, and kept apart.
+			for _, tt := range []struct {
+				path, body, header string
+				dup                bool
+			}{
+				{"/e/keyed", `{"id":"a\u0000b"}`, "", false},
+				{"/e/keyed", `{"id":"a\u0000c"}`, "", false},
+				{"/e/keyed", `{"id":"a\u0000b"}`, "", true},
+				{"/e/headed", `{}`, "\xff\xfe", false},
+				{"/e/headed", `{}`, "\xff\xfe", true},
+			} {
+				h := http.Header{"Content-Type": {"application/json"}}
+				if tt.header != "" {
+					h.Set("X-Id", tt.header)
+				}
+				code, res := post(t, url+tt.path, []byte(tt.body), h)
+				if code != http.StatusOK || res["duplicate"] != tt.dup {
+					t.Errorf("POST %s %s (x-id %q): %d %v, want 200 with duplicate %v", tt.path, tt.body, tt.header, code, res, tt.dup)
+				}
+			}
+
 			// A raw byte in the query, which no Go client sends.
 			conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
 			if err != nil {
