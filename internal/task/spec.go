@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailroomhq/mailroom/internal/route"
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -85,6 +86,10 @@ func (t *Tasks) Resolve(ctx context.Context, w *Wait) (Spec, error) {
 		return spec, inputf("source: %q does not exist (see list_sources or GET /api/v1/sources)", w.Source)
 	case w.Timeout < 0:
 		return spec, inputf("timeout: %s is negative; want a positive duration such as 30m", w.Timeout)
+	case strings.IndexByte(w.Type, 0) >= 0 || !utf8.ValidString(w.Type):
+		// Stored as text, which PostgreSQL refuses with NUL; and no
+		// event type holds one (ingest percent-encodes it).
+		return spec, inputf("type: %q holds NUL or bytes that are not UTF-8", w.Type)
 	}
 	if w.Filter != "" {
 		if err := t.catalog.Compiler().CheckFilter(w.Filter); err != nil {

@@ -151,6 +151,15 @@ func TestCreate(t *testing.T) {
 		}
 	})
 
+	t.Run("TypeWithNUL", func(t *testing.T) {
+		// PostgreSQL refused to store it: 503 "storage unavailable".
+		_, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "shop", Type: "a\x00b"}})
+		var in *InputError
+		if !errors.As(err, &in) || !strings.Contains(err.Error(), "NUL") {
+			t.Fatalf("Create with a NUL in type: %v, want an input error", err)
+		}
+	})
+
 	t.Run("LongestTimeout", func(t *testing.T) {
 		// The longest duration there is: its TTL (timeout + 1h) wrapped
 		// around to a negative, and the deadline to the year 1734.
