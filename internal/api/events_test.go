@@ -444,8 +444,15 @@ func TestListenAttempt(t *testing.T) {
 			t.Errorf("attempt of %s keeps an error of %d bytes (valid UTF-8 %v), delivery %d, want at most %d", d.ID, len(as[0].Error), utf8.ValidString(as[0].Error), len(d.LastError), tt.err)
 		}
 	}
-	if got := b.do(t, "POST", path, map[string]any{"session": "a b"}); got.status != http.StatusBadRequest {
-		t.Errorf("bad session: %d", got.status)
+	for _, session := range []string{"a b", "a\x00b", "a\nb"} {
+		if got := b.do(t, "POST", path, map[string]any{"session": session}); got.status != http.StatusBadRequest {
+			t.Errorf("bad session %q: %d", session, got.status)
+		}
+	}
+	// NUL in the error: PostgreSQL refused to store it (503).
+	nul := must[store.Delivery](t, b.do(t, "POST", path, map[string]any{"session": "t1", "error": "x\x00y"}), http.StatusCreated)
+	if as, err := b.store.AttemptList(ctx, nul.ID); err != nil || len(as) != 1 || as[0].Error != "xy" {
+		t.Errorf("attempt with a NUL in its error: %+v %v, want the error xy", as, err)
 	}
 	// The attempt's start is now less its duration: a negative or huge
 	// one stamped the attempt (and its id) decades away, or beyond what an

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/mailroomhq/mailroom/internal/store"
@@ -234,8 +235,9 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	if body.Session == "" || strings.ContainsAny(body.Session, " /") || len(body.Session) > 64 {
-		writeError(w, http.StatusBadRequest, "session: required, at most 64 characters, no spaces or slashes")
+	if body.Session == "" || strings.ContainsAny(body.Session, " /") || len(body.Session) > 64 ||
+		!utf8.ValidString(body.Session) || strings.ContainsFunc(body.Session, unicode.IsControl) {
+		writeError(w, http.StatusBadRequest, "session: required, at most 64 characters, no spaces, slashes or control characters")
 		return
 	}
 	if !(body.DurationMS >= 0 && body.DurationMS <= maxListenDurationMS) {
@@ -284,8 +286,10 @@ const maxListenDurationMS = 86_400_000
 // keeps.
 const maxListenText = 4096
 
-// cutText returns s cut to at most n bytes, at a UTF-8 boundary.
+// cutText returns s cut to at most n bytes, at a UTF-8 boundary, without
+// NUL and with invalid UTF-8 replaced (PostgreSQL's text refuses both).
 func cutText(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 	if len(s) <= n {
 		return s
 	}
