@@ -200,191 +200,276 @@ const elementBytes = 16
 
 // restrict removes the absent globals from r's runtime and wraps the
 // built-ins that must charge the meter.
+//
+// It runs for every run, on a runtime that has built almost none of its
+// built-ins yet (goja builds each when first reached, and building one is
+// the only way to replace or delete it), so it touches only what it must.
+// The hooks are functions of the package, made once per process; a run
+// makes a proxy per wrapped built-in, all sharing one handler that finds
+// the hook by the built-in (see [run.wrapAll]). The methods of
+// Array.prototype are named in [arrayHooks] rather than listed, which
+// would build them all; TestArrayHooksCoverPrototype checks the table
+// against goja's Array.prototype.
 func (r *run) restrict() {
 	vm := r.vm
-	m := &meter{vm: vm, left: MaxAllocBytes}
-	r.meter = m
+	r.meter = &meter{vm: vm, left: MaxAllocBytes}
 	global := vm.GlobalObject()
 	for _, name := range absentGlobals {
 		_ = global.Delete(name)
 	}
-	length := func(v goja.Value) int64 {
-		if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
-			return 0
-		}
-		if s, ok := primitiveString(v); ok {
-			return int64(len(s))
-		}
-		o := v.ToObject(vm)
-		l := o.Get("length")
-		if l == nil {
-			return 0
-		}
-		f := l.ToFloat()
-		if math.IsNaN(f) || f <= 0 {
-			return 0
-		}
-		return int64(min(f, math.MaxInt64/2))
-	}
-	str := func(v goja.Value) int64 { return int64(len(v.String())) }
-	// this converts the this of a String.prototype call to the string it
-	// stands for, once, so that its length is known before the call.
-	this := func(call *goja.FunctionCall) int64 {
-		if _, ok := primitiveString(call.This); !ok {
-			call.This = vm.ToValue(call.This.String())
-		}
-		return str(call.This)
-	}
-	arg := func(call goja.FunctionCall, i int) goja.Value { return call.Argument(i) }
 	object := func(name string) *goja.Object { return global.Get(name).ToObject(vm) }
-
-	// String.prototype: outputs set by an argument.
-	sp := object("String").Get("prototype").ToObject(vm)
-	wrapCall(vm, sp, "repeat", func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-		n, count := this(&call), arg(call, 0).ToFloat()
-		if count > 0 && !math.IsInf(count, 0) {
-			m.charge(mul(n, int64(min(count, math.MaxInt64/2))))
-		}
-		return orig(call)
-	})
-	pad := func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-		this(&call)
-		if n := arg(call, 0).ToFloat(); n > 0 {
-			m.charge(int64(min(n, math.MaxInt64/2)))
-		}
-		return orig(call)
-	}
-	wrapCall(vm, sp, "padStart", pad)
-	wrapCall(vm, sp, "padEnd", pad)
-	for _, name := range []string{"replace", "replaceAll"} {
-		wrapCall(vm, sp, name, func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-			n := this(&call)
-			repl := arg(call, 1)
-			if fn, ok := goja.AssertFunction(repl); ok {
-				// Each replacement the function returns is charged as it
-				// comes back: the result string collects them all.
-				call.Arguments = append([]goja.Value{arg(call, 0)}, vm.ToValue(func(c goja.FunctionCall) goja.Value {
-					v, err := fn(c.This, c.Arguments...)
-					if err != nil {
-						panic(err)
-					}
-					m.charge(str(v))
-					return v
-				}))
-			} else {
-				m.charge(replaceCost(n, repl.String()))
-			}
-			return orig(call)
-		})
-	}
-	wrapCall(vm, sp, "split", func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-		m.charge(mul(this(&call)+1, elementBytes))
-		return orig(call)
-	})
-	// Object.keys and the like over a string list its every character.
-	op := object("Object")
-	for _, name := range []string{"keys", "values", "entries", "getOwnPropertyNames", "getOwnPropertyDescriptors"} {
-		wrap(vm, op, name, func(call goja.FunctionCall) {
-			if s, ok := primitiveString(arg(call, 0)); ok {
-				m.charge(mul(int64(len(s)), 4*elementBytes))
-			}
-		})
-	}
-
-	// Array.prototype: every method but the constant-time ones walks
-	// 0..length, whatever the array holds; those that build charge the
-	// array they build.
-	ap := object("Array").Get("prototype").ToObject(vm)
-	walkOnly := map[string]bool{"every": true, "some": true, "forEach": true, "reduce": true, "reduceRight": true,
-		"find": true, "findIndex": true, "findLast": true, "findLastIndex": true, "indexOf": true, "lastIndexOf": true,
-		"includes": true, "shift": true}
-	// toString calls this.join, which charges.
-	constant := map[string]bool{"constructor": true, "at": true, "pop": true, "keys": true, "values": true, "entries": true, "toString": true}
-	for _, name := range ap.GetOwnPropertyNames() {
-		if constant[name] {
-			continue
-		}
-		if _, ok := goja.AssertFunction(ap.Get(name)); !ok {
-			continue
-		}
-		per := int64(elementBytes)
-		if walkOnly[name] {
-			per = 1
-		}
-		switch name {
-		case "push", "unshift":
-			wrap(vm, ap, name, func(call goja.FunctionCall) {
-				m.charge(mul(int64(len(call.Arguments)), elementBytes))
-				if name == "unshift" {
-					m.charge(length(call.This))
-				}
-			})
-		case "concat":
-			wrap(vm, ap, name, func(call goja.FunctionCall) {
-				n := length(call.This)
-				for _, a := range call.Arguments {
-					n += max(1, length(a))
-				}
-				m.charge(mul(n, elementBytes))
-			})
-		case "slice":
-			wrap(vm, ap, name, func(call goja.FunctionCall) {
-				n := length(call.This)
-				from, to := relIndex(arg(call, 0), n, 0), relIndex(arg(call, 1), n, n)
-				m.charge(mul(max(to-from, 0), elementBytes))
-			})
-		case "join", "toLocaleString":
-			// The separator between every two elements, then the
-			// string built: nested arrays are joined by nested calls,
-			// each charging its own result as it returns.
-			wrapCall(vm, ap, name, func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-				n := length(call.This)
-				sep := int64(1)
-				if name == "join" && !goja.IsUndefined(arg(call, 0)) {
-					sep = str(arg(call, 0))
-				}
-				m.charge(n + mul(n, sep))
-				out := orig(call)
-				m.charge(str(out))
-				return out
-			})
-		default:
-			wrap(vm, ap, name, func(call goja.FunctionCall) { m.charge(mul(length(call.This), per)) })
-		}
-	}
-	arrayCtor := object("Array")
-	wrap(vm, arrayCtor, "from", func(call goja.FunctionCall) { m.charge(mul(length(arg(call, 0)), elementBytes)) })
+	str := object("String")
+	r.wrapAll(str.Get("prototype").ToObject(vm), stringProtoHooks)
+	r.wrapAll(str, stringHooks)
+	r.wrapAll(object("Object"), objectHooks)
+	array := object("Array")
+	arrayProto := array.Get("prototype").ToObject(vm)
+	r.wrapAll(arrayProto, arrayHooks)
+	r.wrapAll(array, arrayCtorHooks)
+	r.wrapAll(object("Function").Get("prototype").ToObject(vm), functionProtoHooks)
+	r.wrapAll(object("Reflect"), reflectHooks)
+	r.wrapAll(object("JSON"), jsonHooks)
 	// Array and string iterators: spread ([...a], f(...a)) and for-of
-	// step through them, building an element per step.
-	for _, seed := range []goja.Value{vm.NewArray(), vm.ToValue("")} {
-		it, ok := goja.AssertFunction(seed.ToObject(vm).GetSymbol(goja.SymIterator))
+	// step through them, building an element per step. The array's is
+	// reached through Array.prototype.values (which is its
+	// [Symbol.iterator]) rather than the symbol, which would build all of
+	// Array.prototype's symbol properties.
+	for _, seed := range []struct {
+		this goja.Value
+		fn   goja.Value
+	}{
+		{vm.NewArray(), arrayProto.Get("values")},
+		{vm.ToValue(""), str.Get("prototype").ToObject(vm).GetSymbol(goja.SymIterator)},
+	} {
+		it, ok := goja.AssertFunction(seed.fn)
 		if !ok {
 			continue
 		}
-		iter, err := it(seed)
+		iter, err := it(seed.this)
 		if err != nil {
 			continue
 		}
 		if proto := iter.ToObject(vm).Prototype(); proto != nil {
-			wrap(vm, proto, "next", func(goja.FunctionCall) { m.charge(elementBytes) })
+			r.wrapAll(proto, iteratorHooks)
 		}
 	}
-	// Calls with an array-like of arguments copy it onto the stack.
-	fp := object("Function").Get("prototype").ToObject(vm)
-	wrap(vm, fp, "apply", func(call goja.FunctionCall) { m.charge(mul(length(arg(call, 1)), elementBytes)) })
-	reflectObj := object("Reflect")
-	wrap(vm, reflectObj, "apply", func(call goja.FunctionCall) { m.charge(mul(length(arg(call, 2)), elementBytes)) })
-	wrap(vm, reflectObj, "construct", func(call goja.FunctionCall) { m.charge(mul(length(arg(call, 1)), elementBytes)) })
-	for _, name := range []string{"fromCharCode", "fromCodePoint"} {
-		wrap(vm, object("String"), name, func(call goja.FunctionCall) { m.charge(int64(len(call.Arguments))) })
-	}
+}
 
-	// JSON.stringify serialises a value once per reference to it: it
-	// runs with a replacer that charges every member as it is written.
-	wrapCall(vm, object("JSON"), "stringify", func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-		call.Arguments = []goja.Value{arg(call, 0), r.meteredReplacer(arg(call, 1), arg(call, 2)), arg(call, 2)}
+// A hook is what a metered built-in runs instead of orig, the built-in:
+// it charges r's meter and calls orig, with the same this and arguments.
+type hook func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value
+
+// namedHook is the hook of the built-in method name of an object.
+type namedHook struct {
+	name string
+	hook hook
+}
+
+// before returns the hook that charges cost before the built-in runs.
+func before(cost func(r *run, call goja.FunctionCall) int64) hook {
+	return func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		r.meter.charge(cost(r, call))
 		return orig(call)
-	})
+	}
+}
+
+// perElement returns the hook of an Array.prototype method that walks
+// 0..length of its this, charged per bytes a step.
+func perElement(per int64) hook {
+	return before(func(r *run, call goja.FunctionCall) int64 { return mul(r.length(call.This), per) })
+}
+
+// stringProtoHooks: String.prototype methods whose output is set by an
+// argument.
+var stringProtoHooks = []namedHook{
+	{"repeat", func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		n, count := r.this(&call), call.Argument(0).ToFloat()
+		if count > 0 && !math.IsInf(count, 0) {
+			r.meter.charge(mul(n, int64(min(count, math.MaxInt64/2))))
+		}
+		return orig(call)
+	}},
+	{"padStart", padHook},
+	{"padEnd", padHook},
+	{"replace", replaceHook},
+	{"replaceAll", replaceHook},
+	{"split", func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		r.meter.charge(mul(r.this(&call)+1, elementBytes))
+		return orig(call)
+	}},
+}
+
+func padHook(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+	r.this(&call)
+	if n := call.Argument(0).ToFloat(); n > 0 {
+		r.meter.charge(int64(min(n, math.MaxInt64/2)))
+	}
+	return orig(call)
+}
+
+func replaceHook(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+	n := r.this(&call)
+	repl := call.Argument(1)
+	if fn, ok := goja.AssertFunction(repl); ok {
+		// Each replacement the function returns is charged as it
+		// comes back: the result string collects them all.
+		call.Arguments = append([]goja.Value{call.Argument(0)}, r.vm.ToValue(func(c goja.FunctionCall) goja.Value {
+			v, err := fn(c.This, c.Arguments...)
+			if err != nil {
+				panic(err)
+			}
+			r.meter.charge(int64(len(v.String())))
+			return v
+		}))
+	} else {
+		r.meter.charge(replaceCost(n, repl.String()))
+	}
+	return orig(call)
+}
+
+// stringHooks: String's functions that build a character per argument.
+var stringHooks = []namedHook{
+	{"fromCharCode", argumentCount},
+	{"fromCodePoint", argumentCount},
+}
+
+var argumentCount = before(func(r *run, call goja.FunctionCall) int64 { return int64(len(call.Arguments)) })
+
+// objectHooks: Object.keys and the like over a string list its every
+// character.
+var objectHooks = []namedHook{
+	{"keys", stringCharacters},
+	{"values", stringCharacters},
+	{"entries", stringCharacters},
+	{"getOwnPropertyNames", stringCharacters},
+	{"getOwnPropertyDescriptors", stringCharacters},
+}
+
+var stringCharacters = before(func(r *run, call goja.FunctionCall) int64 {
+	if s, ok := primitiveString(call.Argument(0)); ok {
+		return mul(int64(len(s)), 4*elementBytes)
+	}
+	return 0
+})
+
+// arrayHooks: every method of Array.prototype but the constant-time ones
+// ([arrayConstant]) walks 0..length, whatever the array holds; those that
+// build charge the array they build.
+var arrayHooks = []namedHook{
+	// Walk only.
+	{"every", perElement(1)}, {"some", perElement(1)}, {"forEach", perElement(1)},
+	{"reduce", perElement(1)}, {"reduceRight", perElement(1)},
+	{"find", perElement(1)}, {"findIndex", perElement(1)}, {"findLast", perElement(1)}, {"findLastIndex", perElement(1)},
+	{"indexOf", perElement(1)}, {"lastIndexOf", perElement(1)}, {"includes", perElement(1)}, {"shift", perElement(1)},
+	// Walk and build (or move) an element per step.
+	{"copyWithin", perElement(elementBytes)}, {"fill", perElement(elementBytes)}, {"filter", perElement(elementBytes)},
+	{"flat", perElement(elementBytes)}, {"flatMap", perElement(elementBytes)}, {"map", perElement(elementBytes)},
+	{"reverse", perElement(elementBytes)}, {"sort", perElement(elementBytes)}, {"splice", perElement(elementBytes)},
+	{"with", perElement(elementBytes)}, {"toReversed", perElement(elementBytes)}, {"toSorted", perElement(elementBytes)},
+	{"toSpliced", perElement(elementBytes)},
+	{"push", before(func(r *run, call goja.FunctionCall) int64 {
+		return mul(int64(len(call.Arguments)), elementBytes)
+	})},
+	{"unshift", func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		r.meter.charge(mul(int64(len(call.Arguments)), elementBytes))
+		r.meter.charge(r.length(call.This))
+		return orig(call)
+	}},
+	{"concat", before(func(r *run, call goja.FunctionCall) int64 {
+		n := r.length(call.This)
+		for _, a := range call.Arguments {
+			n += max(1, r.length(a))
+		}
+		return mul(n, elementBytes)
+	})},
+	{"slice", before(func(r *run, call goja.FunctionCall) int64 {
+		n := r.length(call.This)
+		from, to := relIndex(call.Argument(0), n, 0), relIndex(call.Argument(1), n, n)
+		return mul(max(to-from, 0), elementBytes)
+	})},
+	{"join", joinHook(true)},
+	{"toLocaleString", joinHook(false)},
+}
+
+// arrayConstant are the methods of Array.prototype that run in constant
+// time, left unwrapped (toString calls this.join, which charges).
+var arrayConstant = []string{"constructor", "at", "pop", "keys", "values", "entries", "toString"}
+
+// joinHook charges the separator between every two elements, then the
+// string built: nested arrays are joined by nested calls, each charging
+// its own result as it returns. sep: the first argument is the separator
+// (join; toLocaleString uses a comma).
+func joinHook(sep bool) hook {
+	return func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		n := r.length(call.This)
+		per := int64(1)
+		if sep && !goja.IsUndefined(call.Argument(0)) {
+			per = int64(len(call.Argument(0).String()))
+		}
+		r.meter.charge(n + mul(n, per))
+		out := orig(call)
+		r.meter.charge(int64(len(out.String())))
+		return out
+	}
+}
+
+var arrayCtorHooks = []namedHook{
+	{"from", before(func(r *run, call goja.FunctionCall) int64 { return mul(r.length(call.Argument(0)), elementBytes) })},
+}
+
+// iteratorHooks: the next of the array and string iterators.
+var iteratorHooks = []namedHook{
+	{"next", before(func(*run, goja.FunctionCall) int64 { return elementBytes })},
+}
+
+// Calls with an array-like of arguments copy it onto the stack.
+var (
+	functionProtoHooks = []namedHook{
+		{"apply", before(func(r *run, call goja.FunctionCall) int64 { return mul(r.length(call.Argument(1)), elementBytes) })},
+	}
+	reflectHooks = []namedHook{
+		{"apply", before(func(r *run, call goja.FunctionCall) int64 { return mul(r.length(call.Argument(2)), elementBytes) })},
+		{"construct", before(func(r *run, call goja.FunctionCall) int64 { return mul(r.length(call.Argument(1)), elementBytes) })},
+	}
+)
+
+// jsonHooks: JSON.stringify serialises a value once per reference to it:
+// it runs with a replacer that charges every member as it is written.
+var jsonHooks = []namedHook{
+	{"stringify", func(r *run, call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
+		call.Arguments = []goja.Value{call.Argument(0), r.meteredReplacer(call.Argument(1), call.Argument(2)), call.Argument(2)}
+		return orig(call)
+	}},
+}
+
+// length is the length of v, a string or an array-like, as the built-ins
+// that walk it read it; 0 for undefined and null.
+func (r *run) length(v goja.Value) int64 {
+	if v == nil || goja.IsUndefined(v) || goja.IsNull(v) {
+		return 0
+	}
+	if s, ok := primitiveString(v); ok {
+		return int64(len(s))
+	}
+	l := v.ToObject(r.vm).Get("length")
+	if l == nil {
+		return 0
+	}
+	f := l.ToFloat()
+	if math.IsNaN(f) || f <= 0 {
+		return 0
+	}
+	return int64(min(f, math.MaxInt64/2))
+}
+
+// this converts the this of a String.prototype call to the string it
+// stands for, once, so that its length is known before the call, and
+// returns that length.
+func (r *run) this(call *goja.FunctionCall) int64 {
+	if _, ok := primitiveString(call.This); !ok {
+		call.This = r.vm.ToValue(call.This.String())
+	}
+	return int64(len(call.This.String()))
 }
 
 // replaceCost is what replacing in a string of n characters with repl
@@ -517,33 +602,54 @@ func relIndex(v goja.Value, n, dflt int64) int64 {
 	}
 }
 
-// wrap replaces obj[name], a built-in function, with one that calls before
-// first (which may throw) and then the built-in, with the same this and
-// arguments. The built-in is called as the Go function it is, so its
-// exceptions and interrupts pass through unchanged.
-func wrap(vm *goja.Runtime, obj *goja.Object, name string, before func(goja.FunctionCall)) {
-	wrapCall(vm, obj, name, func(call goja.FunctionCall, orig func(goja.FunctionCall) goja.Value) goja.Value {
-		before(call)
-		return orig(call)
-	})
+// wrapAll replaces each named built-in function of obj with a proxy of
+// it whose call runs the hook. A proxy costs a run less to build than a
+// new function, and it is the built-in in all but its call: same name,
+// same length, same properties, as built-ins are proxied in JavaScript
+// (Function.prototype.toString shows "function () { [native code] }"
+// without the name, as Node does for a proxy). The built-in is called as
+// the Go function it is, so its exceptions and interrupts pass through
+// unchanged. The property keeps its attributes (writable, configurable,
+// not enumerable). None of the wrapped built-ins is a constructor, so the
+// proxies are not either.
+func (r *run) wrapAll(obj *goja.Object, hooks []namedHook) {
+	vm := r.vm
+	if r.traps == nil {
+		r.wrapped = make(map[*goja.Object]wrapped, 64)
+		r.traps = &goja.ProxyTrapConfig{Apply: r.apply}
+	}
+	for _, h := range hooks {
+		fv := obj.Get(h.name)
+		if fv == nil {
+			continue
+		}
+		target, ok := fv.(*goja.Object)
+		if !ok {
+			continue
+		}
+		r.wrapped[target] = wrapped{hook: h.hook}
+		_ = obj.DefineDataProperty(h.name, vm.ToValue(vm.NewProxy(target, r.traps)), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+	}
 }
 
-// wrapCall replaces obj[name], a built-in function, with f, which gets the
-// built-in to call. The property keeps its attributes (writable,
-// configurable, not enumerable), its name and its length.
-func wrapCall(vm *goja.Runtime, obj *goja.Object, name string, f func(goja.FunctionCall, func(goja.FunctionCall) goja.Value) goja.Value) {
-	fv := obj.Get(name)
-	if fv == nil {
-		return
+// wrapped is a built-in that a proxy of the run wraps, and its hook.
+type wrapped struct {
+	hook hook
+	orig func(goja.FunctionCall) goja.Value // the built-in; nil until first called
+}
+
+// apply is the call of every proxy of a wrapped built-in (target).
+func (r *run) apply(target *goja.Object, this goja.Value, args []goja.Value) goja.Value {
+	w := r.wrapped[target]
+	if w.orig == nil {
+		// Most runs call few of the wrapped built-ins: each is read as
+		// the Go function it is when first called.
+		orig, ok := target.Export().(func(goja.FunctionCall) goja.Value)
+		if !ok {
+			panic(r.vm.NewTypeError("built-in %s is not a native function", target))
+		}
+		w.orig = orig
+		r.wrapped[target] = w
 	}
-	orig, ok := fv.Export().(func(goja.FunctionCall) goja.Value)
-	if !ok {
-		return
-	}
-	w := vm.ToValue(func(call goja.FunctionCall) goja.Value { return f(call, orig) }).ToObject(vm)
-	_ = w.DefineDataProperty("name", vm.ToValue(name), goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
-	if length := fv.ToObject(vm).Get("length"); length != nil {
-		_ = w.DefineDataProperty("length", length, goja.FLAG_FALSE, goja.FLAG_TRUE, goja.FLAG_FALSE)
-	}
-	_ = obj.DefineDataProperty(name, w, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+	return w.hook(r, goja.FunctionCall{This: this, Arguments: args}, w.orig)
 }

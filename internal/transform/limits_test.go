@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dop251/goja"
 )
 
 // TestRunBounded runs scripts whose single built-in calls would allocate
@@ -95,6 +97,7 @@ func TestMeteredBuiltinsAgree(t *testing.T) {
 		{`"abcb".replace("b", "[$&]") + "abcb".replaceAll("b", (m) => m.toUpperCase()) + "ab".repeat(2) + "7".padStart(3, "0")`, `a[b]cbaBcBabab007`},
 		{`[...[1, 2], ..."ab"].length + Array.from({length: 2}).length + Math.max.apply(null, [1, 5]) + Object.keys("ab").length`, `13`},
 		{`String(typeof Array.prototype.map) + Array.prototype.map.name + Array.prototype.map.length + Object.keys(Array.prototype).length`, `functionmap10`},
+		{`String.prototype.repeat.name + String.prototype.repeat.length + JSON.stringify.name + JSON.stringify.length + Object.getOwnPropertyDescriptor(Array.prototype, "map").enumerable + [].map.call([1], (x) => x + 1) + (Object.getPrototypeOf([].indexOf) === Function.prototype) + Reflect.apply(Math.max, null, [1, 3])`, `repeat1stringify3false2true3`},
 	} {
 		p := mustCompile(t, "function handler(r) { r.body = "+tt.expr+"; return r }", nil)
 		res, err := p.Run(context.Background(), jsonRequest(`{}`), nil)
@@ -105,5 +108,53 @@ func TestMeteredBuiltinsAgree(t *testing.T) {
 		if got := string(res.Request.Body); got != tt.want {
 			t.Errorf("%s = %q, want %q", tt.expr, got, tt.want)
 		}
+	}
+}
+
+// TestArrayHooksCoverPrototype checks that every method of goja's
+// Array.prototype is either metered (arrayHooks) or known to run in
+// constant time (arrayConstant), so that a method a goja upgrade adds is
+// not left unmetered unnoticed: restrict names the methods rather than
+// listing them at every run.
+func TestArrayHooksCoverPrototype(t *testing.T) {
+	t.Parallel()
+	known := map[string]bool{}
+	for _, h := range arrayHooks {
+		known[h.name] = true
+	}
+	for _, name := range arrayConstant {
+		known[name] = true
+	}
+	vm := goja.New()
+	proto := vm.Get("Array").ToObject(vm).Get("prototype").ToObject(vm)
+	for _, name := range proto.GetOwnPropertyNames() {
+		if _, ok := goja.AssertFunction(proto.Get(name)); ok && !known[name] {
+			t.Errorf("Array.prototype.%s is neither metered (arrayHooks) nor listed as constant-time (arrayConstant)", name)
+		}
+	}
+	for name := range known {
+		if _, ok := goja.AssertFunction(proto.Get(name)); !ok {
+			t.Errorf("Array.prototype.%s, named in arrayHooks or arrayConstant, is not a method of goja's Array.prototype", name)
+		}
+	}
+}
+
+// TestMeteredArrayMethodsCharge checks by effect that each metered method
+// of Array.prototype is wrapped in a run: called over an array-like of
+// length 2**26+1 (which the built-in would walk for seconds), it ends the run
+// with ErrMemory before walking it.
+func TestMeteredArrayMethodsCharge(t *testing.T) {
+	t.Parallel()
+	for _, h := range arrayHooks {
+		if h.name == "push" {
+			continue // charges its arguments, not the length
+		}
+		t.Run(h.name, func(t *testing.T) {
+			t.Parallel()
+			p := mustCompile(t, "function handler(r) { Array.prototype."+h.name+".call({length: 2**26 + 1}, () => true); return r }", &Options{Timeout: 5 * time.Second})
+			if _, err := p.Run(context.Background(), jsonRequest(`{}`), nil); !errors.Is(err, ErrMemory) {
+				t.Errorf("Array.prototype.%s over length 2**26+1: Run error = %v, want ErrMemory", h.name, err)
+			}
+		})
 	}
 }

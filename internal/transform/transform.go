@@ -204,6 +204,10 @@ type run struct {
 	stops []func() bool
 	// meter is what the run's built-ins have charged (limits.go).
 	meter *meter
+	// wrapped are the metered built-ins, by the function a proxy of the
+	// run wraps, and traps the proxies' handler (limits.go).
+	wrapped map[*goja.Object]wrapped
+	traps   *goja.ProxyTrapConfig
 }
 
 // newRun makes a runtime with a console, interrupted when budget is
