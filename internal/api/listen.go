@@ -286,10 +286,8 @@ const maxListenDurationMS = 86_400_000
 // keeps.
 const maxListenText = 4096
 
-// cutText returns s cut to at most n bytes, at a UTF-8 boundary, without
-// NUL and with invalid UTF-8 replaced (PostgreSQL's text refuses both).
+// cutText returns s cut to at most n bytes, at a UTF-8 boundary.
 func cutText(s string, n int) string {
-	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 	if len(s) <= n {
 		return s
 	}

@@ -387,7 +387,27 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 	if _, err := dec.Token(); err != io.EOF {
 		return badf("invalid JSON body: unexpected data after the JSON object")
 	}
+	if escapesNUL(body) {
+		// No field takes one, and PostgreSQL's text refuses it: the write
+		// would fail as "storage unavailable".
+		return badf("invalid JSON body: a string holds NUL (\\u0000)")
+	}
 	return nil
+}
+
+// escapesNUL reports whether body, valid JSON, has a string holding NUL,
+// which JSON can only write as the escape \u0000.
+func escapesNUL(body []byte) bool {
+	for i := 0; i < len(body); i++ {
+		if body[i] != '\\' || i+1 >= len(body) {
+			continue
+		}
+		if body[i+1] == 'u' && i+6 <= len(body) && string(body[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // the escaped character: \\ is not the start of another escape
+	}
+	return false
 }
 
 // describeJSONError turns a decoding error into a message that names the

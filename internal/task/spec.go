@@ -90,6 +90,8 @@ func (t *Tasks) Resolve(ctx context.Context, w *Wait) (Spec, error) {
 		// Stored as text, which PostgreSQL refuses with NUL; and no
 		// event type holds one (ingest percent-encodes it).
 		return spec, inputf("type: %q holds NUL or bytes that are not UTF-8", w.Type)
+	case strings.IndexByte(w.Filter, 0) >= 0:
+		return spec, inputf("filter: holds NUL")
 	}
 	if w.Filter != "" {
 		if err := t.catalog.Compiler().CheckFilter(w.Filter); err != nil {

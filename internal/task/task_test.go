@@ -153,10 +153,12 @@ func TestCreate(t *testing.T) {
 
 	t.Run("TypeWithNUL", func(t *testing.T) {
 		// PostgreSQL refused to store it: 503 "storage unavailable".
-		_, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: Wait{Source: "shop", Type: "a\x00b"}})
-		var in *InputError
-		if !errors.As(err, &in) || !strings.Contains(err.Error(), "NUL") {
-			t.Fatalf("Create with a NUL in type: %v, want an input error", err)
+		for _, w := range []Wait{{Source: "shop", Type: "a\x00b"}, {Source: "shop", Filter: `body.x == "a` + "\x00" + `b"`}} {
+			_, err := b.tasks.Create(ctx, &CreateParams{Owner: "a", Wait: w})
+			var in *InputError
+			if !errors.As(err, &in) || !strings.Contains(err.Error(), "NUL") {
+				t.Fatalf("Create with a NUL in %+v: %v, want an input error", w, err)
+			}
 		}
 	})
 
