@@ -152,12 +152,8 @@ func (a *Server) deliveryList(w http.ResponseWriter, r *http.Request) {
 func (a *Server) deliveryGet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	d, err := a.store.DeliveryGetByID(ctx, id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
-		return
-	}
-	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
+	d, ok := a.scopedDelivery(w, r, id)
+	if !ok {
 		return
 	}
 	as, err := a.store.AttemptList(ctx, d.ID)
@@ -171,12 +167,7 @@ func (a *Server) deliveryGet(w http.ResponseWriter, r *http.Request) {
 func (a *Server) attemptList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	d, err := a.store.DeliveryGetByID(ctx, id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
-		return
-	}
-	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
+	if _, ok := a.scopedDelivery(w, r, id); !ok {
 		return
 	}
 	as, err := a.store.AttemptList(ctx, id)
@@ -195,16 +186,12 @@ func (a *Server) deliveryRetry(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	d, err := a.store.DeliveryGetByID(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
-		return
-	}
-	if !a.visible(w, r, d.Project, fmt.Sprintf("delivery %q not found", id)) {
+	d, ok := a.scopedDelivery(w, r, id)
+	if !ok {
 		return
 	}
 	audit.Before(r.Context(), d)
-	d, err = a.store.DeliveryRetry(r.Context(), id, a.now())
+	d, err := a.store.DeliveryRetry(r.Context(), id, a.now())
 	if err != nil {
 		a.fail(w, r, err, fmt.Sprintf("delivery %q not found", id))
 		return

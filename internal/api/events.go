@@ -173,12 +173,8 @@ func (a *Server) eventSearch(w http.ResponseWriter, r *http.Request, p listParam
 func (a *Server) eventGet(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	id := r.PathValue("id")
-	ev, err := a.store.EventGetByID(ctx, id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
-		return
-	}
-	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", id)) {
+	ev, ok := a.scopedEvent(w, r, id)
+	if !ok {
 		return
 	}
 	out := &eventDetail{Event: ev, DeliveryCount: ev.Deliveries}
@@ -209,12 +205,7 @@ func (a *Server) eventReplay(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	ev, err := a.store.EventGetByID(r.Context(), id)
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("event %q not found", id))
-		return
-	}
-	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", id)) {
+	if _, ok := a.scopedEvent(w, r, id); !ok {
 		return
 	}
 	ds, err := ingest.Replay(r.Context(), a.store, a.catalog, id)

@@ -244,12 +244,8 @@ func (a *Server) listenAttempt(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("duration_ms: %g is not a number of milliseconds from 0 to %d (a day)", body.DurationMS, maxListenDurationMS))
 		return
 	}
-	ev, err := a.store.EventGetByID(ctx, r.PathValue("id"))
-	if err != nil {
-		a.fail(w, r, err, fmt.Sprintf("event %q not found", r.PathValue("id")))
-		return
-	}
-	if !a.visible(w, r, ev.Project, fmt.Sprintf("event %q not found", r.PathValue("id"))) {
+	ev, ok := a.scopedEvent(w, r, r.PathValue("id"))
+	if !ok {
 		return
 	}
 	// In the event's project, as its other deliveries are.

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -153,6 +154,37 @@ func (a *Server) visible(w http.ResponseWriter, r *http.Request, project, notFou
 	}
 	audit.Project(r.Context(), store.ProjectOrDefault(project))
 	return true
+}
+
+// scopedEvent returns the event id if it exists and is in r's scope.
+// Otherwise it answers as for a missing event (404 "event … not found",
+// or the store's failure) and returns false: a row out of scope is not
+// told apart from a missing one.
+func (a *Server) scopedEvent(w http.ResponseWriter, r *http.Request, id string) (*store.Event, bool) {
+	notFound := fmt.Sprintf("event %q not found", id)
+	ev, err := a.store.EventGetByID(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, notFound)
+		return nil, false
+	}
+	if !a.visible(w, r, ev.Project, notFound) {
+		return nil, false
+	}
+	return ev, true
+}
+
+// scopedDelivery is [Server.scopedEvent] for a delivery.
+func (a *Server) scopedDelivery(w http.ResponseWriter, r *http.Request, id string) (*store.Delivery, bool) {
+	notFound := fmt.Sprintf("delivery %q not found", id)
+	d, err := a.store.DeliveryGetByID(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err, notFound)
+		return nil, false
+	}
+	if !a.visible(w, r, d.Project, notFound) {
+		return nil, false
+	}
+	return d, true
 }
 
 // checkIngestPath refuses a new source (full name) whose ingest path
