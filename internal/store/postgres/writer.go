@@ -30,6 +30,10 @@ type writeOp struct {
 	done    chan struct{}
 }
 
+// Done and Err make a writeOp a [sqlstore.QueuedWrite].
+func (op *writeOp) Done() <-chan struct{} { return op.done }
+func (op *writeOp) Err() error            { return op.err }
+
 // wtx is what a writeOp's fn sees: the [sqlstore.Tx] over the batch
 // transaction, bound to its op.
 type wtx struct {
@@ -90,32 +94,7 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 
 // enqueue hands op to the writers and waits as [Store.write] does.
 func (s *Store) enqueue(ctx context.Context, op *writeOp) error {
-	select {
-	case <-s.closed:
-		return store.ErrClosed
-	default:
-	}
-	select {
-	case s.ops <- op:
-	case <-s.closed:
-		return store.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-s.done:
-		// Every writer exited; one may have taken op just before.
-		select {
-		case <-op.done:
-			return op.err
-		default:
-			return store.ErrClosed
-		}
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sqlstore.HandOff(ctx, s.ops, op, s.closed, s.done)
 }
 
 // runWriter is one writer goroutine: it batches queued operations into

@@ -18,6 +18,10 @@ type writeOp struct {
 	done  chan struct{}
 }
 
+// Done and Err make a writeOp a [sqlstore.QueuedWrite].
+func (op *writeOp) Done() <-chan struct{} { return op.done }
+func (op *writeOp) Err() error            { return op.err }
+
 // writer owns the write connection and its prepared statements. Only the
 // writer goroutine touches it. It is the [sqlstore.Tx] that write
 // functions see.
@@ -76,33 +80,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(ctx context.Context, tx sql
 // failed). If ctx ends first it returns ctx's error, but fn may still run
 // and commit.
 func (s *Store) write(ctx context.Context, fn func(w *writer) error) error {
-	op := &writeOp{fn: fn, done: make(chan struct{})}
-	select {
-	case <-s.closed:
-		return store.ErrClosed
-	default:
-	}
-	select {
-	case s.ops <- op:
-	case <-s.closed:
-		return store.ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-s.done:
-		// The writer exited; it may have taken op just before.
-		select {
-		case <-op.done:
-			return op.err
-		default:
-			return store.ErrClosed
-		}
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sqlstore.HandOff(ctx, s.ops, &writeOp{fn: fn, done: make(chan struct{})}, s.closed, s.done)
 }
 
 // runWriter is the writer goroutine: it batches queued operations into
