@@ -16,11 +16,13 @@ import (
 	"github.com/mailroomhq/mailroom/internal/store"
 )
 
-// DefaultLimit is the page size of a list that sets no limit.
-const DefaultLimit = 50
+// DefaultLimit is the page size of a list that sets no limit: the
+// store's, [store.DefaultPageLimit].
+const DefaultLimit = store.DefaultPageLimit
 
-// MaxLimit is the largest page size a list accepts.
-const MaxLimit = 1000
+// MaxLimit is the largest page size a list accepts: the largest page the
+// store returns, [store.MaxPageLimit], which [page] relies on.
+const MaxLimit = store.MaxPageLimit
 
 // listKind says which filters and statuses a list accepts.
 type listKind struct {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -100,28 +101,16 @@ func (a *Server) taskList(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Project = sc.project
 	p.Now = a.now()
-	want := p.Limit
-	if want < MaxLimit {
-		p.Limit = want + 1
-	}
-	ts, err := a.store.TaskList(r.Context(), &p)
+	ts, next, err := page(r.Context(), listParams{Cursor: p.Cursor, Limit: p.Limit}, func(ctx context.Context, lp listParams) ([]*store.Task, error) {
+		q := p
+		q.Cursor, q.Limit = lp.Cursor, lp.Limit
+		return a.store.TaskList(ctx, &q)
+	}, func(t *store.Task) string { return t.ID })
 	if err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
-	out := list[*store.Task]{Data: ts}
-	if len(ts) > want {
-		out.Data = ts[:want]
-		out.NextCursor = out.Data[want-1].ID
-	} else if len(ts) == MaxLimit {
-		// At the store's cap the extra row cannot be asked for: hand out
-		// a cursor, and the next page may come back empty.
-		out.NextCursor = ts[len(ts)-1].ID
-	}
-	if out.Data == nil {
-		out.Data = []*store.Task{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, list[*store.Task]{Data: nonNil(ts), NextCursor: next})
 }
 
 // taskView is a waiting task with what its filter has cost so far.

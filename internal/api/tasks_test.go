@@ -89,3 +89,32 @@ func TestTasks(t *testing.T) {
 		}
 	})
 }
+
+// TestTaskPagingAtMaxLimit: at the largest page the task list probes for
+// a next row as every other list does, so exactly 1000 tasks give no
+// cursor to an empty page.
+func TestTaskPagingAtMaxLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	for i := range 1000 {
+		if err := b.store.TaskCreate(ctx, &store.Task{ID: fmt.Sprintf("task_%04d", i), Owner: "alice", Tool: "pay", Status: store.TaskWorking}); err != nil {
+			t.Fatalf("create task %d: %v", i, err)
+		}
+	}
+	l := must[page[*store.Task]](t, b.do(t, http.MethodGet, "/api/v1/tasks?limit=1000", nil), http.StatusOK)
+	if len(l.Data) != 1000 || l.NextCursor != "" {
+		t.Fatalf("exactly 1000 tasks: got %d, next_cursor %q; want 1000 and none", len(l.Data), l.NextCursor)
+	}
+	if err := b.store.TaskCreate(ctx, &store.Task{ID: "task_1000", Owner: "alice", Tool: "pay", Status: store.TaskWorking}); err != nil {
+		t.Fatal(err)
+	}
+	l = must[page[*store.Task]](t, b.do(t, http.MethodGet, "/api/v1/tasks?limit=1000", nil), http.StatusOK)
+	if len(l.Data) != 1000 || l.NextCursor == "" {
+		t.Fatalf("1001 tasks: got %d, next_cursor %q; want 1000 and a cursor", len(l.Data), l.NextCursor)
+	}
+	l = must[page[*store.Task]](t, b.do(t, http.MethodGet, "/api/v1/tasks?limit=1000&cursor="+l.NextCursor, nil), http.StatusOK)
+	if len(l.Data) != 1 || l.NextCursor != "" {
+		t.Errorf("last page: %d tasks, next_cursor %q; want 1 and none", len(l.Data), l.NextCursor)
+	}
+}

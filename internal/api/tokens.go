@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -151,26 +152,15 @@ func (a *Server) auditList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err, "")
 		return
 	}
-	p := &store.AuditListParams{Actor: f["actor"], TokenID: f["token_id"], Project: f["project"], Action: f["action"], Target: f["target"],
-		Since: lp.Since, Until: lp.Until, Cursor: lp.Cursor, Limit: lp.Limit}
-	want := p.Limit
-	if want < MaxLimit {
-		p.Limit = want + 1
-	}
-	es, err := a.store.AuditList(r.Context(), p)
+	es, next, err := page(r.Context(), lp, func(ctx context.Context, lp listParams) ([]*store.AuditEntry, error) {
+		return a.store.AuditList(ctx, &store.AuditListParams{Actor: f["actor"], TokenID: f["token_id"], Project: f["project"], Action: f["action"], Target: f["target"],
+			Since: lp.Since, Until: lp.Until, Cursor: lp.Cursor, Limit: lp.Limit})
+	}, func(e *store.AuditEntry) string { return e.ID })
 	if err != nil {
 		a.fail(w, r, err, "")
 		return
 	}
-	out := list[*store.AuditEntry]{Data: es}
-	if len(es) > want {
-		out.Data = es[:want]
-		out.NextCursor = out.Data[want-1].ID
-	}
-	if out.Data == nil {
-		out.Data = []*store.AuditEntry{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, list[*store.AuditEntry]{Data: nonNil(es), NextCursor: next})
 }
 
 // quoteID quotes an id for a message.

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -126,5 +127,28 @@ func TestAuditProject(t *testing.T) {
 	}
 	if want := "POST /api/v1/destinations/{name}/pause shop/ledger|POST /api/v1/destinations shop/ledger"; strings.Join(got, "|") != want {
 		t.Errorf("audit of project shop: %q, want %q", strings.Join(got, "|"), want)
+	}
+}
+
+// TestAuditPagingAtMaxLimit: at the largest page, where the store will not
+// return the extra row that tells whether another page follows, the audit
+// log is paged as every other list is: a cursor when rows remain, none
+// when they do not.
+func TestAuditPagingAtMaxLimit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, nil)
+	for i := range 1001 {
+		if err := b.store.AuditInsert(ctx, &store.AuditEntry{Actor: "alice", Action: "POST /api/v1/reload", Status: http.StatusOK}); err != nil {
+			t.Fatalf("audit entry %d: %v", i, err)
+		}
+	}
+	l := must[page[store.AuditEntry]](t, b.do(t, "GET", "/api/v1/audit?limit=1000", nil), http.StatusOK)
+	if len(l.Data) != 1000 || l.NextCursor == "" {
+		t.Fatalf("1001 entries: got %d, next_cursor %q; want 1000 and a cursor", len(l.Data), l.NextCursor)
+	}
+	l = must[page[store.AuditEntry]](t, b.do(t, "GET", "/api/v1/audit?limit=1000&cursor="+l.NextCursor, nil), http.StatusOK)
+	if len(l.Data) != 1 || l.NextCursor != "" {
+		t.Errorf("last page: %d entries, next_cursor %q; want 1 and none", len(l.Data), l.NextCursor)
 	}
 }
