@@ -155,10 +155,7 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 		return nil, eventList{Events: []*store.Event{}}, nil
 	}
 	p := &store.EventListParams{Project: c.project, Source: src, Type: a.Type, Status: a.Status, Cursor: a.Cursor, Limit: a.Limit}
-	if p.Limit <= 0 {
-		p.Limit = 20
-	}
-	p.Limit = min(p.Limit, 200)
+	p.Limit = toolPageLimit(p.Limit)
 	if a.Since != "" {
 		since, err := s.tasks.ParseSince(ctx, a.Since)
 		if err != nil {
@@ -173,14 +170,37 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 	if err != nil {
 		return nil, eventList{}, fmt.Errorf("list events: %w", err)
 	}
-	out := eventList{Events: evs}
+	out := eventList{Events: evs, NextCursor: toolNextCursor(evs, p.Limit, func(e *store.Event) string { return e.ID })}
 	if out.Events == nil {
 		out.Events = []*store.Event{}
 	}
-	if len(evs) == p.Limit {
-		out.NextCursor = evs[len(evs)-1].ID
-	}
 	return nil, out, nil
+}
+
+// Page sizes of the list tools: smaller than the API's, as an agent reads
+// every row it gets. The limit arguments' jsonschema text states them too
+// (a struct tag cannot name a constant).
+const (
+	toolDefaultLimit = 20
+	toolMaxLimit     = 200
+)
+
+// toolPageLimit returns a list tool's limit defaulted and clamped.
+func toolPageLimit(limit int) int {
+	if limit <= 0 {
+		return toolDefaultLimit
+	}
+	return min(limit, toolMaxLimit)
+}
+
+// toolNextCursor is the next_cursor of a list tool's page of rows asked
+// with limit: the last row's id when the page is full (the next page may
+// then be empty), else none.
+func toolNextCursor[T any](rows []*T, limit int, id func(*T) string) string {
+	if len(rows) == 0 || len(rows) < limit {
+		return ""
+	}
+	return id(rows[len(rows)-1])
 }
 
 // searchEvents is list_events with where or query: one bounded store
@@ -338,20 +358,14 @@ func (s *Server) listDeadDeliveries(ctx context.Context, _ *mcp.CallToolRequest,
 		return nil, deliveryList{Deliveries: []*store.Delivery{}}, nil
 	}
 	p := &store.DeliveryListParams{Project: c.project, Destination: dst, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
-	if p.Limit <= 0 {
-		p.Limit = 20
-	}
-	p.Limit = min(p.Limit, 200)
+	p.Limit = toolPageLimit(p.Limit)
 	ds, err := s.store.DeliveryList(ctx, p)
 	if err != nil {
 		return nil, deliveryList{}, fmt.Errorf("list dead deliveries: %w", err)
 	}
-	out := deliveryList{Deliveries: ds}
+	out := deliveryList{Deliveries: ds, NextCursor: toolNextCursor(ds, p.Limit, func(d *store.Delivery) string { return d.ID })}
 	if out.Deliveries == nil {
 		out.Deliveries = []*store.Delivery{}
-	}
-	if len(ds) == p.Limit {
-		out.NextCursor = ds[len(ds)-1].ID
 	}
 	return nil, out, nil
 }
