@@ -10,7 +10,8 @@
 // statements that really differ (claiming with SKIP LOCKED, the ordered
 // head, body search, queue stats, row locking). What stays in a driver is
 // what the engines do differently: opening, migrations, the write loop and
-// notifications. Errors reaching the core have already been mapped onto the
+// notifications; how a caller hands a write to that loop, and what it gets
+// once the store closes, is one rule here ([HandOff]). Errors reaching the core have already been mapped onto the
 // store's sentinels by the driver's adapters (one interpretError per
 // engine), so nothing here inspects an engine's errors.
 package sqlstore
