@@ -24,6 +24,20 @@ const DefaultLimit = store.DefaultPageLimit
 // store returns, [store.MaxPageLimit], which [page] relies on.
 const MaxLimit = store.MaxPageLimit
 
+// parseLimit reads the limit parameter v into *limit: a whole number from
+// 1 to [MaxLimit]. Empty leaves *limit as it is (the default).
+func parseLimit(v string, limit *int) error {
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxLimit {
+		return badf("parameter limit: %q is not a whole number from 1 to %d", v, MaxLimit)
+	}
+	*limit = n
+	return nil
+}
+
 // listKind says which filters and statuses a list accepts.
 type listKind struct {
 	name     string   // "requests", "events", "deliveries"
@@ -155,14 +169,9 @@ func parseListParams(q url.Values, kind listKind) (listParams, error) {
 			}
 			p.Cursor = v
 		case key == "limit" && kind.paged:
-			if v == "" {
-				continue
+			if err := parseLimit(v, &p.Limit); err != nil {
+				return p, err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > MaxLimit {
-				return p, badf("parameter limit: %q is not a whole number from 1 to %d", v, MaxLimit)
-			}
-			p.Limit = n
 		default:
 			return p, badf("unknown parameter %q for %s (accepted: %s)", key, kind.name, strings.Join(kind.accepted(), ", "))
 		}

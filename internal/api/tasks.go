@@ -61,14 +61,9 @@ func parseTaskListParams(raw string) (store.TaskListParams, error) {
 			}
 			p.Cursor = v
 		case "limit":
-			if v == "" {
-				continue
+			if err := parseLimit(v, &p.Limit); err != nil {
+				return p, err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > MaxLimit {
-				return p, badf("parameter limit: %q is not a whole number from 1 to %d", v, MaxLimit)
-			}
-			p.Limit = n
 		default:
 			return p, badf("unknown parameter %q for tasks (accepted: %s)", key, strings.Join(taskListParams, ", "))
 		}
