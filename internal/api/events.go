@@ -54,34 +54,13 @@ type replayBody struct {
 }
 
 // page fetches one page of a newest-first list and the cursor of the next
-// one. It asks the store for one row more than the page to know whether
-// another page follows; at [MaxLimit], which the store will not exceed, it
-// probes for the next row instead.
+// one, by [store.FetchPage]: the one paging rule of every list.
 func page[T any](ctx context.Context, p listParams, fetch func(context.Context, listParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
-	q := p
-	if p.Limit < MaxLimit {
-		q.Limit = p.Limit + 1
-	}
-	rows, err := fetch(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		return rows, id(rows[len(rows)-1]), nil
-	}
-	if len(rows) == p.Limit && q.Limit == p.Limit && len(rows) > 0 {
-		probe := p
-		probe.Cursor, probe.Limit = id(rows[len(rows)-1]), 1
-		more, err := fetch(ctx, probe)
-		if err != nil {
-			return nil, "", err
-		}
-		if len(more) > 0 {
-			return rows, probe.Cursor, nil
-		}
-	}
-	return rows, "", nil
+	return store.FetchPage(ctx, p.Cursor, p.Limit, func(ctx context.Context, cursor string, limit int) ([]*T, error) {
+		q := p
+		q.Cursor, q.Limit = cursor, limit
+		return fetch(ctx, q)
+	}, id)
 }
 
 func (a *Server) requestList(w http.ResponseWriter, r *http.Request) {

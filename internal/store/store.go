@@ -438,6 +438,39 @@ func PageLimit(limit int) int {
 	return min(limit, MaxPageLimit)
 }
 
+// FetchPage fetches one page of a newest-first list, at most limit rows
+// after cursor, and the cursor of the next page ("" when none follows).
+// fetch reads the list with a cursor and a limit. FetchPage asks it for
+// one row more than the page to know whether another page follows; at
+// [MaxPageLimit], which no list exceeds, it probes for the row after the
+// page instead, so a full last page gets no cursor to an empty one. limit
+// must be from 1 to MaxPageLimit.
+func FetchPage[T any](ctx context.Context, cursor string, limit int, fetch func(ctx context.Context, cursor string, limit int) ([]*T, error), id func(*T) string) ([]*T, string, error) {
+	ask := limit
+	if limit < MaxPageLimit {
+		ask = limit + 1
+	}
+	rows, err := fetch(ctx, cursor, ask)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		return rows, id(rows[len(rows)-1]), nil
+	}
+	if len(rows) == limit && ask == limit && len(rows) > 0 {
+		next := id(rows[len(rows)-1])
+		more, err := fetch(ctx, next, 1)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(more) > 0 {
+			return rows, next, nil
+		}
+	}
+	return rows, "", nil
+}
+
 // Page sizes of every list.
 const (
 	// DefaultPageLimit is a list's page size when it sets none.

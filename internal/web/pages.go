@@ -138,19 +138,13 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // fetchPage fetches one page of a newest-first list and the cursor of the
-// next one, asking for one row more than it shows.
+// next one, by [store.FetchPage], as the API pages.
 func fetchPage[T any](ctx context.Context, p listParams, fetch func(context.Context, listParams) ([]*T, error), id func(*T) string) ([]*T, string, error) {
-	q := p
-	q.Limit = p.Limit + 1
-	rows, err := fetch(ctx, q)
-	if err != nil {
-		return nil, "", err
-	}
-	if len(rows) > p.Limit {
-		rows = rows[:p.Limit]
-		return rows, id(rows[len(rows)-1]), nil
-	}
-	return rows, "", nil
+	return store.FetchPage(ctx, p.Cursor, p.Limit, func(ctx context.Context, cursor string, limit int) ([]*T, error) {
+		q := p
+		q.Cursor, q.Limit = cursor, limit
+		return fetch(ctx, q)
+	}, id)
 }
 
 func (w *Server) listRequests(ctx context.Context, p listParams) ([]*store.Request, error) {
