@@ -297,3 +297,32 @@ func TestHeldNotSentAfterLeaseRanOut(t *testing.T) {
 		t.Errorf("the other instance's claim was disturbed: %+v", d)
 	}
 }
+
+// TestHeldGivenBackWhileSlotsBusy: a held delivery whose lease is half
+// gone is given back (and claimed again under a fresh lease) even while
+// every slot stays busy, rather than kept from other instances until its
+// lease runs out; the claims it went through use up no attempt.
+func TestHeldGivenBackWhileSlotsBusy(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rc, release := blockFirst(t, http.StatusOK)
+	addDest(t, s, &store.Destination{Name: "app", URL: rc.srv.URL, MaxConcurrency: 1, Timeout: store.Duration(time.Minute)})
+	first := ingest(t, s, []byte(`{"n":1}`), "application/json", "app").DeliveryIDs[0]
+	start(t, s, &deliver.Options{Lease: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	waitFor(t, "the first request", func() bool { return rc.count() == 1 })
+	second := ingest(t, s, []byte(`{"n":2}`), "application/json", "app").DeliveryIDs[0]
+	held := waitHeld(t, s, rc, second)
+	waitFor(t, "the held delivery to be given back and claimed again", func() bool {
+		d := getDelivery(t, s, second)
+		return d.Attempts == 1 && d.NextAttemptAt.After(held.NextAttemptAt)
+	})
+	if n := rc.count(); n != 1 {
+		t.Fatalf("the receiver saw %d requests with the one slot busy, want 1", n)
+	}
+	release()
+	waitStatus(t, s, first, store.DeliverySucceeded)
+	d := waitStatus(t, s, second, store.DeliverySucceeded)
+	if as := listAttempts(t, s, second); d.Attempts != 1 || len(as) != 1 || as[0].Number != 1 {
+		t.Errorf("second delivery: attempts %d, recorded %+v; want one attempt, number 1", d.Attempts, as)
+	}
+}

@@ -354,9 +354,9 @@ func (w *worker) sleep(wait time.Duration) bool {
 
 // pump starts held deliveries while slots are free, oldest claim first,
 // and gives back to the store those that may no longer be sent. It is
-// called by the run loop after each claim and before it sleeps, and by
-// each attempt as soon as its exchange frees a slot, so that a freed slot
-// is refilled without waiting for a claim.
+// called at each turn of the run loop (every wake-up and poll) and after
+// each claim, and by each attempt as soon as its exchange frees a slot, so
+// that a freed slot is refilled without waiting for a claim.
 //
 // A held delivery is sent under the configuration in force when its slot
 // frees, as if it were claimed then, and only if a claim then could have
@@ -384,10 +384,12 @@ func (w *worker) pump() {
 	w.mu.Lock()
 	blocked := stopping || cfg.err != nil || cfg.dest.Paused || w.hold
 	open := cfg.circuit.Enabled() && w.br.state.State != store.CircuitClosed
-	for len(w.held) > 0 && (blocked || w.inflight < slots) {
-		h := w.held[0]
-		w.held[0] = heldDelivery{}
-		w.held = w.held[1:]
+	// Every held delivery is looked at, not only those a free slot would
+	// take: one that may no longer be sent is given back at once, even
+	// while every slot stays busy (a slow receiver), rather than kept from
+	// other instances until its lease runs out.
+	kept := w.held[:0]
+	for _, h := range w.held {
 		isProbe := w.br.probing && w.br.probe == h.dl.ID
 		switch {
 		case blocked,
@@ -399,11 +401,15 @@ func (w *worker) pump() {
 				w.br.probe = "" // the next claim probes instead
 			}
 			back = append(back, h.dl)
-		default:
+		case w.inflight < slots:
 			w.inflight++
 			send = append(send, h.dl)
+		default:
+			kept = append(kept, h)
 		}
 	}
+	clear(w.held[len(kept):])
+	w.held = kept
 	if len(w.held) == 0 {
 		w.held = nil // let the backing array go
 	}
