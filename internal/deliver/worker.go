@@ -247,7 +247,7 @@ func (w *worker) capacity(cfg *destConfig) int {
 // interval passes.
 func (w *worker) run() {
 	// On the way out the worker is stopping: pump gives back what it holds.
-	defer w.pump()
+	defer w.pump(true)
 	var errDelay time.Duration
 	for {
 		if w.ctx.Err() != nil {
@@ -258,7 +258,7 @@ func (w *worker) run() {
 		// A pause, a reload or a circuit that opened may have made held
 		// deliveries unsendable: give them back now rather than when a
 		// slot frees.
-		w.pump()
+		w.pump(true)
 		wait := w.d.opts.PollInterval
 		n := w.capacity(cfg)
 		if limit, wakeAt := w.circuitGate(cfg); limit >= 0 {
@@ -301,7 +301,7 @@ func (w *worker) run() {
 				w.held = append(w.held, heldDelivery{dl: dl, cfg: cfg})
 			}
 			w.mu.Unlock()
-			w.pump()
+			w.pump(false)
 			if len(ds) == n {
 				// There may be more due; capacity decides.
 				continue
@@ -374,8 +374,12 @@ func (w *worker) sleep(wait time.Duration) bool {
 //     before another instance could claim it.
 //
 // Whatever fails these is given back at once, due again, its unused
-// attempt number taken back.
-func (w *worker) pump() {
+// attempt number taken back. With full, every held delivery is looked at,
+// not only those the free slots take: the run loop's turns so give back
+// one that may no longer be sent even while every slot stays busy (a slow
+// receiver), rather than keep it from other instances until its lease
+// runs out. An attempt that frees its slot looks only at what it starts.
+func (w *worker) pump(full bool) {
 	cfg := w.cfg.Load()
 	now := w.d.now()
 	slots, _ := cfg.slots()
@@ -384,12 +388,12 @@ func (w *worker) pump() {
 	w.mu.Lock()
 	blocked := stopping || cfg.err != nil || cfg.dest.Paused || w.hold
 	open := cfg.circuit.Enabled() && w.br.state.State != store.CircuitClosed
-	// Every held delivery is looked at, not only those a free slot would
-	// take: one that may no longer be sent is given back at once, even
-	// while every slot stays busy (a slow receiver), rather than kept from
-	// other instances until its lease runs out.
 	kept := w.held[:0]
-	for _, h := range w.held {
+	for i, h := range w.held {
+		if !full && !blocked && w.inflight >= slots {
+			kept = append(kept, w.held[i:]...)
+			break
+		}
 		isProbe := w.br.probing && w.br.probe == h.dl.ID
 		switch {
 		case blocked,
@@ -469,7 +473,7 @@ func (w *worker) release() {
 	w.mu.Lock()
 	w.inflight--
 	w.mu.Unlock()
-	w.pump()
+	w.pump(false)
 	w.wake()
 }
 
