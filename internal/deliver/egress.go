@@ -35,7 +35,10 @@ import (
 // the target itself, checks it and hands the proxy the address, so the
 // proxy cannot be steered elsewhere; through an HTTP proxy it checks the
 // target's addresses as mailroom resolves them before sending. The proxy's
-// own address is the operator's choice and is not checked.
+// own address is checked too, unless the config file names it (the
+// default delivery.proxy, or the proxy of a destination the file
+// declares): a proxy set through the API is one more way to reach an
+// address, and an operator token may not reach what the guard refuses.
 type egress struct {
 	guard   *netguard.Policy
 	base    *http.Client
@@ -91,21 +94,32 @@ func (e *egress) client(dest *store.Destination) (*http.Client, error) {
 	if px == "" && t == (store.ClientTLS{}) {
 		return e.base, nil
 	}
+	guardProxy := px != "" && !e.trustedProxy(dest, px)
 	key, err := egressKey(px, t)
 	if err != nil {
 		return nil, err
+	}
+	if guardProxy {
+		key += "|guarded"
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c := e.clients[key]; c != nil {
 		return c, nil
 	}
-	c, err := e.build(px, t)
+	c, err := e.build(px, t, guardProxy)
 	if err != nil {
 		return nil, err
 	}
 	e.clients[key] = c
 	return c, nil
+}
+
+// trustedProxy says whether px, the proxy dest's deliveries go through, is
+// the config file's choice: delivery.proxy, or the proxy of a destination
+// the file declares. Any other proxy's address must pass the guard.
+func (e *egress) trustedProxy(dest *store.Destination, px string) bool {
+	return (e.def != "" && px == e.def) || dest.ManagedBy == store.ManagedByConfig
 }
 
 // egressKey names a client: the proxy, the TLS settings and the files'
@@ -129,8 +143,9 @@ func egressKey(px string, t store.ClientTLS) (string, error) {
 	return b.String(), nil
 }
 
-// build makes a client for proxy px (may be empty) and client TLS t.
-func (e *egress) build(px string, t store.ClientTLS) (*http.Client, error) {
+// build makes a client for proxy px (may be empty) and client TLS t;
+// guardProxy dials the proxy itself through the guard.
+func (e *egress) build(px string, t store.ClientTLS, guardProxy bool) (*http.Client, error) {
 	tr := newTransport(e.guard)
 	if t != (store.ClientTLS{}) {
 		cfg, err := clientTLS(t)
@@ -148,13 +163,13 @@ func (e *egress) build(px string, t store.ClientTLS) (*http.Client, error) {
 		switch pu.Scheme {
 		case "socks5", "socks5h":
 			tr.Proxy = nil
-			tr.DialContext, err = e.socksDial(pu)
+			tr.DialContext, err = e.socksDial(pu, guardProxy)
 			if err != nil {
 				return nil, err
 			}
 		default:
 			tr.Proxy = http.ProxyURL(pu)
-			tr.DialContext = e.proxyDial(pu)
+			tr.DialContext = e.proxyDial(pu, guardProxy)
 			tr.OnProxyConnectResponse = proxyRefusal
 			rt = &checkTarget{next: tr, guard: e.guard}
 		}
@@ -208,33 +223,42 @@ func proxyRefusal(_ context.Context, pu *url.URL, _ *http.Request, res *http.Res
 	return nil
 }
 
-// proxyDial dials the HTTP proxy at pu as it is, and anything else (a
-// target the transport reaches without the proxy) through the guard.
-func (e *egress) proxyDial(pu *url.URL) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// proxyDial dials the HTTP proxy at pu (through the guard if guardProxy),
+// and anything else (a target the transport reaches without the proxy)
+// through the guard.
+func (e *egress) proxyDial(pu *url.URL, guardProxy bool) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	guarded := e.guard.DialContext(newDialer())
 	proxyAddr := hostPort(pu)
-	plain := newDialer()
+	toProxy := e.proxyDialer(guardProxy)
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if addr == proxyAddr {
-			c, err := plain.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, &proxyError{err}
-			}
-			return c, nil
+			return toProxy.DialContext(ctx, network, addr)
 		}
 		return guarded(ctx, network, addr)
 	}
 }
 
-// proxyDialer dials a proxy, marking its failures as the proxy's.
-type proxyDialer struct{ d *net.Dialer }
+// proxyDialer returns the dialer of a proxy's own address: through the
+// guard if guarded, else as it is.
+func (e *egress) proxyDialer(guarded bool) proxyDialer {
+	if guarded {
+		return proxyDialer{e.guard.DialContext(newDialer())}
+	}
+	return proxyDialer{newDialer().DialContext}
+}
+
+// proxyDialer dials a proxy, marking its failures (a guard's refusal
+// among them) as the proxy's: the attempt never reached the receiver.
+type proxyDialer struct {
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
 
 func (p proxyDialer) Dial(network, addr string) (net.Conn, error) {
 	return p.DialContext(context.Background(), network, addr)
 }
 
 func (p proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := p.d.DialContext(ctx, network, addr)
+	c, err := p.dial(ctx, network, addr)
 	if err != nil {
 		return nil, &proxyError{err}
 	}
@@ -268,13 +292,13 @@ func socksError(ctx context.Context, err error) error {
 // resolved and checked here, and the proxy is given its address, so what
 // the guard checked is what is reached (socks5h hands the proxy the name
 // instead, once its addresses passed the check).
-func (e *egress) socksDial(pu *url.URL) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
+func (e *egress) socksDial(pu *url.URL, guardProxy bool) (func(ctx context.Context, network, addr string) (net.Conn, error), error) {
 	var auth *proxy.Auth
 	if pu.User != nil {
 		pw, _ := pu.User.Password()
 		auth = &proxy.Auth{User: pu.User.Username(), Password: pw}
 	}
-	d, err := proxy.SOCKS5("tcp", hostPort(pu), auth, proxyDialer{newDialer()})
+	d, err := proxy.SOCKS5("tcp", hostPort(pu), auth, e.proxyDialer(guardProxy))
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}

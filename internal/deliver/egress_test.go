@@ -141,6 +141,46 @@ func TestHTTPProxy(t *testing.T) {
 	}
 }
 
+// TestOwnProxyGuarded: the address of a destination's own proxy must pass
+// the guard when the destination was made through the API (an operator
+// token must not reach, through a proxy it names, an address the guard
+// refuses as a destination); the config file's proxies (delivery.proxy,
+// and the proxy of a destination the file declares) are the operator's
+// choice and are dialed as they are. The target is a public address
+// literal that the proxy routes to the loopback receiver, and the guard
+// refuses loopback.
+func TestOwnProxyGuarded(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rc := newAuthReceiver(t, nil)
+	const public = "93.184.216.34"
+	rcu, _ := url.Parse(rc.srv.URL)
+	px := newForwardProxy(t, map[string]string{public: rcu.Host})
+	own := newForwardProxy(t, map[string]string{public: rcu.Host}) // not delivery.proxy
+	target := "http://" + public + "/hooks"
+	addDest(t, s, &store.Destination{Name: "api", URL: target, Proxy: own.srv.URL, ManagedBy: store.ManagedByAPI,
+		Retry: store.RetryPolicy{MaxAttempts: 1}})
+	addDest(t, s, &store.Destination{Name: "file", URL: target, Proxy: own.srv.URL, ManagedBy: store.ManagedByConfig})
+	addDest(t, s, &store.Destination{Name: "default", URL: target, ManagedBy: store.ManagedByAPI})
+	res := ingest(t, s, []byte(`{}`), "application/json", "api", "file", "default")
+	start(t, s, &deliver.Options{Guard: netguard.New(netguard.Options{}), Proxy: px.srv.URL, PollInterval: 20 * time.Millisecond})
+
+	waitStatus(t, s, res.DeliveryIDs[1], store.DeliverySucceeded)
+	waitStatus(t, s, res.DeliveryIDs[2], store.DeliverySucceeded)
+	if msg := lastError(t, s, res.DeliveryIDs[0]); !strings.Contains(msg, "proxy:") || !strings.Contains(msg, "loopback address") {
+		t.Errorf("an API destination's loopback proxy: %q, want the guard's refusal of the proxy", msg)
+	}
+	waitStatus(t, s, res.DeliveryIDs[0], store.DeliveryDead)
+	// delivery.proxy carried "default"; the other proxy carried "file"
+	// and nothing of "api".
+	if seen := px.requests(); len(seen) != 1 {
+		t.Errorf("delivery.proxy saw %q, want one delivery", seen)
+	}
+	if seen := own.requests(); len(seen) != 1 {
+		t.Errorf("the destinations' own proxy saw %q, want only the config destination's delivery", seen)
+	}
+}
+
 // TestDefaultProxyAndNoProxy: Options.Proxy applies to every destination
 // but those that say "direct" or whose host NoProxy lists.
 func TestDefaultProxyAndNoProxy(t *testing.T) {
