@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -274,4 +275,62 @@ func resultText(res *mcp.CallToolResult) string {
 		}
 	}
 	return b.String()
+}
+
+// TestListEventsPaging pages list_events over the go-sdk client: a page
+// that holds the last event carries no next_cursor (a cursor there led an
+// agent to an empty page), and the cursor of a fuller list reaches every
+// event once.
+func TestListEventsPaging(t *testing.T) {
+	e := newEnv(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	want := map[string]bool{}
+	for i := range 3 {
+		want[e.sendStripeBody(fmt.Sprintf(`{"id":"evt_page%d","type":"paged","data":{"object":{}}}`, i))] = true
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "go-sdk-test", Version: "1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: e.url + "/mcp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	page := func(args map[string]any) (ids []string, next string) {
+		t.Helper()
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: args})
+		if err != nil || res.IsError {
+			t.Fatalf("list_events %v: %v %+v", args, err, res)
+		}
+		b, _ := json.Marshal(res.StructuredContent)
+		var out struct {
+			Events []struct {
+				ID string `json:"id"`
+			} `json:"events"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range out.Events {
+			ids = append(ids, ev.ID)
+		}
+		return ids, out.NextCursor
+	}
+	if ids, next := page(map[string]any{"type": "paged", "limit": 3}); len(ids) != 3 || next != "" {
+		t.Errorf("limit 3 of 3: %v, next_cursor %q, want 3 events and none", ids, next)
+	}
+	first, next := page(map[string]any{"type": "paged", "limit": 2})
+	if len(first) != 2 || next == "" {
+		t.Fatalf("limit 2 of 3: %v, next_cursor %q, want 2 events and a cursor", first, next)
+	}
+	rest, next2 := page(map[string]any{"type": "paged", "limit": 2, "cursor": next})
+	if len(rest) != 1 || next2 != "" {
+		t.Errorf("second page: %v, next_cursor %q, want 1 event and none", rest, next2)
+	}
+	for _, id := range append(first, rest...) {
+		if !want[id] {
+			t.Errorf("event %s listed twice or not sent", id)
+		}
+		delete(want, id)
+	}
 }

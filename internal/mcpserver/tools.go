@@ -166,11 +166,15 @@ func (s *Server) listEvents(ctx context.Context, _ *mcp.CallToolRequest, a listE
 	if len(a.Where) > 0 || a.Query != "" {
 		return s.searchEvents(ctx, p, a)
 	}
-	evs, err := s.store.EventList(ctx, p)
+	evs, next, err := store.FetchPage(ctx, p.Cursor, p.Limit, func(ctx context.Context, cursor string, limit int) ([]*store.Event, error) {
+		q := *p
+		q.Cursor, q.Limit = cursor, limit
+		return s.store.EventList(ctx, &q)
+	}, func(e *store.Event) string { return e.ID })
 	if err != nil {
 		return nil, eventList{}, fmt.Errorf("list events: %w", err)
 	}
-	out := eventList{Events: evs, NextCursor: toolNextCursor(evs, p.Limit, func(e *store.Event) string { return e.ID })}
+	out := eventList{Events: evs, NextCursor: next}
 	if out.Events == nil {
 		out.Events = []*store.Event{}
 	}
@@ -193,15 +197,6 @@ func toolPageLimit(limit int) int {
 	return min(limit, toolMaxLimit)
 }
 
-// toolNextCursor is the next_cursor of a list tool's page of rows asked
-// with limit: the last row's id when the page is full (the next page may
-// then be empty), else none.
-func toolNextCursor[T any](rows []*T, limit int, id func(*T) string) string {
-	if len(rows) == 0 || len(rows) < limit {
-		return ""
-	}
-	return id(rows[len(rows)-1])
-}
 
 // searchEvents is list_events with where or query: one bounded store
 // search (see [store.History.EventSearch]), whose page may be short, even
@@ -359,11 +354,15 @@ func (s *Server) listDeadDeliveries(ctx context.Context, _ *mcp.CallToolRequest,
 	}
 	p := &store.DeliveryListParams{Project: c.project, Destination: dst, Status: store.DeliveryDead, Cursor: a.Cursor, Limit: a.Limit}
 	p.Limit = toolPageLimit(p.Limit)
-	ds, err := s.store.DeliveryList(ctx, p)
+	ds, next, err := store.FetchPage(ctx, p.Cursor, p.Limit, func(ctx context.Context, cursor string, limit int) ([]*store.Delivery, error) {
+		q := *p
+		q.Cursor, q.Limit = cursor, limit
+		return s.store.DeliveryList(ctx, &q)
+	}, func(d *store.Delivery) string { return d.ID })
 	if err != nil {
 		return nil, deliveryList{}, fmt.Errorf("list dead deliveries: %w", err)
 	}
-	out := deliveryList{Deliveries: ds, NextCursor: toolNextCursor(ds, p.Limit, func(d *store.Delivery) string { return d.ID })}
+	out := deliveryList{Deliveries: ds, NextCursor: next}
 	if out.Deliveries == nil {
 		out.Deliveries = []*store.Delivery{}
 	}
