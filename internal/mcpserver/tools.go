@@ -197,7 +197,6 @@ func toolPageLimit(limit int) int {
 	return min(limit, toolMaxLimit)
 }
 
-
 // searchEvents is list_events with where or query: one bounded store
 // search (see [store.History.EventSearch]), whose page may be short, even
 // empty, while next_cursor is set.
