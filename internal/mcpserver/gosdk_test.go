@@ -229,24 +229,8 @@ func TestListEventsSearch(t *testing.T) {
 	defer cs.Close()
 	list := func(args map[string]any) []string {
 		t.Helper()
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: args})
-		if err != nil || res.IsError {
-			t.Fatalf("list_events %v: %v %+v", args, err, res)
-		}
-		b, _ := json.Marshal(res.StructuredContent)
-		var out struct {
-			Events []struct {
-				ID string `json:"id"`
-			} `json:"events"`
-		}
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for _, ev := range out.Events {
-			got = append(got, ev.ID)
-		}
-		return got
+		ids, _ := listEvents(ctx, t, cs, args)
+		return ids
 	}
 	if got := list(map[string]any{"where": []string{"data.object.n=9007199254740993"}}); len(got) != 1 || got[0] != ids[1] {
 		t.Errorf("where n=2^53+1: %v, want [%s]", got, ids[1])
@@ -297,24 +281,7 @@ func TestListEventsPaging(t *testing.T) {
 	defer cs.Close()
 	page := func(args map[string]any) (ids []string, next string) {
 		t.Helper()
-		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: args})
-		if err != nil || res.IsError {
-			t.Fatalf("list_events %v: %v %+v", args, err, res)
-		}
-		b, _ := json.Marshal(res.StructuredContent)
-		var out struct {
-			Events []struct {
-				ID string `json:"id"`
-			} `json:"events"`
-			NextCursor string `json:"next_cursor"`
-		}
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatal(err)
-		}
-		for _, ev := range out.Events {
-			ids = append(ids, ev.ID)
-		}
-		return ids, out.NextCursor
+		return listEvents(ctx, t, cs, args)
 	}
 	if ids, next := page(map[string]any{"type": "paged", "limit": 3}); len(ids) != 3 || next != "" {
 		t.Errorf("limit 3 of 3: %v, next_cursor %q, want 3 events and none", ids, next)
@@ -333,4 +300,28 @@ func TestListEventsPaging(t *testing.T) {
 		}
 		delete(want, id)
 	}
+}
+
+// listEvents calls list_events with args and returns the ids it listed and
+// its next_cursor; a protocol or tool error fails the test.
+func listEvents(ctx context.Context, t *testing.T, cs *mcp.ClientSession, args map[string]any) (ids []string, next string) {
+	t.Helper()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "list_events", Arguments: args})
+	if err != nil || res.IsError {
+		t.Fatalf("list_events %v: %v %+v", args, err, res)
+	}
+	b, _ := json.Marshal(res.StructuredContent)
+	var out struct {
+		Events []struct {
+			ID string `json:"id"`
+		} `json:"events"`
+		NextCursor string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range out.Events {
+		ids = append(ids, ev.ID)
+	}
+	return ids, out.NextCursor
 }
